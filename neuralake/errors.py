@@ -14,3 +14,27 @@ class ConfigError(NeuralakeError, ValueError):
 
 class StackError(NeuralakeError, RuntimeError):
     """A service of the stack could not start, answer, or stop."""
+
+
+class StorageError(NeuralakeError, OSError):
+    """The warehouse's object store cannot be used: the fix is in the settings or the stack."""
+
+
+class EndpointUnreachableError(StorageError):
+    """Nothing answers at the S3 endpoint (stack down, wrong host or port)."""
+
+
+class CredentialsError(StorageError):
+    """The S3 server refused the access key or secret."""
+
+
+class BucketNotFoundError(StorageError):
+    """The warehouse's bucket does not exist on the S3 server."""
+
+
+class TableNotFoundError(NeuralakeError, FileNotFoundError):
+    """There is no Delta table at the URI (never written, or a typo in the name)."""
+
+
+class TableSchemaError(NeuralakeError, ValueError):
+    """Data does not match the Delta table's schema, and the table was left unchanged."""

@@ -1,0 +1,238 @@
+"""Small helpers for looking inside Delta tables, where the raw API is awkward to teach with.
+
+Lessons use ``deltalake`` and ``polars`` directly; these helpers only summarise what those
+APIs return (:func:`inspect`, :func:`history`), read the transaction log on any
+warehouse (:func:`log_files`, :func:`read_commit`), and turn storage failures into
+one-line errors that name the fix (:func:`storage_errors`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import polars as pl
+from deltalake import DeltaTable
+from deltalake.exceptions import SchemaMismatchError
+from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
+
+from neuralake.errors import (
+    BucketNotFoundError,
+    CredentialsError,
+    EndpointUnreachableError,
+    StorageError,
+    TableNotFoundError,
+    TableSchemaError,
+)
+
+# delta-rs' optimize() aims for 100 MiB files (``delta.targetFileSize``); a file under a
+# quarter of that is "small": it costs a request and a footer read for little data.
+TARGET_FILE_BYTES = 100 * 2**20
+SMALL_FILE_BYTES = TARGET_FILE_BYTES // 4
+
+
+def open_table(
+    uri: str, storage_options: dict[str, str] | None = None, version: int | None = None
+) -> DeltaTable:
+    """``DeltaTable(uri)`` with storage failures turned into one-line errors."""
+    with storage_errors(uri, storage_options):
+        return DeltaTable(uri, version=version, storage_options=storage_options or None)
+
+
+def inspect(
+    uri: str,
+    storage_options: dict[str, str] | None = None,
+    *,
+    small_file_bytes: int = SMALL_FILE_BYTES,
+) -> pl.DataFrame:
+    """One row describing the table now: version, files, sizes, small files, protocol."""
+    table = open_table(uri, storage_options)
+    with storage_errors(uri, storage_options):
+        files = pl.DataFrame(table.get_add_actions(flatten=True))
+        protocol = table.protocol()
+        last = table.history(limit=1)[0]
+    sizes = files.get_column("size_bytes")
+    return pl.DataFrame(
+        {
+            "version": [table.version()],
+            "files": [sizes.len()],
+            "rows": [int(files.get_column("num_records").sum())],
+            "bytes": [int(sizes.sum())],
+            "mean_file_bytes": [int(sizes.mean() or 0)],
+            "small_files": [int((sizes < small_file_bytes).sum())],
+            "partition_columns": [table.metadata().partition_columns],
+            "min_reader_version": [protocol.min_reader_version],
+            "min_writer_version": [protocol.min_writer_version],
+            "reader_features": [protocol.reader_features or []],
+            "writer_features": [protocol.writer_features or []],
+            "last_operation": [last["operation"]],
+            "last_commit": [datetime.fromtimestamp(last["timestamp"] / 1000, tz=UTC)],
+        },
+        schema_overrides={
+            "partition_columns": pl.List(pl.String),
+            "reader_features": pl.List(pl.String),
+            "writer_features": pl.List(pl.String),
+        },
+    )
+
+
+def history(uri: str, storage_options: dict[str, str] | None = None) -> pl.DataFrame:
+    """Every commit, newest first: version, UTC time, operation, its parameters and metrics."""
+    table = open_table(uri, storage_options)
+    with storage_errors(uri, storage_options):
+        commits = table.history()
+    return pl.DataFrame(
+        {
+            "version": [c["version"] for c in commits],
+            "timestamp": [datetime.fromtimestamp(c["timestamp"] / 1000, tz=UTC) for c in commits],
+            "operation": [c["operation"] for c in commits],
+            "parameters": [json.dumps(c.get("operationParameters", {})) for c in commits],
+            "metrics": [json.dumps(c.get("operationMetrics", {})) for c in commits],
+        },
+        schema_overrides={"version": pl.Int64, "timestamp": pl.Datetime("us", "UTC")},
+    )
+
+
+# -- the transaction log, read as plain files -------------------------------------------
+
+
+def log_files(uri: str, storage_options: dict[str, str] | None = None) -> pl.DataFrame:
+    """The files in ``_delta_log/``: name and size, in name (= version) order."""
+    with storage_errors(uri, storage_options):
+        listing = _list(f"{uri.rstrip('/')}/_delta_log/", storage_options or {})
+    return pl.DataFrame(listing, schema={"name": pl.String, "bytes": pl.Int64}, orient="row").sort(
+        "name"
+    )
+
+
+def read_commit(
+    uri: str, version: int, storage_options: dict[str, str] | None = None
+) -> list[dict]:
+    """The actions of one commit file, ``_delta_log/<version padded to 20 digits>.json``."""
+    key = f"{uri.rstrip('/')}/_delta_log/{version:020d}.json"
+    with storage_errors(uri, storage_options):
+        text = _read(key, storage_options or {})
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _list(prefix_uri: str, options: dict[str, str]) -> list[tuple[str, int]]:
+    url = urlparse(prefix_uri)
+    if url.scheme == "file":
+        folder = Path(unquote(url.path))
+        if not folder.is_dir():
+            raise FileNotFoundError(folder)
+        return [(p.name, p.stat().st_size) for p in folder.iterdir() if p.is_file()]
+    client = s3_client(options)
+    prefix = url.path.lstrip("/")
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=url.netloc, Prefix=prefix)
+    return [
+        (obj["Key"][len(prefix) :], obj["Size"])
+        for page in pages
+        for obj in page.get("Contents", [])
+        if "/" not in obj["Key"][len(prefix) :]
+    ]
+
+
+def _read(object_uri: str, options: dict[str, str]) -> str:
+    url = urlparse(object_uri)
+    if url.scheme == "file":
+        return Path(unquote(url.path)).read_text()
+    body = s3_client(options).get_object(Bucket=url.netloc, Key=url.path.lstrip("/"))["Body"]
+    return body.read().decode()
+
+
+def s3_client(storage_options: dict[str, str]):
+    """A boto3 S3 client for the same server and credentials as delta-rs' storage options.
+
+    It fails fast (one attempt, 3 s to connect): it is used to explain failures, and a
+    student should not wait for retries to learn that the stack is down.
+    """
+    import boto3
+    from botocore.config import Config
+
+    kwargs = {
+        "endpoint_url": storage_options.get("AWS_ENDPOINT_URL"),
+        "region_name": storage_options.get("AWS_REGION"),
+        "aws_access_key_id": storage_options.get("AWS_ACCESS_KEY_ID"),
+        "aws_secret_access_key": storage_options.get("AWS_SECRET_ACCESS_KEY"),
+    }
+    config = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1})
+    return boto3.client("s3", config=config, **{k: v for k, v in kwargs.items() if v})
+
+
+# -- errors -------------------------------------------------------------------------------
+
+
+@contextmanager
+def storage_errors(uri: str, storage_options: dict[str, str] | None = None) -> Iterator[None]:
+    """Re-raise delta-rs and boto3 failures as one-line errors that name the fix.
+
+    delta-rs reports every S3 failure as a multi-line ``OSError`` chain. When one happens
+    on ``s3://``, a single boto3 ``head_bucket`` call tells the three usual causes apart
+    (nothing listening, refused credentials, missing bucket); anything else is re-raised
+    unchanged rather than guessed at.
+    """
+    try:
+        yield
+    except SchemaMismatchError as error:
+        raise TableSchemaError(
+            f"the data does not match the schema of {uri}: {_first_line(error)}; "
+            "fix the columns or pass schema_mode='merge' to add new ones"
+        ) from error
+    except (DeltaTableNotFound, FileNotFoundError) as error:
+        if (cause := diagnose(uri, storage_options or {})) is not None:
+            raise cause from error
+        raise TableNotFoundError(
+            f"no Delta table at {uri}: write it first (e.g. datagen.write_tables) "
+            "or check the table name"
+        ) from error
+    except OSError as error:
+        if isinstance(error, StorageError):
+            raise
+        if (cause := diagnose(uri, storage_options or {})) is not None:
+            raise cause from error
+        raise
+
+
+def diagnose(uri: str, storage_options: dict[str, str]) -> StorageError | None:
+    """Why ``uri``'s object store fails, as an error naming the fix; None if it answers."""
+    url = urlparse(uri)
+    if url.scheme != "s3":
+        return None
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+    endpoint = storage_options.get("AWS_ENDPOINT_URL", "AWS S3")
+    try:
+        s3_client(storage_options).head_bucket(Bucket=url.netloc)
+    except EndpointConnectionError:
+        return EndpointUnreachableError(
+            f"nothing answers at the S3 endpoint {endpoint}: start the stack "
+            "(neuralake stack up) or fix NEURALAKE_S3_ENDPOINT"
+        )
+    except NoCredentialsError:
+        return CredentialsError(
+            f"no S3 credentials for {endpoint}: set NEURALAKE_S3_ACCESS_KEY_ID "
+            "and NEURALAKE_S3_SECRET_ACCESS_KEY"
+        )
+    except ClientError as error:
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status in (401, 403):
+            return CredentialsError(
+                f"the S3 server at {endpoint} refused the credentials: check "
+                "NEURALAKE_S3_ACCESS_KEY_ID and NEURALAKE_S3_SECRET_ACCESS_KEY"
+            )
+        if status == 404:
+            return BucketNotFoundError(
+                f"bucket {url.netloc!r} does not exist at {endpoint}: create it "
+                "(neuralake stack up creates the lab's bucket) or fix NEURALAKE_S3_BUCKET"
+            )
+        return None
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
