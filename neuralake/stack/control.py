@@ -1,0 +1,257 @@
+"""``neuralake stack up | down | status | logs``: run the stack natively or with Docker.
+
+Both modes serve the same ports, credentials, bucket and topic names, so every
+notebook works with either. ``up`` returns only when every service answers a real
+request; ``down`` stops only what ``up`` started and keeps all data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from neuralake.errors import StackError
+from neuralake.settings import ENV_VARS, Settings, project_dir, settings, stack_marker
+from neuralake.stack import processes
+from neuralake.stack.services import Service, native_services
+
+# Which variable moves each service to other ports, for the "port is taken" error.
+_MOVE_WITH = {
+    "minio": ENV_VARS["s3_endpoint"],
+    "kafka": ENV_VARS["kafka_bootstrap"],
+    "postgres": ENV_VARS["postgres_dsn"],
+    "roapi": ENV_VARS["roapi_http"],
+}
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    mode: str
+    address: str
+    pid: int | None
+    healthy: bool
+    data: str
+    error: str | None = None
+
+
+def up(
+    s: Settings | None = None,
+    *,
+    docker: bool = False,
+    only: list[str] | None = None,
+    echo: Callable[[str], None] = print,
+) -> list[ServiceStatus]:
+    """Start the stack (idempotent) and wait until every service is healthy."""
+    s = s or settings("stack")
+    mode = "docker" if docker else "native"
+    current = _marker(s)
+    if current and current["mode"] != mode:
+        raise StackError(
+            f"the stack is already up in {current['mode']} mode: run `neuralake stack down` first"
+        )
+    services = _select(native_services(s), only)
+    if docker:
+        _compose(s, "up", "--detach", *[svc.name for svc in services])
+    else:
+        for svc in services:
+            _start_native(s, svc, echo)
+    for svc in services:
+        _wait_healthy(s, svc, mode)
+        echo(f"{svc.name:<9} healthy at {svc.address}")
+    _write_marker(s, mode)
+    return status(s)
+
+
+def down(s: Settings | None = None, *, echo: Callable[[str], None] = print) -> list[str]:
+    """Stop what the stack started (pid files or compose), keep the data. Idempotent."""
+    s = s or settings("stack")
+    current = _marker(s)
+    stopped = []
+    if current and current["mode"] == "docker":
+        _compose(s, "down")  # containers go, named volumes (the data) stay
+        stopped = [svc.name for svc in native_services(s)]
+    else:
+        for svc in reversed(native_services(s)):
+            if processes.stop(_pid_file(s, svc.name)):
+                stopped.append(svc.name)
+    _marker_file(s).unlink(missing_ok=True)
+    for name in stopped:
+        echo(f"{name:<9} stopped (data kept in {s.state_dir})")
+    return stopped
+
+
+def status(s: Settings | None = None) -> list[ServiceStatus]:
+    """One row per service: mode, address, pid, health, data folder."""
+    s = s or settings("stack")
+    mode = (_marker(s) or {}).get("mode", "native")
+    rows = []
+    for svc in native_services(s):
+        tracked = processes.running(_pid_file(s, svc.name)) if mode == "native" else None
+        error = None
+        if mode == "native" and tracked is None:
+            error = "not running"
+        else:
+            try:
+                svc.check(s)
+            except Exception as err:  # reported in the row, not raised: status never fails
+                error = _one_line(err)
+        rows.append(
+            ServiceStatus(
+                service=svc.name,
+                mode=mode,
+                address=svc.address,
+                pid=tracked.pid if tracked else None,
+                healthy=error is None,
+                data=str(svc.data_dir),
+                error=error,
+            )
+        )
+    return rows
+
+
+def log_file(s: Settings, service: str) -> Path:
+    return s.state_dir / "logs" / f"{service}.log"
+
+
+def logs(s: Settings | None, service: str, lines: int = 50) -> str:
+    """The last ``lines`` lines a service wrote."""
+    s = s or settings("stack")
+    names = [svc.name for svc in native_services(s)]
+    if service not in names:
+        raise StackError(f"unknown service {service!r}: choose one of {', '.join(names)}")
+    if (_marker(s) or {}).get("mode") == "docker":
+        return _compose(s, "logs", "--no-color", "--tail", str(lines), service)
+    path = log_file(s, service)
+    if not path.exists():
+        raise StackError(f"{service} has no log yet ({path}): start it with `neuralake stack up`")
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def as_json(rows: list[ServiceStatus]) -> str:
+    return json.dumps([asdict(row) for row in rows], indent=2)
+
+
+# --- native mode ---------------------------------------------------------------------
+
+
+def _start_native(s: Settings, svc: Service, echo: Callable[[str], None]) -> None:
+    pid_file = _pid_file(s, svc.name)
+    if processes.running(pid_file):
+        echo(f"{svc.name:<9} already running")
+        return
+    for port in svc.ports:
+        if not processes.port_is_free(port):
+            raise StackError(
+                f"port {port} needed by {svc.name} is held by {processes.port_holder(port)}: "
+                f"stop that process, or move the stack with {_MOVE_WITH[svc.name]}"
+            )
+    if svc.prepare:
+        try:
+            svc.prepare()
+        except subprocess.CalledProcessError as err:
+            raise StackError(
+                f"preparing {svc.name} failed: {_one_line(err.stderr or err)}"
+            ) from err
+    log = log_file(s, svc.name)
+    processes.start(
+        svc.command(),
+        pid_file=pid_file,
+        log_file=log,
+        env={**os.environ, **svc.env},
+        cwd=s.state_dir,
+        user=svc.user,
+    )
+    echo(f"{svc.name:<9} started, log: {log}")
+
+
+def _wait_healthy(s: Settings, svc: Service, mode: str) -> None:
+    log = log_file(s, svc.name)
+    pid_file = _pid_file(s, svc.name)
+
+    def died() -> None:
+        if mode == "native" and processes.running(pid_file) is None:
+            code = processes.exit_code(pid_file)
+            raise StackError(
+                f"{svc.name} exited during start (exit code {code}): see {log}: {_last_line(log)}"
+            )
+
+    try:
+        processes.wait_until(lambda: svc.check(s), timeout=svc.start_timeout, died=died)
+    except StackError:
+        raise
+    except Exception as err:
+        where = f"see {log}" if mode == "native" else f"see `neuralake stack logs {svc.name}`"
+        raise StackError(
+            f"{svc.name} did not answer within {svc.start_timeout:.0f} s "
+            f"({_one_line(err)}): {where}"
+        ) from err
+
+
+def _pid_file(s: Settings, name: str) -> Path:
+    return s.state_dir / "stack" / f"{name}.pid"
+
+
+# --- docker mode ---------------------------------------------------------------------
+
+
+def _compose(s: Settings, *args: str) -> str:
+    if shutil.which("docker") is None:
+        raise StackError("Docker is not installed: use the native stack (`neuralake stack up`)")
+    cmd = ["docker", "compose", "-f", str(project_dir() / "docker-compose.yml"), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(
+            f"`docker compose {args[0]}` failed: {_one_line(result.stderr)}; "
+            "is the Docker engine running? Or use the native stack (`neuralake stack up`)"
+        )
+    return result.stdout
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _select(services: list[Service], only: list[str] | None) -> list[Service]:
+    if not only:
+        return services
+    names = [svc.name for svc in services]
+    unknown = [name for name in only if name not in names]
+    if unknown:
+        raise StackError(f"unknown service {unknown[0]!r}: choose from {', '.join(names)}")
+    return [svc for svc in services if svc.name in only]
+
+
+def _marker_file(s: Settings) -> Path:
+    return s.state_dir / "stack" / stack_marker().name
+
+
+def _marker(s: Settings) -> dict | None:
+    try:
+        return json.loads(_marker_file(s).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _write_marker(s: Settings, mode: str) -> None:
+    marker = _marker_file(s)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"mode": mode, "since": datetime.now(UTC).isoformat()}))
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except FileNotFoundError:
+        return "(no log)"
+    return lines[-1][:200] if lines else "(empty log)"
+
+
+def _one_line(err: object) -> str:
+    text = " ".join(str(err).split())
+    return text[:200] or type(err).__name__
