@@ -67,7 +67,9 @@ def install_all(cache: Path | None = None, echo=print) -> None:
     """Everything the native stack needs. Safe to run again: done steps are skipped."""
     echo(f"MinIO   {versions.MINIO_GO_VERSION}: {install_minio(cache)}")
     echo(f"Kafka   {versions.KAFKA_VERSION}: {len(install_kafka(cache).split(os.pathsep))} jars")
-    echo(f"Spark   delta-spark {versions.DELTA_SPARK_VERSION}: {len(install_spark_jars(cache))} jars")
+    echo(
+        f"Spark   delta-spark {versions.DELTA_SPARK_VERSION}: {len(install_spark_jars(cache))} jars"
+    )
 
 
 def _classpath_file(name: str, version: str, cache: Path | None) -> Path:
@@ -85,10 +87,18 @@ def _install_classpath(name: str, version: str, cache: Path | None, what: str) -
     pom = project_dir() / "deps" / name / "pom.xml"
     tmp = out.with_suffix(".tmp")
     _run(
-        ["mvn", "-B", "-q", "-Dstyle.color=never", "-f", str(pom),
-         "dependency:build-classpath", f"-Dmdep.outputFile={tmp}"],
+        [
+            "mvn",
+            "-B",
+            "-q",
+            "-Dstyle.color=never",
+            "-f",
+            str(pom),
+            "dependency:build-classpath",
+            f"-Dmdep.outputFile={tmp}",
+        ],
         what=what,
-    )  # fmt: skip
+    )
     tmp.rename(out)
     return _read_classpath(out, what)
 

@@ -8,6 +8,7 @@ ours only while pid *and* start time still match.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -152,7 +153,5 @@ def _group_of(pid: int) -> list[psutil.Process]:
 
 def _signal_group(procs: list[psutil.Process], sig: int) -> None:
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):  # already gone: what we wanted
             proc.send_signal(sig)
-        except psutil.NoSuchProcess:
-            pass  # it already exited: that is what we wanted

@@ -62,10 +62,14 @@ def minio(s: Settings) -> Service:
         ports=(port, port + 1),
         data_dir=data,
         command=lambda: [
-            str(minio_binary(s.cache_dir)), "server", str(data),
-            "--address", f"{url.hostname}:{port}",
-            "--console-address", f"{url.hostname}:{port + 1}",
-        ],  # fmt: skip
+            str(minio_binary(s.cache_dir)),
+            "server",
+            str(data),
+            "--address",
+            f"{url.hostname}:{port}",
+            "--console-address",
+            f"{url.hostname}:{port + 1}",
+        ],
         env={
             "MINIO_ROOT_USER": s.access_key_id or "",
             "MINIO_ROOT_PASSWORD": s.secret_access_key or "",
@@ -91,10 +95,19 @@ def kafka(s: Settings) -> Service:
         if not (data / "meta.properties").exists():  # format storage on first start only
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             subprocess.run(
-                [*_java(home, s.cache_dir), "kafka.tools.StorageTool", "format",
-                 "-t", cluster_id, "-c", str(properties)],
-                check=True, capture_output=True, text=True,
-            )  # fmt: skip
+                [
+                    *_java(home, s.cache_dir),
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(properties),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
 
     return Service(
         name="kafka",
@@ -123,11 +136,21 @@ def postgres(s: Settings) -> Service:
         password.write_text(dsn.password or "")
         _chown(user, home)
         subprocess.run(
-            [str(_postgres_bindir() / "initdb"), "-D", str(data), f"--username={dsn.username}",
-             f"--pwfile={password}", "--auth=scram-sha-256", "--encoding=UTF8",
-             "--locale=C"],
-            check=True, capture_output=True, text=True, user=user,
-        )  # fmt: skip
+            [
+                str(_postgres_bindir() / "initdb"),
+                "-D",
+                str(data),
+                f"--username={dsn.username}",
+                f"--pwfile={password}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            user=user,
+        )
         password.unlink()
 
     return Service(
@@ -136,10 +159,16 @@ def postgres(s: Settings) -> Service:
         ports=(dsn.port,),
         data_dir=data,
         command=lambda: [
-            str(_postgres_bindir() / "postgres"), "-D", str(data), "-p", str(dsn.port),
-            "-c", f"listen_addresses={dsn.hostname}",
-            "-c", f"unix_socket_directories={sockets}",
-        ],  # fmt: skip
+            str(_postgres_bindir() / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(dsn.port),
+            "-c",
+            f"listen_addresses={dsn.hostname}",
+            "-c",
+            f"unix_socket_directories={sockets}",
+        ],
         check=health.check_postgres,
         start_timeout=60,
         prepare=prepare,
@@ -150,7 +179,8 @@ def postgres(s: Settings) -> Service:
 def roapi(s: Settings) -> Service:
     config = roapi_config_path(s)
     binary = Path(sys.executable).parent / "roapi"  # shipped by the roapi wheel
-    ports = tuple(int(a.rsplit(":", 1)[1]) for a in (s.roapi_http, s.roapi_postgres, s.roapi_flight_sql))
+    addresses = (s.roapi_http, s.roapi_postgres, s.roapi_flight_sql)
+    ports = tuple(int(address.rsplit(":", 1)[1]) for address in addresses)
     return Service(
         name="roapi",
         address=f"http://{s.roapi_http}",
@@ -209,9 +239,13 @@ logger.request.level = WARN
 
 def _postgres_bindir() -> Path:
     wanted = Path(f"/usr/lib/postgresql/{versions.POSTGRES_MAJOR}/bin")
-    found = [wanted] if wanted.exists() else sorted(map(Path, glob.glob("/usr/lib/postgresql/*/bin")))
+    if wanted.exists():
+        return wanted
+    found = sorted(Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin"))
     if not found:
-        raise StackError("PostgreSQL is not installed: run `make setup` (apt-get install postgresql)")
+        raise StackError(
+            "PostgreSQL is not installed: run `make setup` (apt-get install postgresql)"
+        )
     return found[-1]
 
 
