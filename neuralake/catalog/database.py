@@ -1,0 +1,77 @@
+"""Databases: a named set of tables. A Python module is a database.
+
+``ModuleDatabase(neuro)`` collects every table object defined at the top level of the
+module ``neuro`` -- ``DeltaTable(...)``, ``ParquetTable(...)``, ``@table`` functions --
+so adding a table to the catalog is adding a declaration to a file, reviewed like code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Protocol, runtime_checkable
+
+import polars as pl
+
+from neuralake.catalog.errors import CatalogError, UnknownNameError
+from neuralake.catalog.filters import Filters
+from neuralake.catalog.tables import Table
+from neuralake.settings import Settings
+
+
+@runtime_checkable
+class Database(Protocol):
+    """What the catalog needs from a database: its tables, by name."""
+
+    def tables(self) -> dict[str, Table]: ...
+
+    def table(
+        self,
+        name: str,
+        filters: Filters | None = None,
+        columns: Sequence[str] | None = None,
+        settings: Settings | None = None,
+    ) -> pl.LazyFrame: ...
+
+
+class ModuleDatabase:
+    """Every table declared at the top level of a Python module, in declaration order."""
+
+    def __init__(self, module: ModuleType, description: str | None = None):
+        self.module = module
+        self.description = (module.__doc__ or "").strip() if description is None else description
+        found: dict[str, Table] = {}
+        for attribute, value in vars(module).items():
+            if not isinstance(value, Table):
+                continue
+            if value.name in found and found[value.name] is not value:
+                raise CatalogError(
+                    f"module {module.__name__} declares two tables named {value.name!r} "
+                    f"(second one is {attribute}): rename one"
+                )
+            found[value.name] = value
+        self._tables = found
+
+    def __repr__(self) -> str:
+        return f"ModuleDatabase({self.module.__name__}, {len(self._tables)} tables)"
+
+    def tables(self) -> dict[str, Table]:
+        """The tables by name."""
+        return dict(self._tables)
+
+    def get(self, name: str) -> Table:
+        """The table object ``name``; an unknown name lists the tables that exist."""
+        try:
+            return self._tables[name]
+        except KeyError:
+            raise UnknownNameError("table", name, self._tables) from None
+
+    def table(
+        self,
+        name: str,
+        filters: Filters | None = None,
+        columns: Sequence[str] | None = None,
+        settings: Settings | None = None,
+    ) -> pl.LazyFrame:
+        """A lazy read of table ``name`` with ``filters`` and ``columns`` applied."""
+        return self.get(name).scan(filters=filters, columns=columns, settings=settings)

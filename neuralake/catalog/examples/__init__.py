@@ -1,0 +1,1 @@
+"""Example catalogs: ``neuro`` describes the lab's tables (signals, sessions, devices...)."""
