@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
+from neuralake import notebooks
 from neuralake.errors import NeuralakeError
+from neuralake.settings import settings
 from neuralake.stack.cli import app as stack_app
 
 app = typer.Typer(
@@ -15,9 +18,36 @@ app = typer.Typer(
 app.add_typer(stack_app, name="stack")
 
 
+@app.command("settings")
+def show_settings(
+    profile: Annotated[str | None, typer.Option(help="local, stack or aws.")] = None,
+) -> None:
+    """Print where the data and services are for a profile (secrets hidden)."""
+    s = settings(profile)
+    for name, value in vars(s).items():
+        hidden = "secret" in name and value
+        typer.echo(f"{name:<18} {'****' if hidden else value}")
+
+
+notebooks_app = typer.Typer(help="Run the lessons headless.", no_args_is_help=True)
+app.add_typer(notebooks_app, name="notebooks")
+
+
+@notebooks_app.command("run")
+def run_notebooks(
+    names: Annotated[list[str] | None, typer.Argument(help="Lessons to run, e.g. 00 01.")] = None,
+) -> None:
+    """Execute the lessons in order with papermill into build/notebooks/."""
+    chosen = [nb for nb in notebooks.lessons() if not names or nb.name[:2] in names]
+    for nb in chosen:
+        output, seconds = notebooks.run(nb)
+        typer.echo(f"{nb.name:<45} {seconds:6.1f} s  -> {output}")
+
+
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a command's exit code instead of exiting.
+        code = app(standalone_mode=False)
     except NeuralakeError as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)
@@ -25,3 +55,4 @@ def main() -> None:
         sys.exit(done.exit_code)
     except typer.Abort:
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -29,18 +29,21 @@ def down() -> None:
 
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Service, mode, address, pid, health and data folder of each service."""
+    """Service, mode, address, pid, health and data folder of each service.
+
+    Exits with status 1 when a service is not healthy, so scripts can wait on it.
+    """
     rows = control.status(settings("stack"))
     if as_json:
         typer.echo(control.as_json(rows))
-        return
-    typer.echo(f"{'SERVICE':<9} {'MODE':<7} {'ADDRESS':<24} {'PID':>7} {'HEALTHY':<8} DATA")
-    for r in rows:
-        pid = str(r.pid) if r.pid else "-"
-        healthy = "yes" if r.healthy else "no"
-        typer.echo(f"{r.service:<9} {r.mode:<7} {r.address:<24} {pid:>7} {healthy:<8} {r.data}")
-        if r.error:
-            typer.echo(f"{'':<9} {r.error}")
+    else:
+        typer.echo(f"{'SERVICE':<9} {'MODE':<7} {'ADDRESS':<24} {'PID':>7} {'HEALTHY':<8} DATA")
+        for r in rows:
+            pid = str(r.pid) if r.pid else "-"
+            ok = "yes" if r.healthy else "no"
+            typer.echo(f"{r.service:<9} {r.mode:<7} {r.address:<24} {pid:>7} {ok:<8} {r.data}")
+            if r.error:
+                typer.echo(f"{'':<9} {r.error}")
     if not all(r.healthy for r in rows):
         raise typer.Exit(1)
 

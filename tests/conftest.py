@@ -1,0 +1,65 @@
+"""Shared fixtures: the running stack, and a second, isolated stack for failure tests."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import neuralake
+from neuralake.stack import control
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> Iterator[neuralake.Settings]:
+    """The stack profile's settings, with the stack up (started here if it was down).
+
+    A stack that was already up (``make lab``) is left running; one this fixture
+    started is stopped again at the end of the session.
+    """
+    s = neuralake.settings("stack")
+    was_up = all(row.healthy for row in control.status(s))
+    if not was_up:
+        control.up(s, echo=lambda _: None)
+    yield s
+    if not was_up:
+        control.down(s, echo=lambda _: None)
+
+
+def free_port_block(size: int) -> int:
+    """The first of ``size`` consecutive free ports on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            first = sock.getsockname()[1]
+        if first + size < 65535 and all(_free(first + i) for i in range(size)):
+            return first
+    raise RuntimeError("no block of free ports found")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Environment for a throwaway stack: own state folder and free ports."""
+    base = free_port_block(8)
+    monkeypatch.setenv("NEURALAKE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("NEURALAKE_S3_ENDPOINT", f"http://127.0.0.1:{base}")
+    monkeypatch.setenv("NEURALAKE_KAFKA_BOOTSTRAP", f"127.0.0.1:{base + 2}")
+    monkeypatch.setenv(
+        "NEURALAKE_POSTGRES_DSN",
+        f"postgresql://neuralake:neuralake-secret@127.0.0.1:{base + 4}/neuralake",
+    )
+    monkeypatch.setenv("NEURALAKE_ROAPI_HTTP", f"127.0.0.1:{base + 5}")
+    return tmp_path
