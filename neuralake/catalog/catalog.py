@@ -15,12 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from types import ModuleType
 
-import neuralake
 from neuralake.catalog.database import Database, ModuleDatabase
 from neuralake.catalog.errors import CatalogError, UnknownNameError
 from neuralake.catalog.functions import FunctionTable
 from neuralake.catalog.quality import QualityReport, run_checks, unreadable
-from neuralake.catalog.tables import DeltaVersion, Table
+from neuralake.catalog.tables import DeltaVersion, Table, resolve_settings
 from neuralake.settings import Settings
 
 
@@ -85,7 +84,7 @@ class Catalog:
         self, ref: str | None = None, settings: Settings | None = None
     ) -> list[QualityReport]:
         """Run the quality checks of one table (``ref``) or of every table that has checks."""
-        s = settings or neuralake.settings()
+        s = resolve_settings(settings)
         targets = [self.find(ref)] if ref else [(d, t) for d, t in self.items() if t.checks]
         reports = []
         for db_name, table in targets:

@@ -25,10 +25,15 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-import neuralake
 from neuralake.catalog.errors import CatalogError
 from neuralake.catalog.filters import Filters
-from neuralake.catalog.tables import DeltaTable, DeltaVersion, Table
+from neuralake.catalog.tables import (
+    DeltaTable,
+    DeltaVersion,
+    Table,
+    reading_with,
+    resolve_settings,
+)
 from neuralake.settings import Settings
 
 FrameFunction = Callable[[], pl.LazyFrame | pl.DataFrame]
@@ -89,10 +94,11 @@ class FunctionTable(Table):
         """Recompute a materialized view and overwrite its Delta table; return its version."""
         from deltalake import write_deltalake
 
-        s = settings or neuralake.settings()
+        s = resolve_settings(settings)
         view = self.view
         uri = view.location(s)
-        frame = self.compute().collect()
+        with reading_with(s):
+            frame = self.compute().collect()
         write_deltalake(
             uri,
             frame.to_arrow(),
@@ -105,7 +111,8 @@ class FunctionTable(Table):
 
     def _scan(self, settings: Settings, filters: Filters | None) -> pl.LazyFrame:
         if not self.materialize:
-            return self.compute()
+            with reading_with(settings):
+                return self.compute()
         from deltalake import DeltaTable as DeltaLog
 
         uri = self.view.location(settings)

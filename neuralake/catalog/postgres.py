@@ -20,10 +20,9 @@ import polars as pl
 from polars.io.plugins import register_io_source
 from psycopg import sql
 
-import neuralake
 from neuralake.catalog.errors import CatalogError
 from neuralake.catalog.filters import Filters, to_sql
-from neuralake.catalog.tables import Table
+from neuralake.catalog.tables import Table, resolve_settings
 from neuralake.settings import Settings
 
 
@@ -47,7 +46,7 @@ class PostgresTable(Table):
 
     def location(self, settings: Settings | None = None) -> str:
         """``postgresql://host:port/db#relation``, without the password."""
-        dsn = self._dsn(settings or neuralake.settings(), required=False)
+        dsn = self._dsn(resolve_settings(settings), required=False)
         if dsn is None:
             return f"postgresql:(no DSN)#{self.relation}"
         from psycopg.conninfo import conninfo_to_dict

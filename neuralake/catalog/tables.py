@@ -15,7 +15,9 @@ module works for the ``local``, ``stack`` and ``aws`` profiles.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -37,6 +39,25 @@ if TYPE_CHECKING:
     from neuralake.catalog.quality import Check
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# The settings of the read in progress: a function table that scans other tables
+# without passing settings reads them with the same profile as the outer read.
+_active_settings: ContextVar[Settings | None] = ContextVar("catalog_settings", default=None)
+
+
+def resolve_settings(settings: Settings | None = None) -> Settings:
+    """``settings``, else those of the read in progress, else ``neuralake.settings()``."""
+    return settings or _active_settings.get() or neuralake.settings()
+
+
+@contextmanager
+def reading_with(settings: Settings) -> Iterator[None]:
+    """Make ``settings`` the default for every table scanned inside the block."""
+    token = _active_settings.set(settings)
+    try:
+        yield
+    finally:
+        _active_settings.reset(token)
 
 
 @dataclass(frozen=True)
@@ -105,7 +126,7 @@ class Table:
         settings: Settings | None = None,
     ) -> pl.LazyFrame:
         """A lazy read with ``filters`` and ``columns`` applied; nothing runs until collect."""
-        s = settings or neuralake.settings()
+        s = resolve_settings(settings)
         lf = self._scan(s, filters)
         known = {c.name for c in self.declared_columns()} or None
         wanted = referenced_columns(filters) | set(columns or ())
@@ -143,7 +164,7 @@ class _FileTable(Table):
         """
         if self.uri is not None and ("://" in self.uri or self.uri.startswith("/")):
             return self.uri
-        return (settings or neuralake.settings()).table_uri(self.uri or self.name)
+        return resolve_settings(settings).table_uri(self.uri or self.name)
 
     @property
     def in_warehouse(self) -> bool:
@@ -170,7 +191,7 @@ class DeltaTable(_FileTable):
         declared = self.declared_columns()
         if declared:
             return declared
-        s = settings or neuralake.settings()
+        s = resolve_settings(settings)
         uri = self.location(s)
         log_schema = delta_log_schema(uri, _storage_options(uri, s) or {})
         return tuple(ColumnInfo(n, t) for n, t in log_schema.items())
@@ -179,7 +200,7 @@ class DeltaTable(_FileTable):
         """The latest version and its commit time, read from the Delta log."""
         from deltalake import DeltaTable as DeltaLog
 
-        s = settings or neuralake.settings()
+        s = resolve_settings(settings)
         uri = self.location(s)
         last = DeltaLog(uri, storage_options=_storage_options(uri, s)).history(1)[0]
         committed = datetime.fromtimestamp(last["timestamp"] / 1000, tz=UTC)

@@ -1,0 +1,201 @@
+"""The catalog on real Delta, Parquet and CSV tables in a local warehouse."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import neuralake
+from neuralake.catalog import (
+    AcceptedValues,
+    Catalog,
+    CatalogError,
+    CsvTable,
+    DeltaTable,
+    Filter,
+    ModuleDatabase,
+    NotNull,
+    ParquetTable,
+    Range,
+    Unique,
+    UnknownNameError,
+    load_catalog,
+)
+from neuralake.catalog.examples import neuro
+from neuralake.catalog.examples.seed import seed
+from neuralake.catalog.pushdown import measure
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> neuralake.Settings:
+    """Local settings with a fresh warehouse holding the neuro example tables."""
+    warehouse = tmp_path_factory.mktemp("warehouse")
+    settings = dataclasses.replace(neuralake.settings("local"), warehouse_uri=warehouse.as_uri())
+    seed(settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def db() -> ModuleDatabase:
+    return ModuleDatabase(neuro)
+
+
+def test_a_module_is_a_database(db: ModuleDatabase) -> None:
+    assert list(db.tables()) == [
+        "neural_signals",
+        "sessions",
+        "devices",
+        "cursor_events",
+        "patients",
+        "session_quality",
+        "channel_stats",
+    ]
+    assert db.get("session_quality").description.startswith("Spike rate and signal quality")
+
+
+def test_unknown_names_list_what_exists(db: ModuleDatabase) -> None:
+    catalog = Catalog({"neuro": db})
+    with pytest.raises(UnknownNameError, match="unknown database 'nuero': choose one of neuro"):
+        catalog.db("nuero")
+    with pytest.raises(UnknownNameError, match="choose one of channel_stats, cursor_events"):
+        db.table("signals")
+
+
+def test_declared_schemas_match_the_data(db: ModuleDatabase, local) -> None:
+    for name in ["neural_signals", "sessions", "devices", "cursor_events", "session_quality"]:
+        table = db.get(name)
+        declared = {c.name: c.dtype for c in table.declared_columns()}
+        assert dict(db.table(name, settings=local).collect_schema()) == declared, name
+
+
+def test_filters_and_columns_are_applied(db: ModuleDatabase, local) -> None:
+    frame = db.table(
+        "neural_signals",
+        filters=[Filter("session_id", "=", 2), Filter("channel", "<", 3)],
+        columns=["session_id", "channel", "voltage_uv"],
+        settings=local,
+    ).collect()
+    assert frame.columns == ["session_id", "channel", "voltage_uv"]
+    assert frame.height > 0
+    assert set(frame["session_id"]) == {2}
+    assert frame["channel"].max() < 3
+
+
+def test_unknown_filter_column_is_refused_before_reading(db: ModuleDatabase, local) -> None:
+    with pytest.raises(CatalogError, match="has no column chanel"):
+        db.table("neural_signals", filters=[Filter("chanel", "=", 1)], settings=local)
+
+
+def test_filters_prune_partitions_and_a_later_filter_still_pushes_down(db, local) -> None:
+    everything, full = measure(db.table("neural_signals", settings=local))
+    one, filtered = measure(
+        db.table("neural_signals", filters=[Filter("session_id", "=", 3)], settings=local)
+    )
+    later, chained = measure(
+        db.table("neural_signals", settings=local).filter(pl.col("session_id") == 3)
+    )
+    assert full.files_opened == full.files_total >= 4
+    assert filtered.files_opened < full.files_opened / 2
+    assert chained.files_opened == filtered.files_opened  # lazy: .filter() reached the scan
+    assert filtered.bytes_read < full.bytes_read / 2
+    assert one.equals(later)
+    assert one.height == everything.height // 4
+
+
+def test_function_table_reads_with_the_callers_settings(db: ModuleDatabase, local) -> None:
+    frame = db.table(
+        "session_quality", filters=[Filter("task", "=", "cursor_control")], settings=local
+    ).collect()
+    assert frame["task"].unique().to_list() == ["cursor_control"]
+    assert frame.height == 2
+
+
+def test_materialized_view_refreshes_into_delta(local) -> None:
+    catalog = Catalog({"neuro": ModuleDatabase(neuro)})
+    first = catalog.refresh("channel_stats", settings=local)
+    second = catalog.refresh("neuro.channel_stats", settings=local)
+    assert second.version == first.version + 1
+    view = catalog.db("neuro").table("channel_stats", settings=local).collect()
+    assert view.height == 4 * 256  # sessions x channels
+    with pytest.raises(CatalogError, match="is a delta table, not a view"):
+        catalog.refresh("sessions", settings=local)
+
+
+def test_unbuilt_view_says_how_to_build_it(tmp_path: Path) -> None:
+    empty = dataclasses.replace(neuralake.settings("local"), warehouse_uri=tmp_path.as_uri())
+    with pytest.raises(CatalogError, match=r"run catalog.refresh\('channel_stats'\)"):
+        neuro.channel_stats.scan(settings=empty)
+
+
+def test_delta_schema_is_read_from_the_log_when_not_declared(local) -> None:
+    bare = DeltaTable("bare", uri="catalog/sessions")
+    columns = bare.columns(local)
+    assert [c.name for c in columns][:3] == ["session_id", "patient_id", "device_id"]
+    version = bare.latest_version(local)
+    assert version.version == 0
+
+
+def test_parquet_hive_and_csv_tables(tmp_path: Path, local) -> None:
+    frame = pl.DataFrame({"day": ["d1", "d1", "d2"], "x": [1, 2, 3]})
+    for day, part in frame.group_by("day"):
+        out = tmp_path / "pq" / f"day={day[0]}"
+        out.mkdir(parents=True)
+        part.drop("day").write_parquet(out / "part-0.parquet")
+    hive = ParquetTable(
+        "events_pq",
+        uri=str(tmp_path / "pq"),
+        partitioning="hive",
+        partition_columns=["day"],
+        schema={"x": pl.Int64, "day": pl.String},
+    )
+    assert hive.scan(filters=[Filter("day", "=", "d2")], settings=local).collect()[
+        "x"
+    ].to_list() == [3]
+    frame.write_csv(tmp_path / "f.csv")
+    csv = CsvTable("f", uri=str(tmp_path / "f.csv"), schema={"day": pl.String, "x": pl.Int32})
+    got = csv.scan(filters=[Filter("x", ">=", 2)], settings=local).collect()
+    assert got.schema["x"] == pl.Int32 and got["x"].to_list() == [2, 3]
+    with pytest.raises(CatalogError, match="set partitioning='hive'"):
+        ParquetTable("p", partition_columns=["day"])
+
+
+def test_quality_checks_pass_on_good_data_and_catch_bad_data(tmp_path: Path, local) -> None:
+    catalog = load_catalog("neuralake.catalog.examples.neuro")
+    reports = {r.table: r for r in catalog.check(settings=local)}
+    assert reports["neuro.sessions"].passed
+    assert reports["neuro.neural_signals"].rows == 1_048_576
+    assert not reports["neuro.patients"].passed  # local profile: no PostgreSQL
+    assert "no DSN" in reports["neuro.patients"].error
+
+    bad = pl.DataFrame({"id": [1, 1, None], "task": ["rest", "nap", "rest"], "q": [0.5, 2.0, 0.1]})
+    bad.write_parquet(tmp_path / "bad.parquet")
+    table = ParquetTable(
+        "bad",
+        uri=str(tmp_path / "bad.parquet"),
+        checks=[
+            NotNull("id"),
+            Unique("id"),
+            Range("q", min=0, max=1),
+            AcceptedValues("task", ["rest"]),
+        ],
+    )
+    from neuralake.catalog.quality import run_checks
+
+    report = run_checks("bad", table.scan(settings=local), table.checks)
+    assert [r.passed for r in report.results] == [False, False, False, False]
+    assert [r.detail for r in report.results] == [
+        "1 rows are null",
+        "2 rows share a key with another row",
+        "1 rows outside [0, 1]",
+        "1 rows not in ['rest']",
+    ]
+
+
+def test_warehouse_relative_uris_follow_the_profile(local) -> None:
+    stack = neuralake.settings("stack")
+    assert neuro.sessions.location(local) == local.warehouse_uri + "/catalog/sessions"
+    assert neuro.sessions.location(stack) == "s3://neuralake/warehouse/catalog/sessions"
+    assert DeltaTable("x", uri="s3://other/x").location(local) == "s3://other/x"
