@@ -21,6 +21,7 @@ KAFKA_IMAGE = f"apache/kafka:{KAFKA_VERSION}"
 
 # Spark runs in local mode from the pyspark wheel; these jars are added to it.
 # delta-spark 4.4.0 is built for Spark 4.2.0; hadoop-aws must match pyspark's hadoop.
+SPARK_VERSION = "4.2.0"
 DELTA_SPARK_VERSION = "4.4.0"
 HADOOP_AWS_VERSION = "3.5.0"
 

@@ -1,0 +1,136 @@
+"""docker-compose.yml, the native stack, the Maven POMs, pyproject.toml and
+environment.yml all describe one stack: this checks they agree and are valid."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+import xml.etree.ElementTree as ET
+from importlib.resources import files
+from pathlib import Path
+from urllib.parse import urlparse
+
+import jsonschema
+import pyspark
+import pytest
+import yaml
+
+from neuralake.settings import (
+    STACK_ACCESS_KEY_ID,
+    STACK_KAFKA_BOOTSTRAP,
+    STACK_POSTGRES_DSN,
+    STACK_S3_CONSOLE_PORT,
+    STACK_S3_ENDPOINT,
+    STACK_SECRET_ACCESS_KEY,
+)
+from neuralake.stack import versions
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
+
+
+def vendored_schema(name: str) -> dict:
+    """Schemas shipped inside check-jsonschema: no download at test time."""
+    schema_dir = files("check_jsonschema.builtin_schemas.vendor")
+    return json.loads(schema_dir.joinpath(f"{name}.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("path", "schema"),
+    [("docker-compose.yml", "compose-spec"), (".github/workflows/ci.yml", "github-workflows")],
+)
+def test_yaml_is_valid_against_its_schema(path, schema):
+    document = yaml.safe_load((ROOT / path).read_text())
+    if True in document:  # YAML 1.1 reads the workflow key `on:` as the boolean true
+        document["on"] = document.pop(True)
+    jsonschema.validate(document, vendored_schema(schema))
+
+
+def test_schema_validation_can_fail():
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"services": {"x": {"ports": "9000"}}}, vendored_schema("compose-spec"))
+
+
+def service(name: str) -> dict:
+    return COMPOSE["services"][name]
+
+
+def host_ports(name: str) -> set[int]:
+    return {int(p.split(":")[1]) for p in service(name)["ports"]}
+
+
+def test_images_match_the_native_versions():
+    assert service("minio")["image"] == versions.MINIO_IMAGE
+    assert service("kafka")["image"] == versions.KAFKA_IMAGE
+    assert service("postgres")["image"] == versions.POSTGRES_IMAGE
+
+
+def test_ports_are_published_on_loopback_only():
+    for name in COMPOSE["services"]:
+        for mapping in service(name)["ports"]:
+            assert mapping.startswith("127.0.0.1:"), f"{name} publishes {mapping} beyond loopback"
+
+
+def test_ports_match_the_stack_profile():
+    s3_port = urlparse(STACK_S3_ENDPOINT).port
+    assert host_ports("minio") == {s3_port, STACK_S3_CONSOLE_PORT}
+    assert host_ports("kafka") == {int(STACK_KAFKA_BOOTSTRAP.rsplit(":", 1)[1])}
+    assert host_ports("postgres") == {urlparse(STACK_POSTGRES_DSN).port}
+    advertised = service("kafka")["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert advertised == f"PLAINTEXT://{STACK_KAFKA_BOOTSTRAP}"
+
+
+def test_credentials_match_the_stack_profile():
+    minio_env = service("minio")["environment"]
+    assert minio_env["MINIO_ROOT_USER"] == STACK_ACCESS_KEY_ID
+    assert minio_env["MINIO_ROOT_PASSWORD"] == STACK_SECRET_ACCESS_KEY
+    dsn = urlparse(STACK_POSTGRES_DSN)
+    pg_env = service("postgres")["environment"]
+    assert (pg_env["POSTGRES_USER"], pg_env["POSTGRES_PASSWORD"]) == (dsn.username, dsn.password)
+    assert pg_env["POSTGRES_DB"] == dsn.path.lstrip("/")
+
+
+def pom_property(name: str, prop: str) -> str:
+    root = ET.parse(ROOT / "deps" / name / "pom.xml").getroot()
+    return root.find(f"m:properties/m:{prop}", POM_NS).text
+
+
+def test_maven_jars_match_the_pinned_versions():
+    assert pom_property("kafka", "kafka.version") == versions.KAFKA_VERSION
+    assert pom_property("spark", "delta.version") == versions.DELTA_SPARK_VERSION
+    assert pom_property("spark", "hadoop.version") == versions.HADOOP_AWS_VERSION
+
+
+def test_hadoop_aws_matches_the_hadoop_inside_pyspark():
+    jars = Path(pyspark.__file__).parent / "jars"
+    (client,) = jars.glob("hadoop-client-api-*.jar")
+    assert client.name == f"hadoop-client-api-{versions.HADOOP_AWS_VERSION}.jar"
+    assert pyspark.__version__ == versions.SPARK_VERSION
+
+
+def pyproject_pins() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pins = project["project"]["dependencies"] + project["dependency-groups"]["dev"]
+    return dict(pin.split("==") for pin in pins)
+
+
+def test_python_pins_match_spark_jars():
+    assert pyproject_pins()["delta-spark"] == versions.DELTA_SPARK_VERSION
+    assert pyproject_pins()["pyspark"] == versions.SPARK_VERSION
+
+
+def test_environment_yml_pins_the_same_versions_as_pyproject():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    (pip_section,) = [d for d in env["dependencies"] if isinstance(d, dict)]
+    conda_pins = dict(pin.split("==") for pin in pip_section["pip"])
+    assert conda_pins == pyproject_pins()
+    assert "python=3.11" in env["dependencies"]
+
+
+def test_ci_runs_make_test_and_nothing_else():
+    lines = [line for line in (ROOT / ".ci/run").read_text().splitlines() if line.strip()]
+    commands = [line for line in lines if not line.startswith(("#", "set ", "cd "))]
+    assert commands == ["make test"]
+    assert re.search(r"^test:.*\bsetup\b.*\blint\b", (ROOT / "Makefile").read_text(), re.M)
