@@ -30,7 +30,12 @@ class Seeded:
 
 
 def seed(
-    settings: Settings, rows: int = 1_000_000, sessions: int = 4, patients: int = 2, seed: int = 2
+    settings: Settings,
+    rows: int = 1_000_000,
+    sessions: int = 4,
+    patients: int = 2,
+    seed: int = 2,
+    load_postgres: bool = True,
 ) -> Seeded:
     """Write the example tables for ``settings``.
 
@@ -41,7 +46,7 @@ def seed(
         settings, simulation, files=2 * sessions, partition_by=["session_id"], prefix=PREFIX
     )
     loaded = None
-    if settings.postgres_dsn:
+    if settings.postgres_dsn and load_postgres:
         loaded = load_patients(settings.postgres_dsn, simulation.patients_table())
     return Seeded(uris, simulation.signal_rows, loaded)
 
