@@ -9,6 +9,7 @@ one-line errors that name the fix (:func:`storage_errors`).
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -119,13 +120,30 @@ def read_commit(
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def _list(prefix_uri: str, options: dict[str, str]) -> list[tuple[str, int]]:
+def data_files(uri: str, storage_options: dict[str, str] | None = None) -> pl.DataFrame:
+    """Every Parquet file stored under the table, whether a version uses it or not.
+
+    Compare with ``len(DeltaTable(uri).file_uris())`` (the files the current version
+    uses) to see what ``vacuum`` would reclaim.
+    """
+    with storage_errors(uri, storage_options):
+        listing = _list(f"{uri.rstrip('/')}/", storage_options or {}, recursive=True)
+    files = [(name, size) for name, size in listing if name.endswith(".parquet")]
+    files = [(n, b) for n, b in files if not n.startswith("_delta_log/")]
+    return pl.DataFrame(files, schema={"name": pl.String, "bytes": pl.Int64}, orient="row")
+
+
+def _list(
+    prefix_uri: str, options: dict[str, str], recursive: bool = False
+) -> list[tuple[str, int]]:
+    """(name relative to the prefix, size) of the objects under a prefix."""
     url = urlparse(prefix_uri)
     if url.scheme == "file":
         folder = Path(unquote(url.path))
         if not folder.is_dir():
             raise FileNotFoundError(folder)
-        return [(p.name, p.stat().st_size) for p in folder.iterdir() if p.is_file()]
+        found = folder.rglob("*") if recursive else folder.iterdir()
+        return [(p.relative_to(folder).as_posix(), p.stat().st_size) for p in found if p.is_file()]
     client = s3_client(options)
     prefix = url.path.lstrip("/")
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=url.netloc, Prefix=prefix)
@@ -133,7 +151,7 @@ def _list(prefix_uri: str, options: dict[str, str]) -> list[tuple[str, int]]:
         (obj["Key"][len(prefix) :], obj["Size"])
         for page in pages
         for obj in page.get("Contents", [])
-        if "/" not in obj["Key"][len(prefix) :]
+        if recursive or "/" not in obj["Key"][len(prefix) :]
     ]
 
 
@@ -236,3 +254,29 @@ def diagnose(uri: str, storage_options: dict[str, str]) -> StorageError | None:
 
 def _first_line(error: BaseException) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def drop_table(uri: str, storage_options: dict[str, str] | None = None) -> int:
+    """Delete every object under ``uri``: a Delta table is only files, so this drops it.
+
+    Returns how many objects were deleted (0 if there was no table). Lessons and labs use
+    it to start from a clean table, so running them twice gives the same result.
+    """
+    url = urlparse(uri)
+    with storage_errors(uri, storage_options):
+        if url.scheme == "file":
+            folder = Path(unquote(url.path))
+            count = sum(1 for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+            if folder.exists():
+                shutil.rmtree(folder)
+            return count
+        client = s3_client(storage_options or {})
+        prefix = url.path.strip("/") + "/"
+        count = 0
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=url.netloc, Prefix=prefix)
+        for page in pages:
+            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=url.netloc, Delete={"Objects": keys, "Quiet": True})
+                count += len(keys)
+        return count

@@ -38,3 +38,7 @@ class TableNotFoundError(NeuralakeError, FileNotFoundError):
 
 class TableSchemaError(NeuralakeError, ValueError):
     """Data does not match the Delta table's schema, and the table was left unchanged."""
+
+
+class CheckFailed(NeuralakeError, AssertionError):
+    """A lab exercise's check failed; the message is the hint that says what to do next."""

@@ -22,17 +22,18 @@ import io
 import itertools
 import math
 from collections.abc import Iterable, Iterator
+from typing import Literal
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import write_deltalake
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from neuralake.datagen import schemas
 from neuralake.datagen.simulation import Simulation
 from neuralake.delta import storage_errors
-from neuralake.errors import ConfigError
+from neuralake.errors import ConfigError, TableSchemaError
 from neuralake.settings import Settings
 
 PROGRESS_ROWS = 20_000_000  # show a progress bar from here on (about 2 s of writing)
@@ -88,8 +89,9 @@ def write_frames(
     total_rows: int | None = None,
     partition_by: list[str] | None = None,
     progress: bool | None = None,
+    mode: Literal["overwrite", "append"] = "overwrite",
 ) -> None:
-    """Replace the table at ``uri`` with ``frames``, as ``files`` files in one commit.
+    """Replace (or append to) the table at ``uri`` with ``frames``, in one commit.
 
     ``total_rows`` is needed when ``files > 1`` (to size the files) and drives the
     progress bar; ``progress=None`` shows one from ``PROGRESS_ROWS`` rows.
@@ -118,8 +120,10 @@ def write_frames(
             write_deltalake(
                 uri,
                 reader,
-                mode="overwrite",
-                schema_mode="overwrite",  # also allows a new partitioning on re-runs
+                mode=mode,
+                # An overwrite may also change the partitioning (a re-run with other options);
+                # an append must match the table's schema, or fails with TableSchemaError.
+                schema_mode="overwrite" if mode == "overwrite" else None,
                 partition_by=partition_by,
                 storage_options=storage_options or None,
                 target_file_size=target_bytes,
@@ -136,7 +140,10 @@ def _parquet_bytes(frame: pl.DataFrame) -> int:
 def _checked(frames: Iterable[pl.DataFrame], schema: pl.Schema) -> Iterator[pl.DataFrame]:
     for frame in frames:
         if frame.schema != schema:
-            raise ConfigError(f"frame schema {frame.schema} is not the table's schema {schema}")
+            raise TableSchemaError(
+                f"a frame's schema {dict(frame.schema)} is not the declared {dict(schema)}: "
+                "build the frames with the declared schema (see neuralake.datagen.schemas)"
+            )
         yield frame
 
 
