@@ -24,6 +24,7 @@ def lessons(folder: Path = NOTEBOOK_DIR) -> list[Path]:
 def jupyter_env() -> dict[str, str]:
     """Keep Jupyter's runtime, data and config inside the state folder, not in $HOME."""
     jupyter = state_dir() / "jupyter"
+    jupyter.mkdir(parents=True, exist_ok=True)
     return {
         "JUPYTER_RUNTIME_DIR": str(jupyter / "runtime"),
         "JUPYTER_DATA_DIR": str(jupyter / "data"),
