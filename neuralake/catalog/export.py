@@ -50,8 +50,8 @@ def _warehouse_path(table: Table) -> str | None:
     """The table's path inside the warehouse, or ``None`` if it lives elsewhere."""
     if isinstance(table, _FileTable) and table.in_warehouse:
         return table.uri or table.name
-    if isinstance(table, FunctionTable) and table.materialize:
-        return table.name
+    if isinstance(table, FunctionTable) and table.materialize and table.view.in_warehouse:
+        return table.view.uri or table.name
     return None
 
 

@@ -46,6 +46,8 @@ class FunctionTable(Table):
     kind: ClassVar[str] = "function"
     function: FrameFunction | None = None
     materialize: bool = False
+    #: Where a materialized view is stored (as for DeltaTable: None means the table's name).
+    uri: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -65,7 +67,9 @@ class FunctionTable(Table):
                 f"function table {self.name!r} is not materialized: declare "
                 "@table(materialize=True) to store it as a Delta table"
             )
-        return DeltaTable(self.name, schema=self.schema, partition_columns=self.partition_columns)
+        return DeltaTable(
+            self.name, uri=self.uri, schema=self.schema, partition_columns=self.partition_columns
+        )
 
     @property
     def kind_label(self) -> str:

@@ -13,13 +13,14 @@ The numbers come from the engine and the operating system, not from a model:
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 
 import polars as pl
@@ -71,14 +72,15 @@ def measure(frame: pl.LazyFrame, local: bool = True) -> tuple[pl.DataFrame, Scan
     ``local=False`` (data on S3) reports ``bytes_read=None``: see the module docstring.
     """
     process = psutil.Process()
-    with _stderr_to_file() as log, pl.Config(verbose=True):
+    python_log = io.StringIO()  # Polars' Python side logs to sys.stderr (a stream in Jupyter)
+    with _stderr_to_file() as log, redirect_stderr(python_log), pl.Config(verbose=True):
         before = process.io_counters().read_chars
         started = time.perf_counter()
         result = frame.collect()
         seconds = time.perf_counter() - started
         read = process.io_counters().read_chars - before
         log.seek(0)
-        text = log.read()
+        text = log.read() + python_log.getvalue()
     opened = sum(int(n) for n in _SOURCES.findall(text))
     skipped = sum(int(skip) for skip, _ in _SKIP.findall(text))
     return result, ScanMeasurement(result.height, seconds, opened, skipped, read if local else None)

@@ -194,6 +194,7 @@ def session_quality() -> pl.LazyFrame:
 
 @table(
     materialize=True,
+    uri=PREFIX + "channel_stats",
     tags=["derived", "signals"],
     owner="neural-data@neuralake.dev",
     upstream=["neural_signals"],
