@@ -1,0 +1,194 @@
+"""neuralake.delta: inspect a table, read its log, and fail with one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import uuid
+from collections.abc import Iterator
+
+import polars as pl
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+import neuralake
+from neuralake import datagen, delta
+from neuralake.datagen import Simulation, schemas
+from neuralake.errors import (
+    BucketNotFoundError,
+    CredentialsError,
+    EndpointUnreachableError,
+    NeuralakeError,
+    TableNotFoundError,
+    TableSchemaError,
+)
+
+SIM = Simulation(rows=300_000, seed=5)
+
+
+def _history_of_four_versions(uri: str, options: dict[str, str]) -> None:
+    """v0 write, v1 append (2 files in all), v2 overwrite, v3 delete."""
+    sessions = SIM.sessions_table()
+    write_deltalake(uri, sessions, storage_options=options)
+    write_deltalake(uri, sessions, mode="append", storage_options=options)
+    write_deltalake(uri, sessions, mode="overwrite", storage_options=options)
+    DeltaTable(uri, storage_options=options).delete("session_id = 1")
+
+
+def _check_inspect_and_log(uri: str, options: dict[str, str]) -> None:
+    info = delta.inspect(uri, options, small_file_bytes=1).row(0, named=True)
+    assert info["version"] == 3
+    assert info["rows"] == SIM.sessions - 1
+    assert info["files"] == 1 and info["small_files"] == 0  # nothing is below 1 byte
+    assert delta.inspect(uri, options)["small_files"][0] == 1  # below the default
+    assert (info["min_reader_version"], info["min_writer_version"]) == (1, 2)
+    assert info["last_operation"] == "DELETE"
+
+    history = delta.history(uri, options)
+    assert history["version"].to_list() == [3, 2, 1, 0]
+    assert history["operation"].to_list() == ["DELETE", "WRITE", "WRITE", "WRITE"]
+    assert history["timestamp"].dtype == pl.Datetime("us", "UTC")
+
+    names = delta.log_files(uri, options)["name"].to_list()
+    assert names == [f"{v:020d}.json" for v in range(4)]
+    first = delta.read_commit(uri, 0, options)
+    kinds = {next(iter(action)) for action in first}
+    assert {"protocol", "metaData", "add", "commitInfo"} <= kinds
+    overwrite = delta.read_commit(uri, 2, options)
+    assert sum("remove" in a for a in overwrite) == 2  # both files of v0 and v1
+
+    stored = delta.data_files(uri, options)
+    assert stored.height == 4  # v0, v1, v2 and the delete's rewrite: nothing vacuumed
+    assert len(DeltaTable(uri, storage_options=options).file_uris()) == 1
+
+
+@pytest.fixture
+def local(tmp_path) -> neuralake.Settings:
+    return dataclasses.replace(neuralake.settings("local"), warehouse_uri=tmp_path.as_uri())
+
+
+def test_inspect_history_and_log_local(local):
+    uri = local.table_uri("sessions")
+    _history_of_four_versions(uri, local.storage_options)
+    _check_inspect_and_log(uri, local.storage_options)
+
+
+def test_inspect_counts_small_files(local):
+    uri = local.table_uri("signals")
+    datagen.write_frames(
+        uri, SIM.signal_chunks(), schemas.NEURAL_SIGNALS, files=6, total_rows=SIM.signal_rows
+    )
+    info = delta.inspect(uri).row(0, named=True)
+    assert info["small_files"] == info["files"] >= 4
+    assert info["bytes"] == pl.DataFrame(DeltaTable(uri).get_add_actions())["size_bytes"].sum()
+
+
+def test_drop_table_removes_everything(local):
+    uri = local.table_uri("gone")
+    _history_of_four_versions(uri, local.storage_options)
+    assert delta.drop_table(uri) >= 8  # 4 commits + 4 data files
+    assert delta.drop_table(uri) == 0
+    with pytest.raises(TableNotFoundError):
+        delta.inspect(uri)
+
+
+def test_missing_table_names_the_fix(local):
+    with pytest.raises(TableNotFoundError, match="write it first") as caught:
+        delta.inspect(local.table_uri("never_written"))
+    assert "\n" not in str(caught.value)
+
+
+def test_schema_mismatch_is_one_line_and_changes_nothing(local):
+    uri = local.table_uri("sessions")
+    _history_of_four_versions(uri, local.storage_options)
+    with pytest.raises(TableSchemaError, match="schema_mode='merge'") as caught:
+        datagen.write_frames(uri, [SIM.devices_table()], schemas.DEVICES, mode="append")
+    assert "\n" not in str(caught.value)
+    assert DeltaTable(uri).version() == 3
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_endpoint_names_the_fix():
+    dead = f"http://127.0.0.1:{_free_port()}"
+    options = {
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "y",
+        "AWS_ENDPOINT_URL": dead,
+        "AWS_ALLOW_HTTP": "true",
+    }
+    with pytest.raises(EndpointUnreachableError, match="neuralake stack up") as caught:
+        delta.inspect("s3://neuralake/warehouse/anything", options)
+    assert dead in str(caught.value) and "\n" not in str(caught.value)
+
+
+# -- against the stack's S3 ----------------------------------------------------------------
+
+
+@pytest.fixture
+def stack_uri(stack_settings) -> Iterator[str]:
+    uri = stack_settings.table_uri(f"test_delta_{uuid.uuid4().hex[:8]}")
+    yield uri
+    delta.drop_table(uri, stack_settings.storage_options)
+
+
+@pytest.mark.stack
+def test_inspect_history_and_log_on_s3(stack_settings, stack_uri):
+    _history_of_four_versions(stack_uri, stack_settings.storage_options)
+    _check_inspect_and_log(stack_uri, stack_settings.storage_options)
+
+
+@pytest.mark.stack
+def test_wrong_credentials_name_the_fix(stack_settings, stack_uri):
+    _history_of_four_versions(stack_uri, stack_settings.storage_options)
+    wrong = {**stack_settings.storage_options, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}
+    with pytest.raises(CredentialsError, match="NEURALAKE_S3_SECRET_ACCESS_KEY") as caught:
+        delta.inspect(stack_uri, wrong)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(CredentialsError):
+        datagen.write_frames(stack_uri, [SIM.sessions_table()], schemas.SESSIONS, wrong)
+    assert delta.inspect(stack_uri, stack_settings.storage_options)["version"][0] == 3
+
+
+@pytest.mark.stack
+def test_missing_bucket_names_the_fix(stack_settings):
+    uri = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/warehouse/x"
+    options = stack_settings.storage_options
+    with pytest.raises(BucketNotFoundError, match="NEURALAKE_S3_BUCKET") as caught:
+        delta.inspect(uri, options)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(BucketNotFoundError):
+        datagen.write_frames(uri, [SIM.sessions_table()], schemas.SESSIONS, options)
+
+
+@pytest.mark.stack
+def test_missing_table_on_s3_is_not_a_storage_error(stack_settings, stack_uri):
+    with pytest.raises(TableNotFoundError):
+        delta.inspect(stack_uri, stack_settings.storage_options)
+
+
+@pytest.mark.stack
+def test_schema_mismatch_on_s3_changes_nothing(stack_settings, stack_uri):
+    options = stack_settings.storage_options
+    _history_of_four_versions(stack_uri, options)
+    with pytest.raises(TableSchemaError):
+        datagen.write_frames(
+            stack_uri, [SIM.devices_table()], schemas.DEVICES, options, mode="append"
+        )
+    assert DeltaTable(stack_uri, storage_options=options).version() == 3
+
+
+def test_every_new_error_is_a_neuralake_error():
+    for error in (
+        BucketNotFoundError,
+        CredentialsError,
+        EndpointUnreachableError,
+        TableNotFoundError,
+        TableSchemaError,
+    ):
+        assert issubclass(error, NeuralakeError)
