@@ -439,9 +439,9 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Read the numbers above rather than a rule of thumb: on a small table the request
-# count dominates, and the gap grows with the number of files and the latency of the
-# store (real S3 adds tens of milliseconds per request; MinIO on localhost much less).
+# Read the numbers above rather than a rule of thumb: they depend on the table's size,
+# the number of files and the store's latency per request. Exercise 1 below scales the
+# file count up so you can measure how the gap grows.
 
 # %% [markdown]
 # ## 8 · Vacuum: deleting what no version needs

@@ -11,13 +11,15 @@ The schemas (``datagen.schemas.NEURAL_SIGNALS`` ...) are plain constants: import
 does no I/O.
 """
 
+import polars as pl
+
 from neuralake.datagen import schemas
 from neuralake.datagen.schemas import SCHEMAS
 from neuralake.datagen.simulation import Simulation
 from neuralake.datagen.write import write_frames, write_tables
 
 
-def neural_signals(rows: int = 1_048_576, *, seed: int = 0, sessions: int = 1):
+def neural_signals(rows: int = 1_048_576, *, seed: int = 0, sessions: int = 1) -> pl.DataFrame:
     """Neural-signal rows in memory: a shortcut for ``Simulation(...).neural_signals()``."""
     return Simulation(rows=rows, seed=seed, sessions=sessions, patients=1).neural_signals()
 
