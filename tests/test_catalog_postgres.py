@@ -9,6 +9,7 @@ import polars as pl
 import psycopg
 import pytest
 
+from neuralake import delta
 from neuralake.catalog import Filter
 from neuralake.catalog.examples import neuro
 from neuralake.catalog.examples.seed import load_patients, seed
@@ -77,11 +78,11 @@ def test_reads_are_lazy_and_later_filters_still_apply(patients, stack_settings) 
     assert lazy.head(2).collect().height == 2
 
 
-def test_one_lazyframe_joins_delta_function_and_postgres(stack_settings) -> None:
-    settings = dataclasses.replace(
-        stack_settings, warehouse_uri=f"s3://{stack_settings.bucket}/test-pg-{uuid.uuid4().hex[:8]}"
-    )
+def test_one_lazyframe_joins_delta_function_and_postgres(stack_settings, request) -> None:
+    prefix = f"s3://{stack_settings.bucket}/test-pg-{uuid.uuid4().hex[:8]}"
+    settings = dataclasses.replace(stack_settings, warehouse_uri=prefix)
     seed(settings)
+    request.addfinalizer(lambda: delta.drop_table(prefix, settings.storage_options))
     joined = (
         neuro.sessions.scan(settings=settings)
         .join(neuro.session_quality.scan(settings=settings), on=["session_id", "task"])

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 import neuralake
+from neuralake import delta
 from neuralake.catalog import Catalog, ModuleDatabase
 from neuralake.catalog.examples import neuro
 from neuralake.catalog.examples.seed import seed
@@ -128,6 +129,9 @@ def test_roapi_serves_the_catalog_from_local_files(tmp_path: Path) -> None:
 def test_roapi_serves_the_catalog_from_s3(stack_settings, tmp_path: Path) -> None:
     prefix = f"s3://{stack_settings.bucket}/test-catalog-{uuid.uuid4().hex[:8]}"
     settings = dataclasses.replace(stack_settings, warehouse_uri=prefix)
-    for http, export in _serve(settings, tmp_path):
-        assert export["tables"][0]["location"].startswith("s3://")
-        _check_answers(http, export, settings)
+    try:
+        for http, export in _serve(settings, tmp_path):
+            assert export["tables"][0]["location"].startswith("s3://")
+            _check_answers(http, export, settings)
+    finally:
+        assert delta.drop_table(prefix, settings.storage_options) > 0
