@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from neuralake import notebooks
+from neuralake.catalog.cli import app as catalog_app
 from neuralake.errors import NeuralakeError
 from neuralake.settings import settings
 from neuralake.stack.cli import app as stack_app
@@ -16,6 +17,7 @@ app = typer.Typer(
     help="Neuralake Lab: a lakehouse you run for real.", no_args_is_help=True, add_completion=False
 )
 app.add_typer(stack_app, name="stack")
+app.add_typer(catalog_app, name="catalog")
 
 
 @app.command("settings")
