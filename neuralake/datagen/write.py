@@ -130,8 +130,9 @@ def write_frames(
                 partition_by=partition_by,
                 storage_options=storage_options or None,
                 target_file_size=target_bytes,
-                # One row group per file: the writer's size estimate then stays in the
-                # same (uncompressed) units as target_bytes for the whole file.
+                # One row group per file, so that no early row-group flush shrinks the
+                # size estimate; Snappy as delta-rs' default (WriterProperties() alone
+                # would write uncompressed files).
                 writer_properties=WriterProperties(
                     max_row_group_size=rows_per_file, compression="SNAPPY"
                 )
@@ -141,7 +142,8 @@ def write_frames(
 
 
 def _parquet_bytes(frame: pl.DataFrame) -> int:
-    """How many bytes ``frame`` takes as uncompressed Parquet: what delta-rs' writer counts."""
+    """How many bytes ``frame`` takes as uncompressed Parquet: the size of one file's data
+    before the writer compresses its pages."""
     buffer = io.BytesIO()
     pq.write_table(frame.to_arrow(), buffer, compression="none")
     return buffer.tell()
