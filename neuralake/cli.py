@@ -10,6 +10,7 @@ import typer
 from neuralake import notebooks
 from neuralake.catalog.cli import app as catalog_app
 from neuralake.errors import NeuralakeError
+from neuralake.labs.cli import app as labs_app
 from neuralake.settings import settings
 from neuralake.stack.cli import app as stack_app
 
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(stack_app, name="stack")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(labs_app, name="labs")
 
 
 @app.command("settings")
