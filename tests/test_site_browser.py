@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 import neuralake
 from neuralake.catalog import Catalog, ModuleDatabase
@@ -132,7 +133,8 @@ def test_a_copied_snippet_runs_and_returns_the_promised_rows(site, browser, snip
     promise = page.locator("text=Each snippet returns the rows where").inner_text()
     assert "task = cursor_control" in promise
     page.click(f"#snippet-{snippet} button.copy")
-    assert page.inner_text(f"#snippet-{snippet} button.copy") == "Copied"
+    # The label changes once the asynchronous clipboard write resolves: wait for it.
+    expect(page.locator(f"#snippet-{snippet} button.copy")).to_have_text("Copied")
     code = page.evaluate("navigator.clipboard.readText()")
     context.close()
 
