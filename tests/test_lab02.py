@@ -11,7 +11,6 @@ import re
 import uuid
 from pathlib import Path
 
-import nbformat
 import papermill
 import polars as pl
 import pytest
@@ -22,6 +21,7 @@ from neuralake.catalog import Column, DeltaTable, Filter, NotNull, Range
 from neuralake.errors import CheckFailed
 from neuralake.labs import build_lab
 from neuralake.labs import catalog_checks as grade
+from neuralake.labs.checks import check_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB02 = ROOT / "labs" / "02_catalog" / "02_catalog.ipynb"
@@ -117,18 +117,6 @@ def test_quality_grader_needs_checks_that_catch_bad_rows(lab) -> None:
     grade.check_quality(lab, table, good)
 
 
-def _check_outputs(path: Path) -> list[dict]:
-    notebook = nbformat.read(path, as_version=4)
-    checks = [c for c in notebook.cells if c.cell_type == "code" and ".check_" in c.source]
-    return [
-        {
-            "error": next((o for o in c.outputs if o.output_type == "error"), None),
-            "text": "".join(o.get("text", "") for o in c.outputs if o.output_type == "stream"),
-        }
-        for c in checks
-    ]
-
-
 @pytest.fixture
 def lab_prefix(stack_settings, monkeypatch) -> str:
     monkeypatch.setenv("NEURALAKE_PROFILE", stack_settings.profile)
@@ -144,7 +132,7 @@ def test_solution_passes_every_check(tmp_path, lab_prefix) -> None:
     papermill.execute_notebook(
         str(LAB02), str(out), parameters={"PREFIX": lab_prefix}, progress_bar=False, cwd=ROOT
     )
-    results = _check_outputs(out)
+    results = check_outputs(out)
     assert len(results) == len(HINTS)
     for result in results:
         assert result["error"] is None
@@ -165,7 +153,7 @@ def test_student_version_fails_every_check_with_its_hint(tmp_path, lab_prefix) -
             cwd=ROOT,
             allow_errors=True,
         )
-    results = _check_outputs(out)
+    results = check_outputs(out)
     assert len(results) == len(HINTS)
     for result, hint in zip(results, HINTS, strict=True):
         assert result["error"] is not None, f"a check passed without its exercise: {hint}"

@@ -17,6 +17,7 @@ import pytest
 from neuralake import delta
 from neuralake.labs import build_lab, find_labs
 from neuralake.labs.build import STUB_MARKER, assigned_names, stub
+from neuralake.labs.checks import check_outputs
 from neuralake.labs.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,19 +76,6 @@ def test_cli_builds_one_lab_and_rejects_unknown_ones(tmp_path):
     assert result.exit_code != 0 and "01_delta" in result.output
 
 
-def _check_outputs(path: Path) -> list[dict]:
-    """The output of every check cell: the cells that call a lab01.check_* grader."""
-    notebook = nbformat.read(path, as_version=4)
-    checks = [c for c in notebook.cells if c.cell_type == "code" and ".check_" in c.source]
-    return [
-        {
-            "error": next((o for o in c.outputs if o.output_type == "error"), None),
-            "text": "".join(o.get("text", "") for o in c.outputs if o.output_type == "stream"),
-        }
-        for c in checks
-    ]
-
-
 @pytest.fixture
 def lab_prefix(stack_settings, monkeypatch) -> Iterator[str]:
     """Unique table names, and the kernel pointed at the stack."""
@@ -105,7 +93,7 @@ def test_solution_passes_every_check(tmp_path, lab_prefix):
     papermill.execute_notebook(
         str(LAB01), str(out), parameters={"PREFIX": lab_prefix}, progress_bar=False, cwd=ROOT
     )
-    results = _check_outputs(out)
+    results = check_outputs(out)
     assert len(results) == len(LAB01_HINTS)
     for result in results:
         assert result["error"] is None
@@ -126,7 +114,7 @@ def test_student_version_fails_every_check_with_its_hint(tmp_path, lab_prefix):
             cwd=ROOT,
             allow_errors=True,  # keep going, so that every check runs
         )
-    results = _check_outputs(out)
+    results = check_outputs(out)
     assert len(results) == len(LAB01_HINTS)
     for result, hint in zip(results, LAB01_HINTS, strict=True):
         assert result["error"] is not None, f"a check passed without its exercise: {hint}"

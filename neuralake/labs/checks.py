@@ -7,6 +7,10 @@ teaches nothing.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import nbformat
+
 from neuralake.errors import CheckFailed
 
 
@@ -19,3 +23,21 @@ def expect(condition: bool, hint: str) -> None:
 def passed(message: str) -> None:
     """Print the line a check cell shows when the exercise is done."""
     print(f"PASSED: {message}")
+
+
+def check_outputs(executed: Path) -> list[dict]:
+    """What each check cell of an executed lab notebook showed, in order.
+
+    A check cell is one that calls a ``check_*`` grader. Each entry holds the cell's
+    ``error`` output (None when it passed) and its printed ``text``: enough to grade a
+    submitted notebook, and what the lab tests assert on.
+    """
+    notebook = nbformat.read(executed, as_version=4)
+    checks = [c for c in notebook.cells if c.cell_type == "code" and ".check_" in c.source]
+    return [
+        {
+            "error": next((o for o in c.outputs if o.output_type == "error"), None),
+            "text": "".join(o.get("text", "") for o in c.outputs if o.output_type == "stream"),
+        }
+        for c in checks
+    ]
