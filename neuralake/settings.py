@@ -56,6 +56,8 @@ ENV_VARS = {
     "secret_access_key": "NEURALAKE_S3_SECRET_ACCESS_KEY",
     "kafka_bootstrap": "NEURALAKE_KAFKA_BOOTSTRAP",
     "roapi_http": "NEURALAKE_ROAPI_HTTP",
+    "roapi_postgres": "NEURALAKE_ROAPI_POSTGRES",
+    "roapi_flight_sql": "NEURALAKE_ROAPI_FLIGHT_SQL",
     "postgres_dsn": "NEURALAKE_POSTGRES_DSN",
     "state_dir": "NEURALAKE_STATE_DIR",
     "cache_dir": "NEURALAKE_CACHE_DIR",
@@ -275,8 +277,8 @@ def _validate(profile: str, v: dict[str, str | None]) -> None:
             f"{ENV_VARS['bucket']}={v['bucket']!r} is not a valid S3 bucket name: "
             "use 3-63 lowercase letters, digits, '-' or '.'"
         )
-    for name in ("kafka_bootstrap", "roapi_http"):
-        value = v[name]
+    for name in ("kafka_bootstrap", "roapi_http", "roapi_postgres", "roapi_flight_sql"):
+        value = v.get(name)
         if value and not _host_port_ok(value):
             raise ConfigError(
                 f"{ENV_VARS[name]}={value!r} is not host:port: use e.g. 127.0.0.1:9092"

@@ -62,4 +62,6 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         f"postgresql://neuralake:neuralake-secret@127.0.0.1:{base + 4}/neuralake",
     )
     monkeypatch.setenv("NEURALAKE_ROAPI_HTTP", f"127.0.0.1:{base + 5}")
+    monkeypatch.setenv("NEURALAKE_ROAPI_POSTGRES", f"127.0.0.1:{base + 6}")
+    monkeypatch.setenv("NEURALAKE_ROAPI_FLIGHT_SQL", f"127.0.0.1:{base + 7}")
     return tmp_path

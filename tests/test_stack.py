@@ -11,13 +11,18 @@ import time
 
 import boto3
 import psutil
+import pyarrow as pa
 import pytest
+import requests
+import yaml
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from deltalake import write_deltalake
 
 import neuralake
 from neuralake.errors import StackError
 from neuralake.stack import control
+from neuralake.stack.services import roapi_config_path
 
 
 def quiet(_: str) -> None:
@@ -137,3 +142,40 @@ def consume_all(s: neuralake.Settings, topic: str, expected: int) -> list[str]:
             values.append(msg.value().decode())
     consumer.close()
     return values
+
+
+def test_the_stack_serves_a_table_through_roapi_once_a_config_exists(isolated_env):
+    s = neuralake.settings("stack")
+    assert "roapi" not in [row.service for row in control.status(s)]  # no config, no ROAPI
+    control.up(s, only=["minio"], echo=quiet)
+    try:
+        uri = s.table_uri("roapi_check")
+        write_deltalake(uri, pa.table({"n": list(range(42))}), storage_options=s.storage_options)
+        config = roapi_config_path(s)
+        config.parent.mkdir(parents=True)
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "addr": {
+                        "http": s.roapi_http,
+                        "postgres": s.roapi_postgres,
+                        "flight_sql": s.roapi_flight_sql,
+                    },
+                    "tables": [
+                        {
+                            "name": "roapi_check",
+                            "uri": uri,
+                            "option": {"format": "delta", "use_memory_table": False},
+                        }
+                    ],
+                }
+            )
+        )
+        control.up(s, only=["roapi"], echo=quiet)
+        answer = requests.post(
+            f"http://{s.roapi_http}/api/sql", data="SELECT count(*) AS rows FROM roapi_check"
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == [{"rows": 42}]
+    finally:
+        control.down(s, echo=quiet)
