@@ -24,7 +24,11 @@ def stack_settings() -> Iterator[neuralake.Settings]:
     s = neuralake.settings("stack")
     was_up = all(row.healthy for row in control.status(s))
     if not was_up:
-        control.up(s, echo=lambda _: None)
+        try:
+            control.up(s, echo=lambda _: None)
+        except Exception:
+            control.down(s, echo=lambda _: None)  # leave no half-started stack behind
+            raise
     yield s
     if not was_up:
         control.down(s, echo=lambda _: None)

@@ -167,7 +167,7 @@ def _start_native(s: Settings, svc: Service, echo: Callable[[str], None]) -> Non
         pid_file=pid_file,
         log_file=log,
         env={**os.environ, **svc.env},
-        cwd=s.state_dir,
+        cwd=svc.data_dir.parent,  # a folder the service's user can enter
         user=svc.user,
     )
     echo(f"{svc.name:<9} started, log: {log}")

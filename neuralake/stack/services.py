@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import getpass
 import glob
+import hashlib
 import os
 import shutil
 import subprocess
@@ -123,7 +124,7 @@ def kafka(s: Settings) -> Service:
 
 def postgres(s: Settings) -> Service:
     dsn = urlparse(s.postgres_dsn)
-    home = s.state_dir / "postgres"
+    home = postgres_home(s)
     data, sockets = home / "data", home / "run"
     user = "postgres" if os.geteuid() == 0 else None  # initdb and postgres refuse root
 
@@ -150,6 +151,7 @@ def postgres(s: Settings) -> Service:
             capture_output=True,
             text=True,
             user=user,
+            cwd=home,
         )
         password.unlink()
 
@@ -174,6 +176,19 @@ def postgres(s: Settings) -> Service:
         prepare=prepare,
         user=user,
     )
+
+
+def postgres_home(s: Settings) -> Path:
+    """Where PostgreSQL keeps its files: ``.state/postgres``, except when we are root.
+
+    PostgreSQL refuses to run as root, so as root it runs as the ``postgres`` user, who
+    may not be allowed into the checkout (a clone inside a 0700 folder, say). Its files
+    then live in a folder that user owns, one per state folder.
+    """
+    if os.geteuid() != 0:
+        return s.state_dir / "postgres"
+    key = hashlib.sha256(str(s.state_dir).encode()).hexdigest()[:12]
+    return Path("/var/lib/neuralake/postgres") / key
 
 
 def roapi(s: Settings) -> Service:
