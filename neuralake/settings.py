@@ -84,9 +84,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get(ENV_VARS["cache_dir"]) or default).resolve()
 
 
-def stack_marker() -> Path:
+def stack_marker(state: Path | None = None) -> Path:
     """Written by ``neuralake stack up``, removed by ``down``: the stack is the default."""
-    return state_dir() / "stack" / "up.json"
+    return (state or state_dir()) / "stack" / "up.json"
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ def down(s: Settings | None = None, *, echo: Callable[[str], None] = print) -> l
         for svc in reversed(native_services(s)):
             if processes.stop(_pid_file(s, svc.name)):
                 stopped.append(svc.name)
-    _marker_file(s).unlink(missing_ok=True)
+    stack_marker(s.state_dir).unlink(missing_ok=True)
     for name in stopped:
         echo(f"{name:<9} stopped (data kept in {s.state_dir})")
     return stopped
@@ -229,19 +229,15 @@ def _select(services: list[Service], only: list[str] | None) -> list[Service]:
     return [svc for svc in services if svc.name in only]
 
 
-def _marker_file(s: Settings) -> Path:
-    return s.state_dir / "stack" / stack_marker().name
-
-
 def _marker(s: Settings) -> dict | None:
     try:
-        return json.loads(_marker_file(s).read_text())
+        return json.loads(stack_marker(s.state_dir).read_text())
     except (FileNotFoundError, ValueError):
         return None
 
 
 def _write_marker(s: Settings, mode: str) -> None:
-    marker = _marker_file(s)
+    marker = stack_marker(s.state_dir)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"mode": mode, "since": datetime.now(UTC).isoformat()}))
 
