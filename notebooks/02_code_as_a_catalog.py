@@ -43,7 +43,6 @@ REPEATS = 3  # timing runs per measurement (the best one is reported)
 # %%
 import inspect
 import os
-import socket
 import subprocess
 import time
 from html import escape
@@ -62,6 +61,7 @@ from neuralake.catalog.pushdown import measure
 from neuralake.catalog.roapi import roapi_yaml, write_roapi
 from neuralake.catalog.site import build_site
 from neuralake.settings import project_dir
+from neuralake.stack.processes import free_port
 
 s = neuralake.settings()
 print(f"profile {s.profile}: warehouse {s.warehouse_uri}, PostgreSQL {bool(s.postgres_dsn)}")
@@ -303,9 +303,7 @@ print(roapi_yaml(export))
 
 # %%
 def free_address() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{sock.getsockname()[1]}"
+    return f"127.0.0.1:{free_port()}"  # a port the kernel just picked as unused
 
 
 http = free_address()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 import neuralake
 from neuralake.stack import control
+from neuralake.stack.processes import free_port, port_is_free
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,21 +37,10 @@ def stack_settings() -> Iterator[neuralake.Settings]:
 def free_port_block(size: int) -> int:
     """The first of ``size`` consecutive free ports on 127.0.0.1."""
     for _ in range(50):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            first = sock.getsockname()[1]
-        if first + size < 65535 and all(_free(first + i) for i in range(size)):
+        first = free_port()
+        if first + size < 65535 and all(port_is_free(first + i) for i in range(size)):
             return first
     raise RuntimeError("no block of free ports found")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import subprocess
 import time
 import uuid
@@ -22,14 +21,9 @@ from neuralake.catalog.examples import neuro
 from neuralake.catalog.examples.seed import seed
 from neuralake.catalog.export import export_catalog
 from neuralake.catalog.roapi import write_roapi
+from neuralake.stack.processes import free_port
 
 ROAPI = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "roapi"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _serve(settings: neuralake.Settings, tmp: Path) -> Iterator[tuple[str, dict]]:
@@ -38,13 +32,13 @@ def _serve(settings: neuralake.Settings, tmp: Path) -> Iterator[tuple[str, dict]
     catalog = Catalog({"neuro": ModuleDatabase(neuro)})
     catalog.refresh("channel_stats", settings=settings)
     export = export_catalog(catalog, "neuralake.catalog.examples.neuro", settings, inspect=False)
-    http = f"127.0.0.1:{_free_port()}"
+    http = f"127.0.0.1:{free_port()}"
     config = write_roapi(
         export,
         tmp / "roapi.yaml",
         http=http,
-        postgres=f"127.0.0.1:{_free_port()}",
-        flight_sql=f"127.0.0.1:{_free_port()}",
+        postgres=f"127.0.0.1:{free_port()}",
+        flight_sql=f"127.0.0.1:{free_port()}",
     )
     log = (tmp / "roapi.log").open("w")
     process = subprocess.Popen(

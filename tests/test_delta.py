@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import socket
 import uuid
 from collections.abc import Iterator
 
@@ -22,6 +21,7 @@ from neuralake.errors import (
     TableNotFoundError,
     TableSchemaError,
 )
+from neuralake.stack.processes import free_port
 
 SIM = Simulation(rows=300_000, seed=5)
 
@@ -107,14 +107,8 @@ def test_schema_mismatch_is_one_line_and_changes_nothing(local):
     assert DeltaTable(uri).version() == 3
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_unreachable_endpoint_names_the_fix():
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     options = {
         "AWS_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "x",
