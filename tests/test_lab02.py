@@ -11,17 +11,15 @@ import re
 import uuid
 from pathlib import Path
 
-import papermill
 import polars as pl
 import pytest
+from lab_runs import assert_solution_passes_every_check, assert_student_fails_every_check
 
 import neuralake
 from neuralake import delta
 from neuralake.catalog import Column, DeltaTable, Filter, NotNull, Range
 from neuralake.errors import CheckFailed
-from neuralake.labs import build_lab
 from neuralake.labs import catalog_checks as grade
-from neuralake.labs.checks import check_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB02 = ROOT / "labs" / "02_catalog" / "02_catalog.ipynb"
@@ -128,34 +126,10 @@ def lab_prefix(stack_settings, monkeypatch) -> str:
 @pytest.mark.stack
 @pytest.mark.notebook
 def test_solution_passes_every_check(tmp_path, lab_prefix) -> None:
-    out = tmp_path / "solution.ipynb"
-    papermill.execute_notebook(
-        str(LAB02), str(out), parameters={"PREFIX": lab_prefix}, progress_bar=False, cwd=ROOT
-    )
-    results = check_outputs(out)
-    assert len(results) == len(HINTS)
-    for result in results:
-        assert result["error"] is None
-        assert result["text"].startswith("PASSED: ")
+    assert_solution_passes_every_check(LAB02, lab_prefix, tmp_path, checks=len(HINTS))
 
 
 @pytest.mark.stack
 @pytest.mark.notebook
 def test_student_version_fails_every_check_with_its_hint(tmp_path, lab_prefix) -> None:
-    student = build_lab(LAB02, tmp_path / "student.ipynb")
-    out = tmp_path / "student-run.ipynb"
-    with pytest.raises(papermill.PapermillExecutionError, match="CheckFailed"):
-        papermill.execute_notebook(
-            str(student),
-            str(out),
-            parameters={"PREFIX": lab_prefix},
-            progress_bar=False,
-            cwd=ROOT,
-            allow_errors=True,
-        )
-    results = check_outputs(out)
-    assert len(results) == len(HINTS)
-    for result, hint in zip(results, HINTS, strict=True):
-        assert result["error"] is not None, f"a check passed without its exercise: {hint}"
-        assert result["error"]["ename"] == "CheckFailed"
-        assert hint in result["error"]["evalue"]
+    assert_student_fails_every_check(LAB02, lab_prefix, tmp_path, HINTS)

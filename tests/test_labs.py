@@ -11,13 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
-import papermill
 import pytest
+from lab_runs import assert_solution_passes_every_check, assert_student_fails_every_check
 
 from neuralake import delta
 from neuralake.labs import build_lab, find_labs
 from neuralake.labs.build import STUB_MARKER, assigned_names, stub
-from neuralake.labs.checks import check_outputs
 from neuralake.labs.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,34 +88,10 @@ def lab_prefix(stack_settings, monkeypatch) -> Iterator[str]:
 @pytest.mark.stack
 @pytest.mark.notebook
 def test_solution_passes_every_check(tmp_path, lab_prefix):
-    out = tmp_path / "solution.ipynb"
-    papermill.execute_notebook(
-        str(LAB01), str(out), parameters={"PREFIX": lab_prefix}, progress_bar=False, cwd=ROOT
-    )
-    results = check_outputs(out)
-    assert len(results) == len(LAB01_HINTS)
-    for result in results:
-        assert result["error"] is None
-        assert result["text"].startswith("PASSED: ")
+    assert_solution_passes_every_check(LAB01, lab_prefix, tmp_path, checks=len(LAB01_HINTS))
 
 
 @pytest.mark.stack
 @pytest.mark.notebook
 def test_student_version_fails_every_check_with_its_hint(tmp_path, lab_prefix):
-    student = build_lab(LAB01, tmp_path / "student.ipynb")
-    out = tmp_path / "student-run.ipynb"
-    with pytest.raises(papermill.PapermillExecutionError, match="CheckFailed"):
-        papermill.execute_notebook(
-            str(student),
-            str(out),
-            parameters={"PREFIX": lab_prefix},
-            progress_bar=False,
-            cwd=ROOT,
-            allow_errors=True,  # keep going, so that every check runs
-        )
-    results = check_outputs(out)
-    assert len(results) == len(LAB01_HINTS)
-    for result, hint in zip(results, LAB01_HINTS, strict=True):
-        assert result["error"] is not None, f"a check passed without its exercise: {hint}"
-        assert result["error"]["ename"] == "CheckFailed"
-        assert hint in result["error"]["evalue"]
+    assert_student_fails_every_check(LAB01, lab_prefix, tmp_path, LAB01_HINTS)

@@ -1,0 +1,46 @@
+"""How every lab proves its checks: the solution passes them all, and the student
+version (solutions stripped) fails each one with its specific hint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import papermill
+import pytest
+
+from neuralake.labs import build_lab
+from neuralake.labs.checks import check_outputs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def assert_solution_passes_every_check(lab: Path, prefix: str, tmp: Path, checks: int) -> None:
+    out = tmp / "solution.ipynb"
+    papermill.execute_notebook(
+        str(lab), str(out), parameters={"PREFIX": prefix}, progress_bar=False, cwd=ROOT
+    )
+    results = check_outputs(out)
+    assert len(results) == checks
+    for result in results:
+        assert result["error"] is None
+        assert result["text"].startswith("PASSED: ")
+
+
+def assert_student_fails_every_check(lab: Path, prefix: str, tmp: Path, hints: list[str]) -> None:
+    student = build_lab(lab, tmp / "student.ipynb")
+    out = tmp / "student-run.ipynb"
+    with pytest.raises(papermill.PapermillExecutionError, match="CheckFailed"):
+        papermill.execute_notebook(
+            str(student),
+            str(out),
+            parameters={"PREFIX": prefix},
+            progress_bar=False,
+            cwd=ROOT,
+            allow_errors=True,  # keep going, so that every check runs
+        )
+    results = check_outputs(out)
+    assert len(results) == len(hints)
+    for result, hint in zip(results, hints, strict=True):
+        assert result["error"] is not None, f"a check passed without its exercise: {hint}"
+        assert result["error"]["ename"] == "CheckFailed"
+        assert hint in result["error"]["evalue"]
