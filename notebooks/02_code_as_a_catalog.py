@@ -16,24 +16,33 @@
 # %% [markdown]
 # # 02 · Code as a catalog
 #
+# **Learning objectives.** After this lesson you can:
+#
+# 1. read a Delta table lazily with `pl.scan_delta` and **prove** filter pushdown from
+#    its `explain()` plan and from the files the scan opens;
+# 2. declare a table in Python (`DeltaTable`, `Column`, `@table`), read it with
+#    `.scan(filters=...)`, and gather tables into a `Catalog` of `ModuleDatabase`s;
+# 3. guard a table with declared quality checks, and read a failing check's report;
+# 4. publish the same declarations as a website and a ROAPI config, query ROAPI over
+#    HTTP, and keep the column types on the way back (JSON loses them, Arrow keeps them).
+#
+# **Time:** about 45 minutes to read and run (the notebook itself runs in about 10 s).
+# **Prerequisites:** lesson 01 (Delta tables, the transaction log, partitions); the
+# stack running (`make up`); without it the lesson falls back to a local warehouse and
+# skips PostgreSQL.
+#
 # **Why.** A lakehouse soon holds hundreds of tables. Where is the session table? What
 # does `quality` mean? Who owns it? Is it fresh? Which tables break if it changes?
-# Neuralink's answer (their open-source `datarepo`, formerly `neuralake`) is to keep the
-# catalog **in code**: a Python module is a database, each table is a declaration in
-# it, and a website, copy-paste snippets and an HTTP/SQL API are *generated* from it.
-# A new table is a pull request, reviewed like any code.
+# Neuralink's answer (their open-source `datarepo`) is to keep the catalog **in code**:
+# a Python module is a database, each table is a declaration in it, and a website,
+# copy-paste snippets and an HTTP/SQL API are *generated* from it. A new table is a pull
+# request, reviewed like any code.
 #
-# In this lesson you will:
-#
-# 1. declare tables in a module and browse and query them as a catalog;
-# 2. join a Delta table, a function table and a PostgreSQL table in one lazy query;
-# 3. **measure** filter pushdown: files and bytes read with and without a filter;
-# 4. run data-quality checks and refresh a materialized view;
-# 5. generate the catalog website and the ROAPI config, and query ROAPI.
-#
-# This library goes past datarepo where it is weak: reads stay lazy (so later filters
-# still push down), filters never become SQL text, the site never runs a table, and the
-# ROAPI YAML is really written.
+# The plan: first the real API underneath (Polars over Delta), then the declarations
+# that wrap it, then what the declarations give you for free (checks, site, ROAPI).
+# The library here follows datarepo and goes past it where datarepo is weak: reads stay
+# lazy (so a later `.filter()` still skips files), filters never become SQL text, and
+# the ROAPI config is really written and tested.
 
 # %% tags=["parameters"]
 ROWS = 1_000_000  # neural-signal rows to generate (rounded up to whole 102.4 ms blocks)
@@ -43,59 +52,197 @@ REPEATS = 3  # timing runs per measurement (the best one is reported)
 # %%
 import inspect
 import os
+import re
 import subprocess
+import sys
 import time
 from html import escape
+from pathlib import Path
 
+import matplotlib.pyplot as plt
 import polars as pl
 import requests
 import yaml
+from deltalake import DeltaTable as DeltaLog
 from IPython.display import HTML, display
 
 import neuralake
-from neuralake.catalog import Catalog, CatalogError, Filter, ModuleDatabase
+from neuralake.catalog import (
+    Catalog,
+    CatalogError,
+    Column,
+    DeltaTable,
+    Filter,
+    ModuleDatabase,
+    NotNull,
+    Range,
+)
 from neuralake.catalog.examples import neuro
 from neuralake.catalog.examples.seed import seed
 from neuralake.catalog.export import export_catalog
 from neuralake.catalog.pushdown import measure
-from neuralake.catalog.roapi import roapi_yaml, write_roapi
+from neuralake.catalog.quality import run_checks
+from neuralake.catalog.roapi import roapi_config, skipped, write_roapi
 from neuralake.catalog.site import build_site
 from neuralake.settings import project_dir
 from neuralake.stack.processes import free_port
 
 s = neuralake.settings()
+options = s.storage_options or None  # S3 credentials on the stack; None for local files
 print(f"profile {s.profile}: warehouse {s.warehouse_uri}, PostgreSQL {bool(s.postgres_dsn)}")
 
 # %% [markdown]
 # ## 1 · Create the data
 #
-# The example catalog `neuralake/catalog/examples/neuro.py` describes the study's
-# tables. This lesson makes its own copy of the data, under `catalog/` in the warehouse,
-# and loads the patients into PostgreSQL (the "clinical registry") when the stack is up.
+# The example catalog `neuralake/catalog/examples/neuro.py` describes a small study:
+# neural signals, sessions, devices, cursor events, patients. `seed` writes its data
+# under `catalog/` in the warehouse (Delta tables, `neural_signals` partitioned by
+# session) and loads the patients into PostgreSQL (the "clinical registry") when the
+# stack is up.
 
 # %%
 started = time.perf_counter()
 seeded = seed(s, rows=ROWS, sessions=SESSIONS)
+signals_uri = seeded.uris["neural_signals"]
 print(
     f"wrote {seeded.signal_rows:,} signal rows and {len(seeded.uris)} tables "
-    f"in {time.perf_counter() - started:.2f} s; patients in PostgreSQL: "
+    f"in {time.perf_counter() - started:.1f} s; patients in PostgreSQL: "
     f"{seeded.patients_in_postgres}"
 )
 
 # %% [markdown]
-# ## 2 · A Python module is a database
+# ## 2 · Underneath: a lazy scan and its plan
 #
-# Here is one declaration from the module. Everything the website shows comes from it:
-# location, schema with column descriptions, partitioning, example filters, tags,
-# owner, lineage (`upstream`) and quality checks.
+# Everything the catalog reads goes through one Polars call,
+# [`pl.scan_delta`](https://docs.pola.rs/api/python/stable/reference/api/polars.scan_delta.html).
+# It reads only the Delta log and returns a **LazyFrame**: a query plan, no data. A
+# `.filter()` added to it becomes part of the plan, and
+# [`explain()`](https://docs.pola.rs/api/python/stable/reference/lazyframe/api/polars.LazyFrame.explain.html)
+# prints the plan after the optimizer ran. The `Parquet SCAN [...]` line lists the
+# files the scan will open: that list is the proof that the filter was pushed down.
+
+
+# %%
+def short_plan(frame: pl.LazyFrame) -> str:
+    """The optimized plan, with the table's folder cut from the file names."""
+    return frame.explain().replace(signals_uri.rstrip("/") + "/", "")
+
+
+everything = pl.scan_delta(signals_uri, storage_options=options)
+session_two = everything.filter((pl.col("session_id") == 2) & (pl.col("channel") < 8))
+print(type(session_two).__name__, "- nothing read yet\n")
+print("no filter:\n" + short_plan(everything) + "\n")
+print("filter on session_id and channel:\n" + short_plan(session_two))
+
+# %% [markdown]
+# Without a filter the scan lists all files; with one it lists only the two files in
+# the `session_id=2/` folder. Polars got there from the Delta log, before reading any
+# data: the log stores each file's partition values and per-column min/max statistics.
+# Here they are for `neural_signals` (`get_add_actions` from deltalake), with the files
+# the filtered plan keeps marked:
+
+# %%
+files = pl.DataFrame(DeltaLog(signals_uri, storage_options=options).get_add_actions(flatten=True))
+scanned = set(re.findall(r"part-[\w.-]+?\.parquet", short_plan(session_two)))
+log_view = files.select(
+    pl.col("partition.session_id").alias("session_id"),
+    pl.col("num_records").alias("rows"),
+    (pl.col("size_bytes") / 1e6).round(2).alias("MB"),
+    pl.col("min.timestamp").dt.strftime("%b %d %H:%M:%S%.3f").alias("min timestamp"),
+    pl.col("max.timestamp").dt.strftime("%b %d %H:%M:%S%.3f").alias("max timestamp"),
+    pl.col("path").str.extract(r"(part-[\w.-]+?\.parquet)").is_in(scanned).alias("scanned"),
+).sort("session_id")
+scanned_mb = log_view.filter("scanned")["MB"].sum()
+print(
+    f"the filtered plan scans {log_view['scanned'].sum()} of {log_view.height} files, "
+    f"{scanned_mb:.1f} of {log_view['MB'].sum():.1f} MB"
+)
+log_view
+
+# %% [markdown]
+# ## 3 · Declare a table: `Column`, `DeltaTable`, `.scan(filters=...)`
+#
+# A catalog table is that scan plus what people need to know about it. `DeltaTable`
+# takes the location, a description, the schema with a description per column
+# (`Column(type, description)`), the partitioning, an example filter for the docs
+# (`docs_filters`), tags, owner, lineage (`upstream`) and quality checks. This notebook
+# is a Python module like any other, so a table declared here is as real as one in a
+# package. `uri` may be relative: it is then a path inside the warehouse of whatever
+# profile reads it (`local`, `stack` or `aws`).
+
+# %%
+signals = DeltaTable(
+    "neural_signals",
+    uri="catalog/neural_signals",
+    description="Raw voltage from every electrode channel, one row per channel per 100 µs "
+    "sample. Partitioned by session.",
+    schema={
+        "timestamp": Column(pl.Datetime("us", "UTC"), "When the sample was taken (UTC)."),
+        "session_id": Column(pl.Int32, "The recording session (see sessions)."),
+        "device_id": Column(pl.Int32, "The implant that recorded it."),
+        "patient_id": Column(pl.Int32, "The participant."),
+        "channel": Column(pl.Int16, "Electrode channel, 0-based."),
+        "voltage_uv": Column(pl.Float32, "Filtered voltage in microvolts."),
+        "spike": Column(pl.Boolean, "True at the trough of a detected spike."),
+        "quality": Column(pl.Float32, "Signal quality, 0 (unusable) to 1 (clean)."),
+    },
+    partition_columns=["session_id"],
+    docs_filters=[Filter("session_id", "=", 1), Filter("spike", "=", True)],
+    tags=["raw", "signals"],
+    owner="neural-data@neuralake.dev",
+    checks=[NotNull("voltage_uv"), Range("quality", min=0, max=1)],
+)
+declared = pl.Schema({c.name: c.dtype for c in signals.declared_columns()})
+print("declared schema matches the Delta log:", declared == everything.collect_schema())
+
+# %% [markdown]
+# `.scan(filters=...)` is the catalog's read. It returns the same kind of LazyFrame:
+# `pl.scan_delta(location)`, then one `.filter()` built from the `Filter` list, then
+# the columns you asked for. The plan opens the same two files as the hand-written one:
+
+# %%
+by_catalog = signals.scan(filters=[Filter("session_id", "=", 2), Filter("channel", "<", 8)])
+print(short_plan(by_catalog))
+
+
+def scanned_files(frame: pl.LazyFrame) -> list[str]:
+    return sorted(re.findall(r"part-[\w.-]+?\.parquet", short_plan(frame)))
+
+
+print(
+    "\nsame files as the hand-written scan:",
+    scanned_files(by_catalog) == scanned_files(session_two),
+)
+
+# %% [markdown]
+# `Filter(column, op, value)` lists: a list means AND, a list of lists means OR. The ops
+# are `=`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `contains`. A column the table
+# does not declare is an error that lists the columns it has, before anything is read.
+
+# %%
+either = [
+    [Filter("session_id", "=", 1), Filter("channel", "<", 2)],
+    [Filter("session_id", "=", 2), Filter("channel", "in", [7, 8])],
+]
+display(
+    signals.scan(filters=either).group_by("session_id", "channel").len().sort(pl.all()).collect()
+)
+try:
+    signals.scan(filters=[Filter("chanel", "<", 8)])
+except CatalogError as error:
+    print("error:", error)
+
+# %% [markdown]
+# ## 4 · A module is a database; databases make a catalog
+#
+# `ModuleDatabase(module)` collects the tables declared at the top level of a module;
+# `Catalog({name: database})` names the databases. Here is one declaration from the
+# example module, then the catalog of that module:
 
 # %%
 source = inspect.getsource(neuro)
 start = source.index("sessions = DeltaTable(")
 print(source[start : source.index("\n)\n", start) + 2])
-
-# %% [markdown]
-# `ModuleDatabase` collects every table object in the module; `Catalog` names databases.
 
 # %%
 catalog = Catalog({"neuro": ModuleDatabase(neuro)})
@@ -106,7 +253,6 @@ pl.DataFrame(
             "table": t.name,
             "kind": getattr(t, "kind_label", t.kind),
             "owner": t.owner,
-            "tags": ", ".join(t.tags),
             "checks": len(t.checks),
             "upstream": ", ".join(t.upstream),
         }
@@ -115,8 +261,10 @@ pl.DataFrame(
 )
 
 # %% [markdown]
-# `db.table(name, filters=..., columns=...)` returns a **LazyFrame**: nothing is read
-# yet. A typo gets an error that lists what exists.
+# `db.table(name, filters=..., columns=...)` is `db.get(name).scan(...)`: the same lazy
+# read, found by name. A typo gets an error that lists what exists. The same works for
+# the table declared in this notebook: `ModuleDatabase(sys.modules[__name__])` is the
+# database of this notebook (lab 02 builds its catalog this way).
 
 # %%
 cursor_sessions = db.table(
@@ -124,31 +272,21 @@ cursor_sessions = db.table(
     filters=[Filter("task", "=", "cursor_control")],
     columns=["session_id", "patient_id", "task", "started_at"],
 )
-print(type(cursor_sessions).__name__)
 display(cursor_sessions.collect())
 try:
     db.table("session")
 except CatalogError as error:
     print("error:", error)
 
-# %% [markdown]
-# Filters are `Filter(column, op, value)`: a list means AND, a list of lists means OR.
-
-# %%
-either = [
-    [Filter("session_id", "=", 1), Filter("channel", "<", 2)],
-    [Filter("session_id", "=", 2), Filter("channel", "in", [7, 8])],
-]
-db.table("neural_signals", filters=either).group_by("session_id", "channel").len().sort(
-    "session_id", "channel"
-).collect()
+notebook_catalog = Catalog({"lesson": ModuleDatabase(sys.modules[__name__])})
+print("tables declared in this notebook:", list(notebook_catalog.db("lesson").tables()))
 
 # %% [markdown]
-# ## 3 · One lazy query over three kinds of tables
+# ## 5 · One lazy query over three kinds of tables
 #
-# `sessions` is a Delta table on S3, `session_quality` a **function table** (a Python
-# function that returns a LazyFrame; its docstring is its description), `patients` a
-# table in **PostgreSQL**. They join in one Polars plan.
+# `sessions` is a Delta table, `session_quality` a **function table** (a Python
+# function that returns a LazyFrame, declared with `@table`; its docstring is its
+# description), `patients` a table in **PostgreSQL**. They join in one Polars plan.
 
 # %%
 print(db.get("session_quality").description)
@@ -158,6 +296,7 @@ if s.postgres_dsn:
         .join(db.table("session_quality"), on=["session_id", "task"])
         .join(db.table("patients", columns=["patient_id", "code", "cohort"]), on="patient_id")
         .sort("session_id")
+        .with_columns(pl.col("spike_rate_hz", "mean_quality").round(3))
     )
     display(joined.collect())
 else:
@@ -178,96 +317,136 @@ if s.postgres_dsn:
     print("rows matched by the hostile value:", hostile.collect().height)
 
 # %% [markdown]
-# ## 4 · Measure filter pushdown
+# ## 6 · Measure filter pushdown
 #
-# `neural_signals` is partitioned by `session_id`. Because the read is lazy, a filter
-# reaches the Parquet reader: it skips whole files by partition value and by per-file
-# min/max statistics. `measure` reports what Polars says it opened and skipped, the
-# bytes this process read (local files only: S3 traffic is not counted there) and time.
+# The plan said which files a scan will open; now measure it. `measure(frame)` collects
+# a LazyFrame and reports what Polars' own log says it opened and skipped, and the
+# time (best of `REPEATS`). Four reads of `neural_signals`: everything; a filter given
+# to the catalog; the same filter written *after* the read with `.filter()`; and a
+# filter on `timestamp`, which is not a partition column.
+
 
 # %%
-local_files = s.warehouse_uri.startswith("file://")
+def best_of(make_frame) -> dict:
+    runs = [measure(make_frame(), local=False)[1] for _ in range(REPEATS)]
+    best = min(runs, key=lambda run: run.seconds)
+    return {
+        "rows": best.rows,
+        "files opened": best.files_opened,
+        "of": best.files_total,
+        "ms": round(best.seconds * 1000),
+    }
 
 
-def best_of(make_frame):
-    runs = [measure(make_frame(), local=local_files) for _ in range(REPEATS)]
-    return min(runs, key=lambda run: run[1].seconds)
-
-
-first_session_end = (
+first_end = (
     db.table("sessions", filters=[Filter("session_id", "=", 1)]).select("ended_at").collect().item()
 )
 cases = {
-    "no filter": lambda: db.table("neural_signals"),
-    "filters=[session_id = 2]": lambda: db.table(
-        "neural_signals", filters=[Filter("session_id", "=", 2)]
-    ),
-    "later .filter(session_id == 2)": lambda: db.table("neural_signals").filter(
-        pl.col("session_id") == 2
-    ),
-    "timestamp < end of session 1": lambda: db.table("neural_signals").filter(
-        pl.col("timestamp") < first_session_end
-    ),
+    "no filter": lambda: signals.scan(),
+    "filters=[session_id = 2]": lambda: signals.scan(filters=[Filter("session_id", "=", 2)]),
+    "later .filter(session_id == 2)": lambda: signals.scan().filter(pl.col("session_id") == 2),
+    "timestamp < end of session 1": lambda: signals.scan().filter(pl.col("timestamp") < first_end),
 }
-rows = []
-for label, make in cases.items():
-    _, m = best_of(make)
-    rows.append(
-        {
-            "query": label,
-            "rows": m.rows,
-            "files opened": m.files_opened,
-            "files total": m.files_total,
-            "MB read": None if m.bytes_read is None else round(m.bytes_read / 1e6, 2),
-            "ms": round(m.seconds * 1000, 1),
-        }
-    )
-pushdown = pl.DataFrame(rows)
+pushdown = pl.DataFrame([{"query": label, **best_of(make)} for label, make in cases.items()])
 pushdown
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 2.6))
+ax.barh(pushdown["query"], pushdown["ms"], color=["#999", "#2a7", "#2a7", "#2a7"])
+for y, (ms, opened, total) in enumerate(pushdown.select("ms", "files opened", "of").rows()):
+    ax.text(ms, y, f"  {opened}/{total} files", va="center")
+ax.invert_yaxis()
+ax.set_xlabel(f"ms, best of {REPEATS}")
+ax.set_xlim(0, pushdown["ms"].max() * 1.35)
+ax.set_title("Reading neural_signals: time and files opened")
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # The filter given to the catalog and the `.filter()` written afterwards open the same
 # files: the read stayed lazy, so the optimizer moved the later filter into the scan.
-# The timestamp filter is on a column that is *not* a partition: the per-file min/max
-# statistics in the Delta log let the reader skip files anyway.
+# (Neuralink's datarepo reads Delta tables eagerly, so there a later filter runs on
+# rows already downloaded.) The timestamp filter is on a column that is *not* a
+# partition: the per-file min/max statistics in the log (the table in section 2) let
+# the reader skip files anyway. Bytes are not in this table: S3 responses arrive over
+# sockets, which the process's read counter does not see, so they are not measured
+# here; the table in section 2 shows the size of the files the plan scans.
 
 # %%
 full, filtered = pushdown.row(0, named=True), pushdown.row(1, named=True)
 print(
-    f"a session filter opens {filtered['files opened']} of {full['files total']} files, "
-    f"{full['ms'] / max(filtered['ms'], 0.1):.1f}x faster"
+    f"a session filter opens {filtered['files opened']} of {full['of']} files and takes "
+    f"{filtered['ms']} ms instead of {full['ms']} ms"
 )
 
 # %% [markdown]
-# ## 5 · Quality checks and a materialized view
+# ## 7 · Quality checks, passing and failing
 #
-# Checks are declared on each table (`NotNull`, `Unique`, `Range`, `AcceptedValues`,
-# `Freshness`). The catalog runs all checks of a table in **one** lazy pass.
-# `channel_stats` is a function table declared with `materialize=True`: refreshing it
-# stores the result as a Delta table, which is fast to read and ROAPI can serve.
+# Checks are declared on each table: `NotNull`, `Unique`, `Range`, `AcceptedValues`,
+# `Freshness`. Each is one aggregate (a count of failing rows), so the catalog runs
+# all checks of a table in **one** lazy pass. `catalog.check()` runs every table's.
 
 # %%
-version = catalog.refresh("channel_stats")
-print(f"channel_stats refreshed: version {version.version} at {version.committed_at}")
 reports = catalog.check()
 pl.DataFrame(
     [
-        {"table": r.table, "check": c.check, "passed": c.passed, "detail": c.detail}
+        {
+            "table": r.table,
+            "checks passed": f"{sum(c.passed for c in r.results)}/{len(r.results)}",
+            "rows": r.rows,
+            "ms": round(r.seconds * 1000),
+        }
         for r in reports
+    ]
+)
+
+# %% [markdown]
+# A check that passes teaches little; here is what a failing one looks like.
+# `run_checks(name, frame, checks)` runs checks on any LazyFrame. First a check that is
+# stricter than the data (signal quality drops during artifacts), then the declared
+# checks of `signals` on three broken rows.
+
+# %%
+strict = run_checks("neural_signals", signals.scan(), [Range("quality", min=0.5)])
+broken = (
+    signals.scan(filters=[Filter("session_id", "=", 1)])
+    .head(3)
+    .with_columns(voltage_uv=pl.lit(None, pl.Float32), quality=pl.Series([0.9, 1.5, -0.1]))
+)
+on_broken = run_checks("broken rows", broken, signals.checks)
+pl.DataFrame(
+    [
+        {"frame": r.table, "check": c.check, "passed": c.passed, "detail": c.detail}
+        for r in (strict, on_broken)
         for c in r.results
     ]
 )
 
+# %% [markdown]
+# ## 8 · A materialized view
+#
+# `channel_stats` is a function table declared with `@table(materialize=True,
+# uri=...)`: `catalog.refresh("channel_stats")` runs the function once and overwrites
+# a Delta table at `uri`; reads then come from that table, and ROAPI can serve it.
+
 # %%
-_, computed = best_of(lambda: neuro.channel_stats.compute())
-_, stored = best_of(lambda: db.table("channel_stats"))
-print(
-    f"computing channel_stats: {computed.seconds * 1000:.0f} ms; "
-    f"reading the materialized view: {stored.seconds * 1000:.0f} ms"
-)
+start = source.index("@table(\n    materialize=True")
+print(source[start : source.index('    """', start)] + '    """..."""\n    return ...')
+
+# %%
+version = catalog.refresh("channel_stats")
+print(f"channel_stats refreshed: Delta version {version.version}")
+computed = best_of(lambda: neuro.channel_stats.compute())
+stored = best_of(lambda: db.table("channel_stats"))
+pl.DataFrame(
+    [
+        {"read": "compute from neural_signals", **computed},
+        {"read": "the materialized view", **stored},
+    ]
+).select("read", "rows", "ms")
 
 # %% [markdown]
-# ## 6 · The generated website
+# ## 9 · The generated website
 #
 # `neuralake catalog site` (here: `build_site`) renders static HTML from the export,
 # with Jinja2: an index with search and tag filters, and a page per table with its
@@ -287,60 +466,222 @@ HTML(
 )
 
 # %% [markdown]
-# ## 7 · The same catalog as an API: ROAPI
+# ## 10 · The same catalog as an API: ROAPI
 #
-# The ROAPI config is written from the same export: every Delta table (and the
-# materialized view), with the stack's addresses. Function and PostgreSQL tables are
-# listed as skipped, with the reason.
+# [ROAPI](https://roapi.github.io/docs/) serves tables over HTTP (SQL, REST, GraphQL),
+# the PostgreSQL wire protocol and Flight SQL, from a YAML config. The config is
+# written from the same export: every Delta table and the materialized view; function
+# and PostgreSQL tables are skipped, with the reason.
 
 # %%
-print(roapi_yaml(export))
+config = roapi_config(export)
+print("\n".join(f"skipped {name}: {reason}" for name, reason in skipped(export)))
+print(yaml.safe_dump({"addr": config["addr"], "tables": config["tables"][:1]}, sort_keys=False))
+with pl.Config(fmt_str_lengths=60):
+    display(
+        pl.DataFrame(
+            [
+                {"name": t["name"], "format": t["option"]["format"], "uri": t["uri"]}
+                for t in config["tables"]
+            ]
+        )
+    )
 
 # %% [markdown]
-# Start the real `roapi` binary on this config (on free ports, so it never collides
-# with a ROAPI the stack runs) and send it the SQL snippet from the `sessions` page.
-
+# Start the real `roapi` binary on a config, on ports the kernel just picked (so it
+# never collides with a ROAPI the stack runs), and wait until it answers. Its output
+# goes to a log file: when it does not start, the error is in its own words.
 
 # %%
-def free_address() -> str:
-    return f"127.0.0.1:{free_port()}"  # a port the kernel just picked as unused
+ROAPI = Path(sys.executable).parent / "roapi"  # installed by the roapi wheel
 
 
-http = free_address()
-config = write_roapi(
-    export, out / "roapi.yaml", http=http, postgres=free_address(), flight_sql=free_address()
-)
-roapi_bin = project_dir() / ".venv" / "bin" / "roapi"
-server = subprocess.Popen(
-    [str(roapi_bin), "-c", str(config)],
-    env={**os.environ, **s.roapi_env},
-    stdout=subprocess.DEVNULL,
-    stderr=subprocess.DEVNULL,
-)
-try:
-    for _ in range(150):
+def addresses() -> dict[str, str]:
+    return {name: f"127.0.0.1:{free_port()}" for name in ("http", "postgres", "flight_sql")}
+
+
+def start_roapi(config_path: Path, http: str) -> subprocess.Popen:
+    """Start roapi and wait until it answers; if it cannot start, raise with its error."""
+    log_path = config_path.with_suffix(".log")
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [str(ROAPI), "-c", str(config_path)],
+            env={**os.environ, **s.roapi_env, "NO_COLOR": "1"},  # S3 endpoint and keys
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while server.poll() is None and time.monotonic() < deadline:
         try:
             if requests.get(f"http://{http}/api/schema", timeout=1).ok:
-                break
+                return server
         except requests.ConnectionError:
-            time.sleep(0.2)
+            time.sleep(0.1)
+    server.terminate()
+    server.wait(timeout=10)
+    said = [line for line in log_path.read_text().splitlines() if "error" in line.lower()]
+    raise RuntimeError(f"roapi exited with code {server.returncode}: " + " | ".join(said[-2:]))
+
+
+# %% [markdown]
+# First a config that points at a table that does not exist, to see how ROAPI fails:
+
+# %%
+broken_addr = addresses()
+broken_config = out / "roapi-broken.yaml"
+missing = s.table_uri("catalog/no_such_table").removeprefix("file://")
+broken_config.write_text(
+    yaml.safe_dump(
+        {
+            "addr": broken_addr,
+            "tables": [{"name": "missing", "uri": missing, "option": {"format": "delta"}}],
+        }
+    )
+)
+try:
+    start_roapi(broken_config, broken_addr["http"]).terminate()
+except RuntimeError as error:
+    print(error)
+
+# %% [markdown]
+# Now the catalog's config. Send it the SQL snippet from the `sessions` page, once
+# with the default JSON answer and once asking for Arrow
+# (`Accept: application/vnd.apache.arrow.stream`, see ROAPI's
+# [response formats](https://roapi.github.io/docs/api/response.html)), and compare the
+# column types with the Delta table's.
+
+# %%
+addr = addresses()
+config_path = write_roapi(export, out / "roapi.yaml", **addr)
+server = start_roapi(config_path, addr["http"])
+try:
     sql = next(t for t in export["tables"] if t["name"] == "sessions")["snippets"]["sql"]
     print(sql)
-    answer = requests.post(f"http://{http}/api/sql", data=sql, timeout=30)
-    answer.raise_for_status()
-    display(pl.DataFrame(answer.json()))
+    as_json = requests.post(f"http://{addr['http']}/api/sql", data=sql, timeout=30)
+    as_json.raise_for_status()
+    from_json = pl.DataFrame(as_json.json())
+    as_arrow = requests.post(
+        f"http://{addr['http']}/api/sql",
+        data=sql,
+        headers={"Accept": "application/vnd.apache.arrow.stream"},
+        timeout=30,
+    )
+    as_arrow.raise_for_status()
+    from_arrow = pl.read_ipc_stream(as_arrow.content)
+    view_sql = (
+        "SELECT session_id, sum(spikes) AS spikes FROM channel_stats "
+        "GROUP BY session_id ORDER BY session_id"
+    )
+    view = requests.post(
+        f"http://{addr['http']}/api/sql",
+        data=view_sql,
+        headers={"Accept": "application/vnd.apache.arrow.stream"},
+        timeout=30,
+    )
+    view.raise_for_status()
+    from_view = pl.read_ipc_stream(view.content)
 finally:
     server.terminate()
     server.wait(timeout=10)
+display(from_arrow.select("session_id", "task", "started_at", "channels"))
+
+
+def type_name(dtype: pl.DataType) -> str:
+    return "Datetime(us, UTC)" if dtype == pl.Datetime("us", "UTC") else str(dtype)
+
+
+delta_schema = db.table("sessions").collect_schema()
+pl.DataFrame(
+    [
+        {
+            "column": name,
+            "Delta table": type_name(dtype),
+            "ROAPI JSON": type_name(from_json.schema[name]),
+            "ROAPI Arrow": type_name(from_arrow.schema[name]),
+        }
+        for name, dtype in delta_schema.items()
+    ]
+)
+
+# %% [markdown]
+# JSON has one kind of number and no timestamps. Read back from JSON, every integer
+# column comes back as `Int64` (the table has `Int32` and `Int16` ones) and every
+# timestamp as an ISO-8601 **string**; code that compares or joins on them breaks
+# quietly. Arrow carries the schema with the data, so the types come back exactly as
+# the Delta table has them. Ask ROAPI for Arrow when a program reads the answer; JSON
+# is for people and `curl`.
+#
+# The materialized view is served like any Delta table:
+
+# %%
+from_view
 
 # %% [markdown]
 # ## Exercise
 #
-# Add a table to a catalog module: a `DeltaTable` (or an `@table` function) with a
-# description, described columns, a `docs_filters` example and at least one quality
-# check. Rebuild the site and find your table with the search box; check that it is in
-# `catalog.json` and, if it is a Delta table, in the ROAPI config.
-# Lab 02 (`labs/02_catalog/`) walks through it and checks your work.
-
-# %%
-print(yaml.safe_dump({"tables in the export": [t["id"] for t in export["tables"]]}))
+# Try it here first: change the filter in section 3 to `Filter("channel", "<", 8)`
+# alone. How many files does the plan scan, and why? (Channels are in every file, and
+# every file's min/max for `channel` spans 0 to 255.)
+#
+# Then **lab 02** (`labs/02_catalog/`), which checks your work on the real table. You
+# get an undocumented Delta table and five exercises:
+#
+# 1. declare it: `DeltaTable` with described `Column`s, partitioning and `docs_filters`;
+# 2. read one session's channels with `.scan(filters=...)` so that files are skipped;
+# 3. write quality checks that catch the broken rows the grader makes;
+# 4. publish it: `Catalog` + `ModuleDatabase`, export, site and ROAPI config;
+# 5. stretch: a `@table(materialize=True)` view of it, refreshed and queried through
+#    ROAPI with its types intact.
+#
+# ## Key takeaways
+#
+# - A catalog read is `pl.scan_delta(uri).filter(...)`: lazy, so filters written
+#   anywhere reach the scan. `explain()` lists the files it will open; that is the proof.
+# - Partition values and per-file min/max statistics live in the Delta log; they let
+#   the reader skip files without reading them.
+# - Declaring a table (`DeltaTable`, `Column`, `docs_filters`, `checks`) is what turns
+#   data into something others can find, trust and query; the site, the checks and the
+#   ROAPI config are generated from the same declaration.
+# - Quality checks are aggregates that count failing rows; a failing report names the
+#   check and how many rows broke it.
+# - Over HTTP, JSON loses column types (Int32 -> Int64, timestamps -> strings); Arrow
+#   keeps them.
+#
+# ## Self-check
+#
+# 1. `signals.scan().collect().filter(pl.col("session_id") == 2)`: how many files does
+#    this open, and why is it different from `signals.scan().filter(...).collect()`?
+# 2. A filter on `timestamp` skipped files although the table is partitioned by
+#    session. Where did the reader find the information to skip them?
+# 3. A dashboard reads `sessions` from ROAPI as JSON and joins it with a Polars frame on
+#    `session_id`. Why does the join fail, and what are two ways to fix it?
+#
+# <details><summary>Answers</summary>
+#
+# 1. All of them: `.collect()` reads the whole table first, and the filter then runs on
+#    rows already in memory. Keep the frame lazy until the end so the optimizer can push
+#    the filter into the scan.
+# 2. In the Delta log: every `add` action records the file's min and max per column;
+#    files whose range cannot match the predicate are skipped (section 2's table).
+# 3. JSON brings `session_id` back as Int64 while the frame has Int32 (and timestamps as
+#    strings): cast after reading (`pl.col("session_id").cast(pl.Int32)`), or better,
+#    ask ROAPI for Arrow (`Accept: application/vnd.apache.arrow.stream`) so the types
+#    come back as declared.
+#
+# </details>
+#
+# ## Sources
+#
+# - Neuralink's datarepo, the design this follows: https://github.com/neuralinkcorp/datarepo
+# - Polars `scan_delta`:
+#   https://docs.pola.rs/api/python/stable/reference/api/polars.scan_delta.html and
+#   `LazyFrame.explain`:
+#   https://docs.pola.rs/api/python/stable/reference/lazyframe/api/polars.LazyFrame.explain.html
+# - Delta log `add` actions and their statistics:
+#   https://github.com/delta-io/delta/blob/master/PROTOCOL.md#add-file-and-remove-file
+# - delta-rs `DeltaTable.get_add_actions`: https://delta-io.github.io/delta-rs/api/delta_table/
+# - ROAPI config and Delta tables: https://roapi.github.io/docs/config/config-file.html,
+#   https://roapi.github.io/docs/config/dataset-formats/delta.html; response formats:
+#   https://roapi.github.io/docs/api/response.html
+# - psycopg's `sql` module (identifiers and parameters):
+#   https://www.psycopg.org/psycopg3/docs/api/sql.html
