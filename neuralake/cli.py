@@ -13,6 +13,8 @@ from neuralake.errors import NeuralakeError
 from neuralake.labs.cli import app as labs_app
 from neuralake.settings import settings
 from neuralake.stack.cli import app as stack_app
+from neuralake.writer.cli import app as writer_app
+from neuralake.writer.cli import produce
 
 app = typer.Typer(
     help="Neuralake Lab: a lakehouse you run for real.", no_args_is_help=True, add_completion=False
@@ -20,6 +22,8 @@ app = typer.Typer(
 app.add_typer(stack_app, name="stack")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(labs_app, name="labs")
+app.add_typer(writer_app, name="writer")
+app.command("produce")(produce)
 
 
 @app.command("settings")

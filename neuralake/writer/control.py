@@ -1,0 +1,280 @@
+"""Run the Rust writer's three processes for one table: ingest, compact and vacuum.
+
+``up`` starts them as pid-tracked processes (:mod:`neuralake.stack.processes`), with the
+S3 and Kafka settings handed over as the ``NEURALAKE_*`` variables the binary reads, and
+returns only once each one serves its ``/metrics`` (ingest: once it reports
+``neuralake_writer_ready 1``, i.e. its table is open and its partitions assigned). A
+process that dies on the way fails fast with its own ``error:`` line and its log file.
+
+Everything about one table lives in ``.state/writer/<table>/``: the pid files, the logs
+and ``writer.json`` (topic, URIs, metrics ports). The default table uses the ports
+9464/9465/9466; any other table gets free ports, chosen once and recorded, so writers
+for two tables can run side by side. ``up`` is idempotent (a live process is left
+alone, a dead one restarted) and ``down`` stops only processes ``up`` started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from neuralake.errors import StackError
+from neuralake.settings import Settings, project_dir
+from neuralake.stack import processes
+from neuralake.streaming import metrics
+from neuralake.streaming.schemas import DEFAULT_TABLE, DEFAULT_TOPIC, dead_letter_uri
+from neuralake.writer import binary
+
+PROCESSES = ("ingest", "compact", "vacuum")
+DEFAULT_PORTS = {"ingest": 9464, "compact": 9465, "vacuum": 9466}
+START_TIMEOUT_S = 60.0  # the binary gives up on an unreachable broker after about 10 s
+
+# Options of `up` -> the variable the binary reads. None means "the binary's default".
+OPTION_VARS = {
+    "flush_ms": "NEURALAKE_WRITER_FLUSH_MS",
+    "flush_rows": "NEURALAKE_WRITER_FLUSH_ROWS",
+    "flush_bytes": "NEURALAKE_WRITER_FLUSH_BYTES",
+    "checkpoint_every": "NEURALAKE_WRITER_CHECKPOINT_EVERY",
+    "app_id": "NEURALAKE_WRITER_APP_ID",
+    "compact_interval_s": "NEURALAKE_COMPACT_INTERVAL_S",
+    "target_size": "NEURALAKE_COMPACT_TARGET_SIZE",
+    "min_files": "NEURALAKE_COMPACT_MIN_FILES",
+    "vacuum_interval_s": "NEURALAKE_VACUUM_INTERVAL_S",
+    "retention_hours": "NEURALAKE_VACUUM_RETENTION_HOURS",
+}
+
+
+@dataclass(frozen=True)
+class WriterStatus:
+    table: str
+    name: str
+    pid: int | None
+    alive: bool
+    metrics_url: str
+    table_uri: str
+    topic: str | None  # ingest only
+    dead_letter_uri: str | None  # ingest only
+    log: str
+
+
+def up(
+    s: Settings,
+    *,
+    topic: str = DEFAULT_TOPIC,
+    table: str = DEFAULT_TABLE,
+    echo: Callable[[str], None] = print,
+    **options: int | float | str | None,
+) -> list[WriterStatus]:
+    """Start ingest, compact and vacuum for ``table`` from ``topic`` (idempotent).
+
+    ``options`` are the tuning knobs of :data:`OPTION_VARS` (``flush_ms=200``, ...).
+    """
+    unknown = set(options) - set(OPTION_VARS)
+    if unknown:
+        raise StackError(f"unknown writer option {sorted(unknown)[0]!r}: use {list(OPTION_VARS)}")
+    exe = binary.find(s.cache_dir)
+    config = _config(s, table)
+    live = {name for name in PROCESSES if processes.running(_pid_file(s, table, name))}
+    if "ingest" in live and config.get("topic") != topic:
+        raise StackError(
+            f"the writer for {table!r} is running on topic {config.get('topic')!r}: "
+            f"stop it first (neuralake writer down --table {table})"
+        )
+    config = {
+        **config,
+        "topic": topic,
+        "table_uri": s.table_uri(table),
+        "dead_letter_uri": dead_letter_uri(s.table_uri(table)),
+        "ports": _ports(table, config.get("ports", {}), live),
+    }
+    _write_config(s, table, config)
+    env = _env(s, config, options)
+    for name in PROCESSES:  # ingest first: it creates the table the other two work on
+        if name in live:
+            echo(f"writer {name:<8} already running ({table})")
+            continue
+        log = _log_file(s, table, name)
+        since = log.stat().st_size if log.exists() else 0  # this start's lines only
+        processes.start(
+            [str(exe), name],
+            pid_file=_pid_file(s, table, name),
+            log_file=log,
+            env={**env, "NEURALAKE_WRITER_METRICS_ADDR": f"127.0.0.1:{config['ports'][name]}"},
+            cwd=project_dir(),
+        )
+        _wait_healthy(s, table, name, config, since)
+        echo(f"writer {name:<8} healthy at {_metrics_url(config, name)} (log: {log})")
+    return status(s, table)
+
+
+def down(
+    s: Settings, table: str | None = None, *, echo: Callable[[str], None] = print
+) -> list[str]:
+    """Stop the writer processes of ``table`` (every table when None). Idempotent."""
+    stopped = []
+    for name_of_table in [table] if table else tables(s):
+        for name in reversed(PROCESSES):
+            if processes.stop(_pid_file(s, name_of_table, name)):
+                stopped.append(f"{name_of_table}/{name}")
+                echo(f"writer {name:<8} stopped ({name_of_table})")
+    return stopped
+
+
+def status(s: Settings, table: str | None = None) -> list[WriterStatus]:
+    """One row per process of ``table`` (of every table the writer ever ran for)."""
+    rows = []
+    for name_of_table in [table] if table else tables(s):
+        config = _config(s, name_of_table)
+        if not config:
+            continue
+        for name in PROCESSES:
+            tracked = processes.running(_pid_file(s, name_of_table, name))
+            rows.append(
+                WriterStatus(
+                    table=name_of_table,
+                    name=name,
+                    pid=tracked.pid if tracked else None,
+                    alive=tracked is not None,
+                    metrics_url=_metrics_url(config, name),
+                    table_uri=config["table_uri"],
+                    topic=config["topic"] if name == "ingest" else None,
+                    dead_letter_uri=config["dead_letter_uri"] if name == "ingest" else None,
+                    log=str(_log_file(s, name_of_table, name)),
+                )
+            )
+    return rows
+
+
+def tables(s: Settings) -> list[str]:
+    """Tables the writer has been started for (they have a folder in the state)."""
+    root = s.state_dir / "writer"
+    return (
+        sorted(p.name for p in root.iterdir() if (p / "writer.json").exists())
+        if root.exists()
+        else []
+    )
+
+
+def as_json(rows: list[WriterStatus]) -> str:
+    return json.dumps([asdict(row) for row in rows], indent=2)
+
+
+def log_file(s: Settings, table: str, name: str) -> Path:
+    return _log_file(s, table, name)
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _folder(s: Settings, table: str) -> Path:
+    s.table_uri(table)  # validates the name: it becomes a folder
+    return s.state_dir / "writer" / table
+
+
+def _pid_file(s: Settings, table: str, name: str) -> Path:
+    return _folder(s, table) / f"{name}.pid"
+
+
+def _log_file(s: Settings, table: str, name: str) -> Path:
+    return _folder(s, table) / f"{name}.log"
+
+
+def _config(s: Settings, table: str) -> dict:
+    try:
+        return json.loads((_folder(s, table) / "writer.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _write_config(s: Settings, table: str, config: dict) -> None:
+    path = _folder(s, table) / "writer.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2))
+
+
+def _ports(table: str, recorded: dict[str, int], live: set[str]) -> dict[str, int]:
+    """Each process's metrics port: kept while its process lives, else free now."""
+    ports = {}
+    for name in PROCESSES:
+        wanted = DEFAULT_PORTS[name] if table == DEFAULT_TABLE else recorded.get(name)
+        if name in live or (wanted and processes.port_is_free(wanted)):
+            ports[name] = wanted
+        elif table == DEFAULT_TABLE:
+            raise StackError(
+                f"port {wanted} for the writer's {name} metrics is held by "
+                f"{processes.port_holder(wanted)}: stop that process, or write another "
+                "table (--table NAME gets free ports)"
+            )
+        else:
+            ports[name] = processes.free_port()
+    return ports
+
+
+def _env(s: Settings, config: dict, options: dict) -> dict[str, str]:
+    """The process environment: the settings as the NEURALAKE_* variables of the binary."""
+    env = {
+        **os.environ,
+        "NEURALAKE_WRITER_TABLE_URI": config["table_uri"],
+        "NEURALAKE_WRITER_DEAD_LETTER_URI": config["dead_letter_uri"],
+        "NEURALAKE_WRITER_TOPIC": config["topic"],
+        "NEURALAKE_KAFKA_BOOTSTRAP": s.kafka_config["bootstrap.servers"],
+        "NEURALAKE_S3_ENDPOINT": s.s3_endpoint or "",  # empty: real AWS
+        "NEURALAKE_S3_REGION": s.region,
+        "NEURALAKE_S3_ACCESS_KEY_ID": s.access_key_id or "",  # empty: AWS credential chain
+        "NEURALAKE_S3_SECRET_ACCESS_KEY": s.secret_access_key or "",
+        "NEURALAKE_WRITER_LOG_FORMAT": "json",
+    }
+    for option, value in options.items():
+        if value is not None:
+            env[OPTION_VARS[option]] = str(value)
+    return env
+
+
+def _metrics_url(config: dict, name: str) -> str:
+    return f"http://127.0.0.1:{config['ports'][name]}/metrics"
+
+
+def _wait_healthy(s: Settings, table: str, name: str, config: dict, since: int) -> None:
+    pid_file, log = _pid_file(s, table, name), _log_file(s, table, name)
+    url = _metrics_url(config, name)
+
+    def died() -> None:
+        if processes.running(pid_file) is None:
+            code = processes.exit_code(pid_file)
+            raise StackError(
+                f"writer {name} exited during start (exit code {code}): see {log}: "
+                f"{last_error(log, since)}"
+            )
+
+    def ready() -> None:
+        if name == "ingest":  # serving /metrics is not enough: the table must be open
+            if metrics.values(url).get("neuralake_writer_ready") != 1.0:
+                raise StackError(f"writer ingest is not ready yet ({url})")
+        else:
+            metrics.scrape(url)
+
+    try:
+        processes.wait_until(ready, timeout=START_TIMEOUT_S, died=died, interval=0.2)
+    except StackError as err:
+        if "exited during start" in str(err):
+            raise
+        raise StackError(
+            f"writer {name} did not get ready within {START_TIMEOUT_S:.0f} s ({err}): "
+            f"see {log}: {last_error(log, since)}"
+        ) from err
+
+
+def last_error(log: Path, since: int = 0) -> str:
+    """The process's ``error:`` line if it wrote one after byte ``since``, else its last line."""
+    try:
+        with open(log, "rb") as file:
+            file.seek(since)
+            text = file.read().decode(errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    lines = [line for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    return (errors or lines or ["(empty log)"])[-1][:300]
