@@ -13,6 +13,8 @@ export UV_CACHE_DIR ?= $(NEURALAKE_CACHE_DIR)/uv
 export UV_COMPILE_BYTECODE := 1
 export UV_PYTHON ?= 3.11
 export UV_PYTHON_DOWNLOADS := never
+# The Rust writer builds into the cache too (neuralake.writer.binary looks there).
+export CARGO_TARGET_DIR := $(NEURALAKE_CACHE_DIR)/rust-writer/target
 
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo $(NEURALAKE_CACHE_DIR)/uv-$(UV_VERSION)/bin/uv)
@@ -37,6 +39,7 @@ setup: $(UV)  ## Install everything (idempotent); start nothing
 	bash scripts/system-deps.sh
 	$(UV) sync --locked
 	$(NL) stack install
+	$(NL) writer build
 
 up: setup  ## Start the native stack (S3, Kafka, PostgreSQL)
 	$(NL) stack up
@@ -57,15 +60,20 @@ run: up  ## Execute every notebook headless into build/notebooks/
 labs: setup  ## Build the student versions of the labs (solutions removed)
 	$(NL) labs build
 
-lint:  ## ruff lint and format check
+RUST := --manifest-path rust-writer/Cargo.toml
+
+lint:  ## ruff lint and format check; cargo fmt and clippy for the Rust writer
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	cargo fmt $(RUST) --check
+	cargo clippy $(RUST) --release --locked --all-targets -- -D warnings
 
 format:  ## Apply ruff's fixes and formatting
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
 test: setup lint  ## Set up and run the whole suite against a real stack
+	cargo test $(RUST) --release --locked
 	$(RUN) pytest
 
 clean:  ## Remove build outputs (not the data: see `make down` and .state/)

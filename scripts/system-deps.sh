@@ -2,7 +2,13 @@
 # Install the system tools the native stack needs, from Debian's packages, if missing:
 # Java 17 (Kafka, Spark), Go (builds MinIO), Maven (resolves jars), PostgreSQL, and
 # Chromium (the catalog site's browser tests). Idempotent: present tools are skipped.
+# Rust is checked, not installed: Debian's rustc is too old for the writer's crates.
 set -euo pipefail
+
+if ! command -v cargo >/dev/null; then
+  echo "error: \`cargo\` is not on PATH: the Rust writer needs Rust 1.95+; install it with rustup (https://rustup.rs), then run make setup again" >&2
+  exit 2
+fi
 
 need=()
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
