@@ -128,11 +128,13 @@ class Batch:
     def rows(self) -> int:
         return len(self.columns["kafka_offset"])
 
+    def full(self, rule: FlushRule) -> bool:
+        return self.messages >= rule.rows or self.payload_bytes >= rule.bytes
+
     def due(self, rule: FlushRule) -> bool:
         if not self.messages:
             return False
-        age_ms = (time.monotonic() - self.started) * 1000
-        return self.rows >= rule.rows or self.payload_bytes >= rule.bytes or age_ms >= rule.ms
+        return self.full(rule) or (time.monotonic() - self.started) * 1000 >= rule.ms
 
     def frame(self) -> pl.DataFrame:
         data = {name: values for name, values in self.columns.items() if name != "date"}
@@ -212,6 +214,9 @@ class Baseline:
             for msg in self.consumer.consume(num_messages=10_000, timeout=0.1):
                 if msg.error() is None:
                     batch.add(msg, self.topic, self.skip_dead_up_to)
+                    if batch.full(self.flush_rule):
+                        self.commit(batch)
+                        batch = Batch()
                 elif msg.error().code() != KafkaError._PARTITION_EOF:
                     log.warning("kafka: %s (librdkafka retries)", msg.error().str())
             consumed_all = end is not None and _covers({**self.done, **batch.last}, end)
