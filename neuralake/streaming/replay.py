@@ -30,6 +30,7 @@ recovers its messages from their headers.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -330,13 +331,15 @@ def _scan_for_replays(
         if not todo:
             return pl.DataFrame(schema=LEDGER)
         consumer.assign([TopicPartition(t, p, marks[(t, p)]) for t, p in todo])
+        deadline = time.monotonic() + timeout
         while todo:
-            messages = consumer.consume(num_messages=1000, timeout=timeout)
-            if not messages:
+            if time.monotonic() > deadline:
                 raise ReplayError(
-                    f"no message from Kafka within {timeout:.0f} s while checking for earlier "
-                    "replays: check that Kafka is up and run replay again"
+                    f"Kafka did not serve {sorted(todo)} to its end within {timeout:.0f} s while "
+                    "checking for earlier replays: check that Kafka is up and run replay again"
                 )
+            # consume() returns at num_messages or at its timeout, whichever comes first.
+            messages = consumer.consume(num_messages=1000, timeout=0.2)
             for message in messages:
                 key = (message.topic(), message.partition())
                 error = message.error()
