@@ -1,5 +1,6 @@
 """How every lab proves its checks: the solution passes them all, and the student
-version (solutions stripped) fails each one with its specific hint."""
+version (solutions stripped) fails each one with what its grader found and the first
+tier of its hint."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from neuralake.labs import build_lab
 from neuralake.labs.checks import check_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
+FIRST_HINT = "Hint 1/3 (concept): "
 
 
 def assert_solution_passes_every_check(lab: Path, prefix: str, tmp: Path, checks: int) -> None:
@@ -27,6 +29,7 @@ def assert_solution_passes_every_check(lab: Path, prefix: str, tmp: Path, checks
 
 
 def assert_student_fails_every_check(lab: Path, prefix: str, tmp: Path, hints: list[str]) -> None:
+    """``hints``: per check, in order, a piece of the ``found`` text its failure must show."""
     student = build_lab(lab, tmp / "student.ipynb")
     out = tmp / "student-run.ipynb"
     with pytest.raises(papermill.PapermillExecutionError, match="CheckFailed"):
@@ -40,7 +43,10 @@ def assert_student_fails_every_check(lab: Path, prefix: str, tmp: Path, hints: l
         )
     results = check_outputs(out)
     assert len(results) == len(hints)
-    for result, hint in zip(results, hints, strict=True):
-        assert result["error"] is not None, f"a check passed without its exercise: {hint}"
+    for result, found in zip(results, hints, strict=True):
+        assert result["error"] is not None, f"a check passed without its exercise: {found}"
         assert result["error"]["ename"] == "CheckFailed"
-        assert hint in result["error"]["evalue"]
+        message = result["error"]["evalue"]
+        assert found in message, message
+        assert FIRST_HINT in message, f"not the first tier of a hint: {message}"
+        assert "\n" not in message, f"a hint must be one line: {message!r}"

@@ -3,12 +3,22 @@
 A lab is one source notebook in ``labs/NN_topic/`` whose solution cells are tagged
 ``solution``. :mod:`neuralake.labs.build` turns it into the student version (solutions
 replaced by stubs); the check cells call graders such as :mod:`neuralake.labs.lab01`,
-which inspect the real tables and raise :class:`~neuralake.errors.CheckFailed` with a
-hint that says what to do next. See docs/lab-format.md.
+which inspect the real tables and raise :class:`~neuralake.errors.CheckFailed` with what
+they found and a tiered hint (concept, API, call) that gets more specific each time the
+same exercise fails; :func:`hint` shows a tier on request. See docs/lab-format.md.
 """
 
 from neuralake.errors import CheckFailed
 from neuralake.labs.build import build_lab, find_labs
-from neuralake.labs.checks import expect, passed
+from neuralake.labs.checks import Hint, expect, hint, passed, reset_attempts
 
-__all__ = ["CheckFailed", "build_lab", "expect", "find_labs", "passed"]
+__all__ = [
+    "CheckFailed",
+    "Hint",
+    "build_lab",
+    "expect",
+    "find_labs",
+    "hint",
+    "passed",
+    "reset_attempts",
+]

@@ -3,7 +3,8 @@
 In the source notebook (``labs/NN_topic/<name>.ipynb``, paired with a ``.py`` by
 jupytext) every cell tagged ``solution`` is replaced by a stub that keeps the cell's
 leading comment lines (the instructions), adds ``# YOUR CODE HERE``, and sets to
-``None`` each variable the solution assigns that the next cell (the check) reads. The
+``None`` each name the solution binds (a variable, or a function the check calls) that
+the next cell (the check) reads. The
 check then runs and fails with its hint instead of a ``NameError``.
 
 Outputs are cleared; the student notebook is a build output (``build/labs/`` by
@@ -71,11 +72,13 @@ def stub(solution: str, check: str) -> str:
 
 
 def assigned_names(code: str) -> list[str]:
-    """Names bound at the top level of ``code``, in order of first assignment."""
+    """Names bound at the top level of ``code`` (assignments and definitions), in order."""
     names: list[str] = []
     for node in ast.parse(code).body:
         targets = []
-        if isinstance(node, ast.Assign):
+        if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name not in names:
+            names.append(node.name)
+        elif isinstance(node, ast.Assign):
             targets = node.targets
         elif isinstance(node, ast.AnnAssign | ast.AugAssign):
             targets = [node.target]
