@@ -11,11 +11,13 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
 
 import polars as pl
+import prometheus_client
 import psutil
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -25,7 +27,7 @@ import neuralake
 from neuralake.delta import drop_table
 from neuralake.errors import ConfigError, StackError, TableSchemaError
 from neuralake.stack.processes import free_port
-from neuralake.streaming import baseline, produce, topics, wire
+from neuralake.streaming import baseline, freshness, metrics, produce, topics, wire
 from neuralake.streaming.schemas import (
     BRONZE,
     DEAD_LETTERS,
@@ -353,3 +355,55 @@ def test_a_table_with_another_schema_is_refused_at_start(stack_settings, topic, 
     assert f"the table at {uri} has columns (x long)" in str(err.value)
     assert "--table" in str(err.value)
     assert arrow_schema(BRONZE).names == BRONZE.names()
+
+
+@pytest.mark.stack
+def test_freshness_is_measured_on_newly_visible_rows(stack_settings, topic, table):
+    topics.ensure_topic(stack_settings, topic)
+    writer = baseline.Baseline(
+        stack_settings, topic=topic, table=table, flush=baseline.FlushRule(ms=200)
+    )
+    stop = threading.Event()
+    running = threading.Thread(target=writer.run, kwargs={"should_stop": stop.is_set})
+    running.start()
+    try:
+        producer = threading.Thread(
+            target=produce.produce,
+            args=(stack_settings,),
+            kwargs={"topic": topic, "count": 2000, "rate": 1000},
+        )
+        producer.start()
+        seen = freshness.measure(
+            stack_settings.table_uri(table), stack_settings.storage_options, seconds=5
+        )
+        producer.join()
+    finally:
+        stop.set()
+        running.join(30)
+        writer.close()
+    result = freshness.summary(seen)
+    assert result["rows"] == 2000  # every row, seen once, in the version that added it
+    assert seen["version"].n_unique() >= 3  # 2 s of a 200 ms flush: several commits
+    assert 0 < result["p50_s"] <= result["p99_s"] < 5
+
+
+def test_metrics_are_read_from_a_prometheus_endpoint():
+    registry = prometheus_client.CollectorRegistry()
+    prometheus_client.Counter("demo_rows", "rows written", registry=registry).inc(42)
+    lag = prometheus_client.Gauge("demo_lag", "lag", ["partition"], registry=registry)
+    lag.labels(partition="0").set(7)
+    lag.labels(partition="1").set(0)
+    port = free_port()
+    server, thread = prometheus_client.start_http_server(port, "127.0.0.1", registry)
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        values = metrics.values(url)
+        assert values["demo_rows_total"] == 42
+        assert values['demo_lag{partition="0"}'] == 7
+        table = metrics.samples(url)
+        assert table.filter(pl.col("metric") == "demo_lag").height == 2
+    finally:
+        server.shutdown()
+        thread.join(5)
+    with pytest.raises(StackError, match="no metrics at"):
+        metrics.values(url)

@@ -70,11 +70,9 @@ def up(
 ) -> list[WriterStatus]:
     """Start ingest, compact and vacuum for ``table`` from ``topic`` (idempotent).
 
-    ``options`` are the tuning knobs of :data:`OPTION_VARS` (``flush_ms=200``, ...).
+    ``options`` are the tuning knobs of :data:`OPTION_VARS` (``flush_ms=200``, ...);
+    they are recorded with the table, so a later ``up`` restarts a dead process with them.
     """
-    unknown = set(options) - set(OPTION_VARS)
-    if unknown:
-        raise StackError(f"unknown writer option {sorted(unknown)[0]!r}: use {list(OPTION_VARS)}")
     exe = binary.find(s.cache_dir)
     config = _config(s, table)
     live = {name for name in PROCESSES if processes.running(_pid_file(s, table, name))}
@@ -83,15 +81,18 @@ def up(
             f"the writer for {table!r} is running on topic {config.get('topic')!r}: "
             f"stop it first (neuralake writer down --table {table})"
         )
+    # Options are remembered: a process restarted by a later `up` keeps its tuning.
+    options = {**config.get("options", {}), **{k: v for k, v in options.items() if v is not None}}
     config = {
         **config,
+        "options": options,
         "topic": topic,
         "table_uri": s.table_uri(table),
         "dead_letter_uri": dead_letter_uri(s.table_uri(table)),
         "ports": _ports(table, config.get("ports", {}), live),
     }
+    env = process_env(s, topic=topic, table_uri=config["table_uri"], **options)
     _write_config(s, table, config)
-    env = _env(s, config, options)
     for name in PROCESSES:  # ingest first: it creates the table the other two work on
         if name in live:
             echo(f"writer {name:<8} already running ({table})")
@@ -213,13 +214,19 @@ def _ports(table: str, recorded: dict[str, int], live: set[str]) -> dict[str, in
     return ports
 
 
-def _env(s: Settings, config: dict, options: dict) -> dict[str, str]:
-    """The process environment: the settings as the NEURALAKE_* variables of the binary."""
+def process_env(
+    s: Settings, *, topic: str, table_uri: str, **options: int | float | str | None
+) -> dict[str, str]:
+    """The environment for ``neuralake-writer``: the settings as its NEURALAKE_* variables.
+
+    Tests and benchmarks that run the binary directly use it too, so every run of the
+    binary sees the same S3 and Kafka as the Python code.
+    """
     env = {
         **os.environ,
-        "NEURALAKE_WRITER_TABLE_URI": config["table_uri"],
-        "NEURALAKE_WRITER_DEAD_LETTER_URI": config["dead_letter_uri"],
-        "NEURALAKE_WRITER_TOPIC": config["topic"],
+        "NEURALAKE_WRITER_TABLE_URI": table_uri,
+        "NEURALAKE_WRITER_DEAD_LETTER_URI": dead_letter_uri(table_uri),
+        "NEURALAKE_WRITER_TOPIC": topic,
         "NEURALAKE_KAFKA_BOOTSTRAP": s.kafka_config["bootstrap.servers"],
         "NEURALAKE_S3_ENDPOINT": s.s3_endpoint or "",  # empty: real AWS
         "NEURALAKE_S3_REGION": s.region,
@@ -228,6 +235,8 @@ def _env(s: Settings, config: dict, options: dict) -> dict[str, str]:
         "NEURALAKE_WRITER_LOG_FORMAT": "json",
     }
     for option, value in options.items():
+        if option not in OPTION_VARS:
+            raise StackError(f"unknown writer option {option!r}: use {list(OPTION_VARS)}")
         if value is not None:
             env[OPTION_VARS[option]] = str(value)
     return env

@@ -1,0 +1,113 @@
+"""How fresh is the bronze table for a reader, with a steady stream coming in?
+
+Run: ``.venv/bin/python benchmarks/writer_freshness.py [--rate 10000] [--seconds 30]``
+with the stack up and the writer built. It starts a writer for a fresh topic and table
+(``--writer rust``: ``neuralake writer up`` with the default 1 s flush; ``--writer
+python``: the Python baseline with the same flush rule), produces ``--rate`` messages per
+second for ``--seconds``, and meanwhile polls the table every 0.1 s as a reader would
+(:func:`neuralake.streaming.freshness.measure`). For every row that becomes visible,
+freshness = the moment the poll saw it - its Kafka timestamp.
+
+Prints one JSON object: rows seen, p50/p90/p99/max freshness in seconds, the achieved
+producer rate, and (Rust) the writer's own last freshness gauge. The target: p99 < 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import neuralake
+from neuralake.delta import drop_table, open_table
+from neuralake.errors import TableNotFoundError
+from neuralake.streaming import freshness, metrics, produce, topics
+from neuralake.streaming.schemas import dead_letter_uri
+from neuralake.writer import control
+
+TARGET_P99_S = 2.0
+POLL_S = 0.1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=10_000)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--writer", choices=("rust", "python"), default="rust")
+    args = parser.parse_args()
+
+    s = neuralake.settings("stack")
+    run_id = uuid.uuid4().hex[:6]
+    topic, table = f"bench.fresh.{run_id}", f"bench_fresh_{run_id}"
+    uri = s.table_uri(table)
+    topics.ensure_topic(s, topic)
+    baseline = None
+    try:
+        if args.writer == "rust":
+            control.up(s, topic=topic, table=table, echo=lambda _: None)
+        else:
+            baseline = subprocess.Popen(
+                [sys.executable, "-m", "neuralake", "writer", "baseline",
+                 "--topic", topic, "--table", table],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        start_version = _wait_for_table(uri, s)
+        produced: list = []
+        producer = threading.Thread(
+            target=lambda: produced.append(
+                produce.produce(s, topic=topic, count=int(args.rate * args.seconds), rate=args.rate)
+            )
+        )
+        producer.start()
+        seen = freshness.measure(
+            uri,
+            s.storage_options,
+            seconds=args.seconds + 3,
+            poll_s=POLL_S,
+            since_version=start_version,
+        )
+        producer.join()
+        report = {
+            "writer": args.writer,
+            "rate": args.rate,
+            "seconds": args.seconds,
+            "poll_s": POLL_S,
+            "producer_messages_per_s": produced[0].messages_per_s if produced else None,
+            **freshness.summary(seen),
+        }
+        if args.writer == "rust":
+            url = next(r.metrics_url for r in control.status(s, table) if r.name == "ingest")
+            report["writer_freshness_gauge_s"] = metrics.values(url).get(
+                "neuralake_writer_freshness_seconds"
+            )
+        report["target_p99_s"] = TARGET_P99_S
+        report["target_met"] = report["p99_s"] is not None and report["p99_s"] < TARGET_P99_S
+        print(json.dumps(report, indent=2))
+    finally:
+        if baseline is not None:
+            baseline.terminate()
+            baseline.wait(30)
+        control.down(s, table, echo=lambda _: None)
+        topics.delete_topic(s, topic)
+        for target in (uri, dead_letter_uri(uri)):
+            drop_table(target, s.storage_options)
+
+
+def _wait_for_table(uri: str, s: neuralake.Settings, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return open_table(uri, s.storage_options).version()
+        except TableNotFoundError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    main()
