@@ -1,7 +1,9 @@
-"""Lab 02: the graders give specific hints, the solution passes, the student version fails.
+"""Lab 02: the graders find each mistake and hint in tiers, the solution passes, the student
+version fails every check.
 
-Grader tests run on a local warehouse; the notebook tests run both versions of the lab
-with papermill against the stack, as tests/test_labs.py does for lab 01.
+Grader tests run on a local warehouse (exercise 5's grader starts the real roapi binary
+on local files); the notebook tests run both versions of the lab with papermill against
+the stack, as tests/test_labs.py does for lab 01.
 """
 
 from __future__ import annotations
@@ -13,23 +15,26 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 from lab_runs import assert_solution_passes_every_check, assert_student_fails_every_check
 
 import neuralake
 from neuralake import delta
-from neuralake.catalog import Column, DeltaTable, Filter, NotNull, Range
-from neuralake.errors import CheckFailed
+from neuralake.catalog import Column, DeltaTable, Filter, NotNull, Range, Unique, table
+from neuralake.errors import CheckFailed, NeuralakeError
 from neuralake.labs import catalog_checks as grade
+from neuralake.labs.checks import Hint
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB02 = ROOT / "labs" / "02_catalog" / "02_catalog.ipynb"
 
-# The hint each check gives when its exercise was not done.
-HINTS = [
-    "spike_counts is None: declare it",
+# What each check finds when its exercise was not done (the student version).
+FOUND = [
+    "spike_counts is None",
     "session_two is None",
     "checks is None",
     "site_index is None",
+    "session_spikes is None",
 ]
 
 SCHEMA = {
@@ -38,6 +43,12 @@ SCHEMA = {
     "spikes": Column(pl.Int64, "Spikes."),
     "mean_quality": Column(pl.Float64, "Quality."),
 }
+GOOD_CHECKS = [
+    NotNull("spikes"),
+    Range("spikes", min=0),
+    Range("mean_quality", min=0, max=1),
+    Unique("session_id", also=["channel"]),
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +57,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> grade.Lab02:
     settings = dataclasses.replace(
         neuralake.settings("local"), warehouse_uri=(tmp / "wh").as_uri(), state_dir=tmp
     )
-    return grade.setup(settings, rows=50_000)
+    return grade.setup(settings)
 
 
 def _table(lab: grade.Lab02, **changes) -> DeltaTable:
@@ -60,59 +71,155 @@ def _table(lab: grade.Lab02, **changes) -> DeltaTable:
     return DeltaTable("spike_counts", **{**fields, **changes})
 
 
+# -- exercise 1 ---------------------------------------------------------------------------
+
+
 def test_a_good_declaration_passes(lab, capsys) -> None:
     grade.check_declared(lab, _table(lab))
     assert capsys.readouterr().out.startswith("PASSED: spike_counts is documented")
 
 
 @pytest.mark.parametrize(
-    ("changes", "hint"),
+    ("changes", "found"),
     [
-        ({"uri": "elsewhere/spike_counts"}, "pass uri=lab.uri"),
-        ({"description": "counts"}, "write a sentence"),
+        ({"uri": "elsewhere/spike_counts"}, "not lab.uri"),
+        ({"description": "counts"}, "the description has 6 characters"),
         ({"schema": {**SCHEMA, "channel": Column(pl.Int32, "c")}}, "channel is Int16, not Int32"),
         ({"schema": {**SCHEMA, "spikes": pl.Int64}}, "columns ['spikes'] have no description"),
         ({"schema": {k: v for k, v in SCHEMA.items() if k != "spikes"}}, "does not declare"),
-        ({"partition_columns": []}, "partitioned by ['session_id']"),
+        ({"partition_columns": []}, "partition_columns is []"),
         ({"docs_filters": [Filter("session_id", "=", 99)]}, "matches no rows"),
     ],
 )
-def test_declaration_mistakes_get_specific_hints(lab, changes, hint) -> None:
-    with pytest.raises(CheckFailed, match=re.escape(hint)):
+def test_declaration_mistakes_say_what_was_found(lab, changes, found) -> None:
+    with pytest.raises(CheckFailed, match=re.escape(found)):
         grade.check_declared(lab, _table(lab, **changes))
 
 
+def test_hints_get_more_specific_and_reset_starts_them_over(lab) -> None:
+    lab.reset("ex1")
+    messages = []
+    for _ in range(4):
+        with pytest.raises(CheckFailed) as failure:
+            grade.check_declared(lab, None)
+        messages.append(str(failure.value))
+    assert [re.search(r"Hint (\d)/3", m).group(1) for m in messages] == ["1", "2", "3", "3"]
+    assert "spike_counts = DeltaTable('spike_counts', uri=lab.uri" in messages[2]
+    lab.reset("ex1")
+    with pytest.raises(CheckFailed, match="Hint 1/3"):
+        grade.check_declared(lab, None)
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, v in vars(grade).items() if isinstance(v, Hint)), ids=str
+)
+def test_every_hint_tier_is_one_line(name) -> None:
+    hint = getattr(grade, name)
+    for level in (1, 2, 3):
+        assert "\n" not in hint.tier(level)
+
+
+def test_reset_of_an_unknown_exercise_names_the_real_ones(lab) -> None:
+    with pytest.raises(NeuralakeError, match="use one of ex1, ex2, ex3, ex4, ex5"):
+        lab.reset("ex9")
+
+
+# -- exercise 2 ---------------------------------------------------------------------------
+
+
 def test_filter_grader_wants_lazy_pruned_and_right_rows(lab) -> None:
-    table = _table(lab)
-    right = table.scan(filters=[Filter("session_id", "=", 2), Filter("channel", "<", 8)])
+    spike_counts = _table(lab)
+    right = spike_counts.scan(filters=[Filter("session_id", "=", 2), Filter("channel", "<", 8)])
     grade.check_filtered(lab, right)
-    with pytest.raises(CheckFailed, match="keep it lazy"):
+    with pytest.raises(CheckFailed, match="session_two is a DataFrame, not a LazyFrame"):
         grade.check_filtered(lab, right.collect())
-    with pytest.raises(CheckFailed, match="filter on session_id and channel"):
-        grade.check_filtered(lab, table.scan(filters=[Filter("session_id", "=", 2)]))
+    with pytest.raises(CheckFailed, match="session_two has 256 rows"):
+        grade.check_filtered(lab, spike_counts.scan(filters=[Filter("session_id", "=", 2)]))
     # Right rows, but through an expression no file statistics can answer: all files open.
-    by_value = table.scan().filter(
+    by_value = spike_counts.scan().filter(
         ((pl.col("session_id") + pl.col("channel") * 0) == 2) & (pl.col("channel") < 8)
     )
     with pytest.raises(CheckFailed, match="the scan opened all 4 files"):
         grade.check_filtered(lab, by_value)
 
 
-def test_quality_grader_needs_checks_that_catch_bad_rows(lab) -> None:
-    table = _table(lab)
-    weak = [NotNull("spikes")]
-    table.checks = weak
-    with pytest.raises(CheckFailed, match="let a negative spike count through"):
-        grade.check_quality(lab, table, weak)
-    wrong = [NotNull("spikes"), Range("spikes", min=0, max=1)]
-    table.checks = wrong
-    with pytest.raises(CheckFailed, match="fail on the real data"):
-        grade.check_quality(lab, table, wrong)
-    good = [NotNull("spikes"), Range("spikes", min=0)]
-    with pytest.raises(CheckFailed, match=r"attach it with spike_counts\.checks = checks"):
-        grade.check_quality(lab, table, good)
-    table.checks = good
-    grade.check_quality(lab, table, good)
+# -- exercise 3 ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("checks", "found"),
+    [
+        ([NotNull("spikes")], "let a negative spike count through"),
+        ([Range("spikes", min=0)], "let a missing spike count through"),
+        ([NotNull("spikes"), Range("spikes", min=0)], "let a mean_quality above 1 through"),
+        (GOOD_CHECKS[:3], "let the same session and channel twice through"),
+        ([*GOOD_CHECKS, Range("spikes", min=0, max=1)], "fail on the real (clean) data"),
+    ],
+)
+def test_quality_grader_breaks_rows_in_every_way(lab, checks, found) -> None:
+    spike_counts = _table(lab, checks=checks)
+    with pytest.raises(CheckFailed, match=re.escape(found)):
+        grade.check_quality(lab, spike_counts, checks)
+
+
+def test_quality_grader_wants_the_checks_attached(lab, capsys) -> None:
+    with pytest.raises(CheckFailed, match=r"spike_counts\.checks is not your list"):
+        grade.check_quality(lab, _table(lab), GOOD_CHECKS)
+    grade.check_quality(lab, _table(lab, checks=GOOD_CHECKS), GOOD_CHECKS)
+    assert "catch all 4 kinds of broken rows" in capsys.readouterr().out
+
+
+# -- exercise 5 ---------------------------------------------------------------------------
+
+
+def _view(lab: grade.Lab02, **metadata):
+    spike_counts = _table(lab)
+    options = {"materialize": True, "uri": lab.view_uri, "upstream": ["spike_counts"]}
+
+    def session_spikes() -> pl.LazyFrame:
+        """Spikes and quality per session."""
+        return (
+            spike_counts.scan()
+            .group_by("session_id")
+            .agg(pl.col("spikes").sum(), pl.col("mean_quality").mean())
+        )
+
+    return table(**{**options, **metadata})(session_spikes)
+
+
+def _config(lab: grade.Lab02, path: Path, uri: str) -> Path:
+    served = {"name": "session_spikes", "uri": uri.removeprefix("file://")}
+    served["option"] = {"format": "delta", "use_memory_table": False}
+    path.write_text(yaml.safe_dump({"addr": {"http": "127.0.0.1:1"}, "tables": [served]}))
+    return path
+
+
+def test_view_grader_serves_the_view_with_roapi(lab, tmp_path, capsys) -> None:
+    lab.reset("ex5")
+    view = _view(lab)
+    with pytest.raises(CheckFailed, match=r"there is no Delta table at lab\.view_uri"):
+        grade.check_view(lab, view, None, None)
+    view.refresh(lab.settings)
+    config = _config(lab, tmp_path / "roapi.yaml", lab.view_uri)
+    truth = grade.view_truth(lab)
+    grade.check_view(lab, view, config, truth)
+    assert "served by ROAPI" in capsys.readouterr().out
+    # Read back as JSON would: integers widen to Int64.
+    as_json = truth.with_columns(pl.col("session_id").cast(pl.Int64))
+    with pytest.raises(CheckFailed, match="session_id is Int64, not Int32"):
+        grade.check_view(lab, view, config, as_json)
+    with pytest.raises(CheckFailed, match="ROAPI did not start on served_config: error: "):
+        grade.check_view(lab, view, _config(lab, tmp_path / "bad.yaml", lab.uri + "_nope"), truth)
+
+
+def test_view_grader_wants_a_materialized_view_with_lineage(lab) -> None:
+    with pytest.raises(CheckFailed, match="is a function, not a materialized view"):
+        grade.check_view(lab, _view(lab, materialize=False, uri=None), None, None)
+    with pytest.raises(CheckFailed, match="does not name spike_counts"):
+        grade.check_view(lab, _view(lab, upstream=[]), None, None)
+
+
+# -- the notebook, both versions ----------------------------------------------------------
 
 
 @pytest.fixture
@@ -120,16 +227,17 @@ def lab_prefix(stack_settings, monkeypatch) -> str:
     monkeypatch.setenv("NEURALAKE_PROFILE", stack_settings.profile)
     prefix = f"test_lab02_{uuid.uuid4().hex[:8]}_"
     yield prefix
-    delta.drop_table(stack_settings.table_uri(prefix + grade.TABLE), stack_settings.storage_options)
+    for name in (grade.TABLE, grade.VIEW):
+        delta.drop_table(stack_settings.table_uri(prefix + name), stack_settings.storage_options)
 
 
 @pytest.mark.stack
 @pytest.mark.notebook
 def test_solution_passes_every_check(tmp_path, lab_prefix) -> None:
-    assert_solution_passes_every_check(LAB02, lab_prefix, tmp_path, checks=len(HINTS))
+    assert_solution_passes_every_check(LAB02, lab_prefix, tmp_path, checks=len(FOUND))
 
 
 @pytest.mark.stack
 @pytest.mark.notebook
 def test_student_version_fails_every_check_with_its_hint(tmp_path, lab_prefix) -> None:
-    assert_student_fails_every_check(LAB02, lab_prefix, tmp_path, HINTS)
+    assert_student_fails_every_check(LAB02, lab_prefix, tmp_path, FOUND)

@@ -16,51 +16,91 @@
 # %% [markdown]
 # # Lab 02 · Code as a catalog
 #
-# The setup cell writes a Delta table, `spike_counts` (spikes per session and channel),
-# that nobody has documented. In four exercises you make it a catalog table: declare
-# it with a description and described columns, read it with a filter that skips
-# files, give it quality checks, and publish it to the website, the JSON export and the
-# ROAPI config. After each exercise, run the **check** cell below it: it looks at the
-# real table and the real files and says `PASSED` or what to do next.
+# **Learning objectives.** You will:
 #
-# Lesson 02 (`notebooks/02_code_as_a_catalog`) shows every API you need. This notebook
-# is a Python module too: `ModuleDatabase(sys.modules[__name__])` finds the tables you
+# 1. turn an undocumented Delta table into a catalog table with the right types,
+#    partitioning and an example that returns rows;
+# 2. read it with a filter that skips files, and know why it does;
+# 3. write quality checks that catch broken rows without failing on good ones;
+# 4. publish it: website, JSON export and ROAPI config from one declaration;
+# 5. (stretch) serve a materialized view of it through ROAPI, types intact.
+#
+# **Time:** 45-75 minutes (exercise 5 is a stretch: 20 of them).
+# **Prerequisites:** lesson 02 (`notebooks/02_code_as_a_catalog`), which shows every
+# API used here, section by section; the stack running (`make up`).
+#
+# **Why.** A table nobody documented is a table nobody can trust: which column is the
+# partition, what does `mean_quality` mean, may `spikes` be negative? The setup cell
+# writes such a table, `spike_counts` (spikes per recording session and electrode
+# channel). You make it a catalog table, then **measure** that your read skips files
+# and that your checks catch bad rows, then publish it.
+#
+# **How it works.** After each exercise, run its **check** cell. The check looks at the
+# real table and the real files, and says `PASSED` or what it found plus a hint. Run
+# the check again and the hint gets more specific (3 levels: the idea, the API, the
+# call). `lab.reset("ex3")` puts one exercise back as it was at setup. This notebook is
+# a Python module too: `ModuleDatabase(sys.modules[__name__])` finds the tables you
 # declare in it.
 
 # %% tags=["parameters"]
 PREFIX = "lab02_"  # table names start with this
-ROWS = 200_000  # neural-signal rows the counts are computed from
 
 # %%
+import os
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import polars as pl
+import requests
+from deltalake import DeltaTable as DeltaLog
 
 import neuralake
 from neuralake.catalog import (
+    Catalog,
     Column,
     DeltaTable,
     Filter,
+    ModuleDatabase,
     NotNull,
     Range,
+    Unique,
+    table,
 )
 from neuralake.catalog.export import export_catalog
+from neuralake.catalog.quality import run_checks
 from neuralake.catalog.roapi import write_roapi
 from neuralake.catalog.site import build_site
 from neuralake.labs import catalog_checks
+from neuralake.stack.processes import free_port
 
 s = neuralake.settings()
-lab = catalog_checks.setup(s, prefix=PREFIX, rows=ROWS)
-print(f"profile {s.profile}\nspike_counts: {lab.uri}")
+lab = catalog_checks.setup(s, prefix=PREFIX)
+print(f"profile {s.profile}\nspike_counts: {lab.uri} ({lab.rows} rows)")
 lab.data().head()
+
+# %% [markdown]
+# Before you start, look at the table the way lesson 02 section 2 did: its files, their
+# partition values and their statistics are in the Delta log.
+
+# %%
+pl.DataFrame(
+    DeltaLog(lab.uri, storage_options=lab.storage_options).get_add_actions(flatten=True)
+).select("path", "size_bytes", "num_records", "min.channel", "max.channel")
 
 # %% [markdown]
 # ## Exercise 1 · Document the table
 #
-# Declare `spike_counts` as a `DeltaTable` at `lab.uri`: a description of what one row
-# is, every column with its type and a description (`Column(pl.Int64, "...")`), its
-# partitioning (look at the data's folders, or at `lab.data()`), and an example filter
-# in `docs_filters` that returns rows.
+# Declare `spike_counts` as a `DeltaTable` named `"spike_counts"` at `lab.uri`, with:
+#
+# - a description that says what one row is (a sentence);
+# - every column with its **exact** type and a description, `Column(pl.Int64, "...")`
+#   (the types must be the table's, not the ones you would guess);
+# - its partitioning (the log above says how the files are laid out);
+# - an example filter in `docs_filters` that returns rows;
+# - tags, an owner and `upstream` (where the counts come from: `neural_signals`) if
+#   you like: the site shows them.
 
 # %% tags=["solution"]
 # Declare spike_counts = DeltaTable("spike_counts", uri=lab.uri, ...).
@@ -85,10 +125,12 @@ spike_counts = DeltaTable(
 catalog_checks.check_declared(lab, spike_counts)
 
 # %% [markdown]
-# ## Exercise 2 · Read it with a filter
+# ## Exercise 2 · Read it with a filter that skips files
 #
-# Read session 2, channels 0 to 7, through your table, as a **LazyFrame** (no
-# `.collect()`): the check collects it and counts the files the scan opened.
+# Store in `session_two` the rows of session 2, channels 0 to 7, read through your
+# table as a **LazyFrame** (no `.collect()`): the check collects it and counts the files
+# the scan opened, which must be fewer than all of them. Before you run the check,
+# predict how many files it will open, then look at `session_two.explain()`.
 
 # %% tags=["solution"]
 # Store in session_two a LazyFrame of session 2, channels 0 to 7.
@@ -98,15 +140,24 @@ session_two = spike_counts.scan(filters=[Filter("session_id", "=", 2), Filter("c
 catalog_checks.check_filtered(lab, session_two)
 
 # %% [markdown]
-# ## Exercise 3 · Quality checks
+# ## Exercise 3 · Quality checks that catch broken rows
 #
-# Declare checks that fail when a spike count is negative or missing, keep them in
-# `checks`, and attach them to the table (`spike_counts.checks = checks`). The check
-# runs them on the real data (they must pass) and on broken rows (they must fail).
+# Declare, in a list `checks`, the rules every row of `spike_counts` must keep, and
+# attach them to the table (`spike_counts.checks = checks`). The check runs your list
+# on the real data (it is clean: every check must pass) and on rows it breaks in
+# several ways a spike count can be wrong (each must make a check fail). Think about
+# what is *impossible* for each column, and about what identifies a row. Try your list
+# first with `run_checks("spike_counts", spike_counts.scan(), checks)`.
 
 # %% tags=["solution"]
 # Store the list in checks, then attach it: spike_counts.checks = checks.
-checks = [NotNull("spikes"), Range("spikes", min=0), Range("mean_quality", min=0, max=1)]
+checks = [
+    NotNull("spikes"),
+    Range("spikes", min=0),
+    Range("mean_quality", min=0, max=1),
+    Unique("session_id", also=["channel"]),
+]
+print("passes on the data:", run_checks("spike_counts", spike_counts.scan(), checks).passed)
 spike_counts.checks = checks
 
 # %%
@@ -115,14 +166,15 @@ catalog_checks.check_quality(lab, spike_counts, checks)
 # %% [markdown]
 # ## Exercise 4 · Publish it
 #
-# Build the catalog of this notebook's tables, run its quality checks, export it (with
-# the quality reports), and write the site into `lab.out / "site"` and the ROAPI config
-# into `lab.out / "roapi.yaml"`. Then open the site's index in your browser and search
-# for your table.
+# Build the catalog of this notebook's tables, run its quality checks, export it with
+# the quality reports, write the site into `lab.out / "site"` and the ROAPI config into
+# `lab.out / "roapi.yaml"`. Store the site's `index.html` path in `site_index` and the
+# config's path in `roapi_path`. Then open the site's index in your browser, search for
+# your table and copy one of its snippets.
 
 # %% tags=["solution"]
 # Store the site's index.html path in site_index and the ROAPI config path in roapi_path.
-catalog = catalog_checks.notebook_catalog(sys.modules[__name__])
+catalog = Catalog({"lab": ModuleDatabase(sys.modules[__name__])})
 export = export_catalog(catalog, "lab02", s, quality=catalog.check())
 site_index = build_site(export, lab.out / "site")
 roapi_path = write_roapi(export, lab.out / "roapi.yaml")
@@ -131,5 +183,145 @@ roapi_path = write_roapi(export, lab.out / "roapi.yaml")
 catalog_checks.check_published(lab, site_index, roapi_path)
 
 # %% [markdown]
-# Done: `spike_counts` is documented, queryable with pushdown, guarded by checks, and
-# published. Next: lesson 03.
+# ## Exercise 5 (stretch) · Serve a materialized view through ROAPI
+#
+# A dashboard wants, per session, the total spikes over all channels and the mean of
+# the channels' `mean_quality`, over HTTP. ROAPI cannot run Python, so:
+#
+# 1. declare `session_spikes` as a **materialized** function table (`@table`) stored
+#    at `lab.view_uri`, with `spike_counts` in its lineage (`upstream`) and a docstring
+#    that describes it; columns `session_id`, `spikes`, `mean_quality`;
+# 2. build it (refresh it);
+# 3. write a ROAPI config that serves it into `served_config` (mind which tables the
+#    catalog holds when you export), start ROAPI with `start_roapi` below (the
+#    function from lesson 02, section 10), and read `SELECT * FROM session_spikes`
+#    from it into the DataFrame `served`, with the view's **column types**. Stop the
+#    server when you are done.
+#
+# The check starts its own ROAPI on your config, and compares `served` with the view.
+
+# %%
+ROAPI = Path(sys.executable).parent / "roapi"  # installed by the roapi wheel
+
+
+def addresses() -> dict[str, str]:
+    return {name: f"127.0.0.1:{free_port()}" for name in ("http", "postgres", "flight_sql")}
+
+
+def start_roapi(config_path: Path, http: str) -> subprocess.Popen:
+    """Start roapi and wait until it answers; if it cannot start, raise with its error."""
+    log_path = config_path.with_suffix(".log")
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [str(ROAPI), "-c", str(config_path)],
+            env={**os.environ, **s.roapi_env, "NO_COLOR": "1"},  # S3 endpoint and keys
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while server.poll() is None and time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://{http}/api/schema", timeout=1).ok:
+                return server
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    server.terminate()
+    server.wait(timeout=10)
+    said = [line for line in log_path.read_text().splitlines() if "error" in line.lower()]
+    raise RuntimeError(f"roapi exited with code {server.returncode}: " + " | ".join(said[-2:]))
+
+
+# %% tags=["solution"]
+# Declare session_spikes, refresh it, write served_config, and read the view from ROAPI
+# into served.
+@table(
+    materialize=True,
+    uri=lab.view_uri,
+    upstream=["spike_counts"],
+    tags=["lab", "derived"],
+    schema={
+        "session_id": Column(pl.Int32, "The recording session."),
+        "spikes": Column(pl.Int64, "Spikes over all channels of the session."),
+        "mean_quality": Column(pl.Float64, "Mean of the channels' mean_quality, 0 to 1."),
+    },
+)
+def session_spikes() -> pl.LazyFrame:
+    """Spikes and signal quality per session, for the dashboard (served by ROAPI)."""
+    return (
+        spike_counts.scan()
+        .group_by("session_id")
+        .agg(pl.col("spikes").sum(), pl.col("mean_quality").mean())
+        .sort("session_id")
+    )
+
+
+catalog = Catalog({"lab": ModuleDatabase(sys.modules[__name__])})  # now with the view
+print("refreshed: version", catalog.refresh("session_spikes").version)
+addr = addresses()
+served_config = write_roapi(
+    export_catalog(catalog, "lab02", s), lab.out / "roapi-view.yaml", **addr
+)
+server = start_roapi(served_config, addr["http"])
+try:
+    answer = requests.post(
+        f"http://{addr['http']}/api/sql",
+        data="SELECT * FROM session_spikes ORDER BY session_id",
+        headers={"Accept": "application/vnd.apache.arrow.stream"},  # keeps the types
+        timeout=30,
+    )
+finally:
+    server.terminate()
+    server.wait(timeout=10)
+answer.raise_for_status()
+served = pl.read_ipc_stream(answer.content)
+served
+
+# %%
+catalog_checks.check_view(lab, session_spikes, served_config, served)
+
+# %% [markdown]
+# ## Key takeaways
+#
+# - A declaration (`DeltaTable` + `Column`s + `docs_filters` + `checks`) is the whole
+#   catalog entry: the site, the export, the checks and the ROAPI config come from it.
+# - Types in the catalog must be the table's: check them against the log, never guess.
+# - A filter skips files only if it reaches the scan (stay lazy) and compares a column
+#   the log has partition values or min/max statistics for.
+# - Good checks encode what is impossible (negative counts, quality above 1, a key seen
+#   twice); a check that fails on clean data is a bug in the check.
+# - ROAPI serves files, not Python: materialize a function table to serve it, and read
+#   its answers as Arrow to keep the types.
+#
+# ## Self-check
+#
+# 1. Your exercise 2 read opened 1 file. Which filter did that, and how many files would
+#    `Filter("channel", "<", 8)` alone open? Why?
+# 2. Why does `Range("spikes", min=0, max=100)` belong in no catalog, even if it passes
+#    today?
+# 3. Why does the ROAPI config leave out a function table declared without
+#    `materialize=True`, and what does materializing change?
+#
+# <details><summary>Answers</summary>
+#
+# 1. `Filter("session_id", "=", 2)`: `session_id` is the partition column, so only the
+#    files in `session_id=2/` are opened. `channel < 8` alone opens every file: each one
+#    holds channels 0 to 255 (the log's min/max for `channel`), so none can be skipped.
+# 2. A bound that is not impossible, only unusual, fails the day a busy session arrives:
+#    checks should say what can never be true, or people learn to ignore them.
+# 3. ROAPI reads files (Delta, Parquet); a plain function table exists only as Python
+#    code that runs when the catalog reads it, so the export marks it "skipped" with
+#    that reason. `materialize=True` plus a refresh stores the function's result as a
+#    Delta table at `uri`, which ROAPI can read like any other (and reads fast).
+#
+# </details>
+#
+# ## Sources
+#
+# - Neuralink's datarepo (tables, filters, catalog site, ROAPI export):
+#   https://github.com/neuralinkcorp/datarepo
+# - Polars `scan_delta`:
+#   https://docs.pola.rs/api/python/stable/reference/api/polars.scan_delta.html
+# - ROAPI: Delta tables https://roapi.github.io/docs/config/dataset-formats/delta.html
+#   and response formats https://roapi.github.io/docs/api/response.html
+# - Delta Lake protocol, file statistics:
+#   https://github.com/delta-io/delta/blob/master/PROTOCOL.md#per-file-statistics
