@@ -164,6 +164,15 @@ def test_time_travel_graders_catch_the_wrong_version(lab):
 
 
 def test_dedupe_grader_wants_every_spike_once_by_merge(lab):
+    lesson_key = ["session_id", "timestamp"]  # a cursor event's key, not a spike's
+    DeltaTable(lab.ex3.uri).merge(
+        lab.ex3.batch.unique(subset=lesson_key),
+        predicate="t.session_id = s.session_id AND t.timestamp = s.timestamp",
+        source_alias="s",
+        target_alias="t",
+    ).when_not_matched_insert_all().execute()
+    _fails(lab01.check_deduplicated, lab, found="the table lacks")
+    lab.reset("ex3")
     table = DeltaTable(lab.ex3.uri)
     condition = " AND ".join(f"t.{c} = s.{c}" for c in lab01.SPIKE_KEY)
     merge = table.merge(lab.ex3.batch, predicate=condition, source_alias="s", target_alias="t")

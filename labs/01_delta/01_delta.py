@@ -31,7 +31,7 @@
 #
 # **Time:** about 75 minutes, plus 20 for the stretch exercise.
 # **Prerequisites:** lessons 01 and 01b (`notebooks/01_delta_lake_fundamentals`,
-# `notebooks/01b_*`) and the stack running (`make up`).
+# `notebooks/01b_delta_lake_in_production`) and the stack running (`make up`).
 #
 # **How it is graded.** After each exercise, run its **check** cell. The check reads the
 # table itself (its data, its older versions, its commits, what a query opened) and
@@ -47,6 +47,8 @@ PREFIX = "lab01_"  # table names start with this
 SEED = 1  # the simulated study; change it for different data
 
 # %%
+import time
+
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
@@ -56,8 +58,10 @@ from neuralake import delta
 from neuralake.labs import hint, lab01  # noqa: F401 (hint: yours to call when stuck)
 
 s = neuralake.settings()
+start = time.perf_counter()
 lab = lab01.setup(s, prefix=PREFIX, seed=SEED)
 print(f"profile {s.profile}; tables under {s.table_uri(PREFIX)}*")
+print(f"six exercises set up in {time.perf_counter() - start:.1f} s")
 
 # %% [markdown]
 # ## Exercise 1 · Which commit changed a value?

@@ -209,7 +209,7 @@ AUDIT = Hint(
     concept="Every version of a Delta table stays readable. Read session 1's task as it "
     "was at each version and find the first version where it differs from the one before.",
     api="DeltaTable(uri).version() gives the latest version; pl.read_delta(uri, version=v) "
-    "reads an older one (lesson 01, time travel). history() names each commit's operation.",
+    "reads an older one; history() names each commit's operation (lesson 01, section 4).",
     call="tasks = [pl.read_delta(uri, version=v, storage_options=...).filter(pl.col("
     "'session_id') == 1)['task'][0] for v in range(latest + 1)]; changed_in = the first v "
     "with tasks[v] != tasks[v - 1]",
@@ -265,7 +265,7 @@ RESTORE = Hint(
     "still in storage. Find the last version before the bad write and make the table "
     "that version again, as a new commit that says what it did.",
     api="DeltaTable.history() shows each commit's operation and mode (look for the "
-    "overwrite); DeltaTable.restore(version) brings a version back (lesson 01b, restore).",
+    "overwrite); DeltaTable.restore(version) brings a version back (lesson 01, section 4).",
     call=f"DeltaTable(lab.ex2.uri, storage_options=...).restore({RESTORE_GOOD_VERSION})",
 )
 
@@ -317,7 +317,7 @@ DEDUPE = Hint(
     "only the spikes the table does not have yet, in one atomic commit.",
     api="DataFrame.unique(subset=...) for the batch's copies; DeltaTable.merge(source, "
     "predicate=..., source_alias='s', target_alias='t').when_not_matched_insert_all()"
-    ".execute() (lesson 01, MERGE).",
+    ".execute() (lesson 01b, section 3: mind which columns make the key here).",
     call="DeltaTable(lab.ex3.uri, storage_options=...).merge(lab.ex3.batch.unique(subset="
     "['session_id', 'channel', 'timestamp']), predicate='t.session_id = s.session_id AND "
     "t.channel = s.channel AND t.timestamp = s.timestamp', source_alias='s', "
@@ -380,9 +380,9 @@ PARTITION = Hint(
     concept="A filtered scan skips a file when the log says the file cannot hold a "
     "matching row. Partitioning on the column the query filters puts each value in its "
     "own files; choose a column with few values, or you trade skipping for many tiny files.",
-    api="write_deltalake(uri, data, partition_by=[...]) (lesson 01, partitioning); "
+    api="write_deltalake(uri, data, partition_by=[...]) (lesson 01b, section 7); "
     "DeltaTable.get_add_actions(flatten=True) lists each file with its partition values "
-    "and statistics (lesson 01b, files skipped).",
+    "and statistics (lesson 01, section 2).",
     call="write_deltalake(lab.ex4.target_uri, pl.read_delta(lab.ex4.source_uri, ...), "
     "mode='overwrite', schema_mode='overwrite', partition_by=['session_id'], "
     "storage_options=...); files_skipped = number of rows of "
@@ -474,7 +474,10 @@ def build_conflict(settings: Settings, prefix: str, seed: int) -> Conflict:
         writer_a.update(updates={"gain": f"gain * {DRIFT}"})
     except CommitFailedError as error:
         return Conflict(uri, f"{type(error).__name__}: {error}")
-    raise NeuralakeError(f"writer A's commit to {uri} did not conflict: upgrade or re-run")
+    raise NeuralakeError(
+        f"writer A's stale UPDATE of {uri} committed instead of conflicting: this deltalake "
+        "is not the locked one; run uv sync --locked"
+    )
 
 
 CONFLICT = Hint(
@@ -483,7 +486,7 @@ CONFLICT = Hint(
     "old version would silently undo the winner's commit.",
     api="deltalake.exceptions.CommitFailedError; a fresh DeltaTable(uri) (or "
     "update_incremental()) sees the latest version; DeltaTable.update(updates=...) "
-    "recomputes from it (lesson 01b, conflicts and retries).",
+    "recomputes from it (lesson 01b, section 2).",
     call=f"for attempt in range(3): try: DeltaTable(lab.ex5.uri, storage_options=...).update("
     f"updates={{'gain': 'gain * {DRIFT}'}}); break  except CommitFailedError: continue",
 )
