@@ -74,6 +74,8 @@ def synthetic_catalog(tables: int, modules: int, real_uri: str | None) -> Catalo
                     checks=[NotNull("col_0"), Unique("col_0"), Range("col_1", min=0)],
                 )
             setattr(module, name, obj)
+        # Declared here, not in the module: __all__ makes them the module's tables.
+        module.__all__ = [f"t{m}_{i}" for i in range(per_module)]
         dbs[module.__name__] = ModuleDatabase(module)
     return Catalog(dbs)
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
+import os
 import re
 import subprocess
 import sys
 import time
 import types
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -16,7 +20,7 @@ import pytest
 import yaml
 
 import neuralake
-from neuralake.catalog import Catalog, DeltaTable, Filter, ModuleDatabase, table
+from neuralake.catalog import Catalog, DeltaTable, Filter, ModuleDatabase, ParquetTable, table
 from neuralake.catalog.examples import neuro
 from neuralake.catalog.export import FORMAT, export_catalog
 from neuralake.catalog.roapi import roapi_config, roapi_yaml
@@ -24,6 +28,7 @@ from neuralake.catalog.site import build_site
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIL = '<script>alert("owned")</script>'
+MODULE = "neuralake.catalog.examples.neuro"
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +57,7 @@ def test_export_describes_every_table(export: dict) -> None:
         "type": "Float32",
         "description": "Filtered voltage in microvolts.",
     }
-    assert signals["docs_filters"] == [["session_id", "=", 1], ["spike", "=", True]]
+    assert signals["docs_filters"] == [[["session_id", "=", 1], ["spike", "=", True]]]
     assert signals["warehouse_path"] == "catalog/neural_signals"
     assert by_id["neuro.session_quality"]["upstream"] == ["neuro.neural_signals", "neuro.sessions"]
     assert by_id["neuro.sessions"]["downstream"] == [
@@ -74,6 +79,7 @@ def test_export_reads_freshness_from_the_delta_log(tmp_path: Path, settings) -> 
     pl.DataFrame({"a": [2]}).write_delta(str(tmp_path / "t"), mode="append")
     module = types.ModuleType("fresh")
     module.t = DeltaTable("t", uri=str(tmp_path / "t"))
+    module.__all__ = ["t"]  # declared here, in the test: listed to belong to "fresh"
     data = export_catalog(Catalog({"fresh": ModuleDatabase(module)}), "fresh", settings)
     entry = data["tables"][0]
     assert entry["freshness"]["version"] == 1
@@ -121,6 +127,7 @@ def _evil_catalog() -> Catalog:
 
     sneaky.description = EVIL
     module.sneaky = sneaky
+    module.__all__ = ["sneaky"]
     return Catalog({"evil": ModuleDatabase(module)})
 
 
@@ -179,3 +186,127 @@ def test_cli_writes_site_export_and_roapi(tmp_path: Path, settings) -> None:
     failed = run("site", "-m", "no.such.module", "-o", str(tmp_path / "x"))
     assert failed.returncode == 2
     assert failed.stderr.strip().startswith("error: cannot import catalog module 'no.such.module'")
+
+
+def _run_snippet(code: str) -> pl.DataFrame:
+    namespace: dict = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(code, namespace)  # the page's snippet, as a reader would paste it
+    return namespace["frame"]
+
+
+def test_or_groups_and_hive_partitions_work_in_every_snippet(tmp_path: Path, settings) -> None:
+    frame = pl.DataFrame(
+        {
+            "day": [date(2026, 1, d) for d in (1, 1, 2, 3)],
+            "channel": [1, 2, 1, 9],
+            "x": [10, 20, 30, 40],
+        }
+    )
+    frame.write_parquet(tmp_path / "hive", partition_by="channel")
+    frame.write_parquet(tmp_path / "one.parquet")
+    either = [
+        [Filter("channel", "=", 1), Filter("day", ">", "2026-01-01")],
+        [Filter("channel", "=", 9)],
+    ]
+    module = types.ModuleType("pq")
+    module.hive = ParquetTable(
+        "hive",
+        uri=str(tmp_path / "hive"),
+        partitioning="hive",
+        partition_columns=["channel"],
+        schema={"day": pl.Date, "x": pl.Int64, "channel": pl.Int64},
+        docs_filters=either,
+    )
+    module.one = ParquetTable(
+        "one",
+        uri=str(tmp_path / "one.parquet"),
+        schema={"day": pl.Date, "channel": pl.Int64, "x": pl.Int64},
+        docs_filters=[Filter("day", "=", "2026-01-01")],
+    )
+    module.__all__ = ["hive", "one"]
+    catalog = Catalog({"pq": ModuleDatabase(module)})
+    data = export_catalog(catalog, "pq", settings)
+    hive, one = data["tables"]
+    assert hive["docs_filters"] == [
+        [["channel", "=", 1], ["day", ">", "2026-01-01"]],
+        [["channel", "=", 9]],
+    ]
+    assert "hive_partitioning=True" in hive["snippets"]["polars"]
+    assert "**" not in one["snippets"]["polars"]  # a single file is read as is
+    assert hive["snippets"]["sql"] == (
+        "SELECT * FROM hive WHERE (channel = 1 AND day > DATE '2026-01-01') OR (channel = 9) "
+        "LIMIT 100"
+    )
+    expected = catalog.db("pq").table("hive", filters=either, settings=settings).collect()
+    assert sorted(expected["x"]) == [30, 40]
+    assert sorted(_run_snippet(hive["snippets"]["polars"])["x"]) == [30, 40]
+    assert sorted(_run_snippet(one["snippets"]["polars"])["x"]) == [10, 20]
+    assert "[Filter('channel', '=', 9)]," in hive["snippets"]["python"]
+
+    build_site(data, tmp_path / "site")
+    page = (tmp_path / "site" / "tables" / "pq.hive.html").read_text(encoding="utf-8")
+    assert (
+        "(<code>channel = 1</code> and <code>day &gt; 2026-01-01</code>) or "
+        "(<code>channel = 9</code>)." in page
+    )
+
+    config = roapi_config(data)["tables"][0]
+    assert config["partition_columns"] == [{"name": "channel", "data_type": "Int64"}]
+    assert config["option"] == {"format": "parquet", "use_memory_table": False}
+
+
+def test_tags_with_spaces_and_unicode_survive_the_site(tmp_path: Path, settings) -> None:
+    module = types.ModuleType("tagged")
+    module.t = DeltaTable("t", tags=["clinical data", "µ-volts"], description="Voltage in µV.")
+    module.__all__ = ["t"]
+    build_site(
+        export_catalog(Catalog({"tagged": ModuleDatabase(module)}), "tagged", settings), tmp_path
+    )
+    index = (tmp_path / "index.html").read_bytes().decode("utf-8")  # the pages declare UTF-8
+    assert """data-tags='["clinical data", "\\u00b5-volts"]'""" in index  # JSON: spaces kept
+    assert 'data-tag="clinical data"' in index and 'data-tag="µ-volts"' in index
+
+
+def test_files_are_utf8_whatever_the_locale(tmp_path: Path, settings) -> None:
+    # An ASCII locale without UTF-8 mode: Path.write_text() without encoding= would fail
+    # on the "µs" in neural_signals' description.
+    env = {
+        **os.environ,
+        "LC_ALL": "C",
+        "LANG": "C",
+        "PYTHONUTF8": "0",
+        "PYTHONCOERCECLOCALE": "0",
+        "NEURALAKE_PROFILE": "local",
+        "NEURALAKE_WAREHOUSE_URI": settings.warehouse_uri,
+    }
+    probe = [sys.executable, "-c", "import locale; print(locale.getpreferredencoding())"]
+    assert subprocess.run(probe, env=env, capture_output=True, text=True).stdout.strip() != "UTF-8"
+    out = tmp_path / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "neuralake.catalog.cli", "site", "-m", MODULE, "-o", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    page = (out / "tables" / "neuro.neural_signals.html").read_bytes().decode("utf-8")
+    assert "100 µs" in page
+
+
+def test_cli_without_a_command_prints_usage() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "neuralake.catalog.cli"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "export" in done.stdout and "roapi" in done.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "neuralake.catalog.cli", "site"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "Missing option '--module'" in missing.stderr

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
+import types
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pytest
 
 import neuralake
@@ -16,9 +20,11 @@ from neuralake.catalog import (
     CsvTable,
     DeltaTable,
     Filter,
+    Freshness,
     ModuleDatabase,
     NotNull,
     ParquetTable,
+    PostgresTable,
     Range,
     Unique,
     UnknownNameError,
@@ -26,6 +32,7 @@ from neuralake.catalog import (
 )
 from neuralake.catalog.examples import neuro
 from neuralake.catalog.examples.seed import seed
+from neuralake.catalog.loader import load_module
 from neuralake.catalog.pushdown import measure
 
 
@@ -199,3 +206,122 @@ def test_warehouse_relative_uris_follow_the_profile(local) -> None:
     assert neuro.sessions.location(local) == local.warehouse_uri + "/catalog/sessions"
     assert neuro.sessions.location(stack) == "s3://neuralake/warehouse/catalog/sessions"
     assert DeltaTable("x", uri="s3://other/x").location(local) == "s3://other/x"
+
+
+def test_schema_accepts_pyarrow_polars_and_mappings() -> None:
+    arrow = pa.schema(
+        [
+            pa.field("id", pa.int32(), metadata={"description": "The key."}),
+            pa.field("day", pa.date32()),
+        ]
+    )
+    from_arrow = DeltaTable("a", schema=arrow).declared_columns()
+    assert [(c.name, c.dtype, c.description) for c in from_arrow] == [
+        ("id", pl.Int32, "The key."),
+        ("day", pl.Date, ""),
+    ]
+    from_polars = DeltaTable("b", schema=pl.Schema({"id": pl.Int32, "day": pl.Date}))
+    assert [(c.name, c.dtype) for c in from_polars.declared_columns()] == [
+        ("id", pl.Int32),
+        ("day", pl.Date),
+    ]
+    with pytest.raises(CatalogError, match=r"pass a pyarrow\.Schema, a pl\.Schema or a dict"):
+        DeltaTable("c", schema=["id"])
+
+
+@pytest.mark.parametrize("name", ["a%s", "a b", "1x"])
+def test_column_and_relation_names_are_identifiers(name: str) -> None:
+    with pytest.raises(CatalogError, match="is not an identifier"):
+        DeltaTable("t", schema={name: pl.Int64})
+    with pytest.raises(CatalogError, match="is not an identifier"):
+        PostgresTable("p", relation=f"public.{name}", schema={"id": pl.Int64})
+
+
+def test_docs_filters_are_checked_against_the_schema_when_declared() -> None:
+    with pytest.raises(CatalogError, match="has no column dya"):
+        DeltaTable("t", schema={"day": pl.Date}, docs_filters=[Filter("dya", "=", 1)])
+    with pytest.raises(CatalogError, match="is not an ISO Date"):
+        DeltaTable("t", schema={"day": pl.Date}, docs_filters=[Filter("day", "=", "1/2/26")])
+    either = [[Filter("day", "=", "2026-01-01")], [Filter("day", ">", "2026-02-01")]]
+    assert (
+        len(DeltaTable("t", schema={"day": pl.Date}, docs_filters=either).docs_filter_groups) == 2
+    )
+
+
+def test_a_date_filter_written_as_text_reads_a_date_column(tmp_path: Path, local) -> None:
+    frame = pl.DataFrame({"day": [date(2026, 1, 1), date(2026, 1, 2)], "x": [1, 2]})
+    frame.write_delta(str(tmp_path / "days"))
+    days = DeltaTable("days", uri=str(tmp_path / "days"), schema={"day": pl.Date, "x": pl.Int64})
+    got = days.scan(filters=[Filter("day", "=", "2026-01-02")], settings=local).collect()
+    assert got["x"].to_list() == [2]
+    undeclared = DeltaTable("days", uri=str(tmp_path / "days"))  # types from the Delta log
+    got = undeclared.scan(filters=[Filter("day", "<", "2026-01-02")], settings=local).collect()
+    assert got["x"].to_list() == [1]
+    generator = (Filter("x", ">", n) for n in [0])
+    assert days.scan(filters=generator, settings=local).collect().height == 2
+
+
+def test_freshness_works_on_a_date_column(tmp_path: Path, local) -> None:
+    today = datetime.now(UTC).date()
+    pl.DataFrame({"day": [today - timedelta(days=9), today]}).write_parquet(
+        tmp_path / "new.parquet"
+    )
+    pl.DataFrame({"day": [today - timedelta(days=3)]}).write_parquet(tmp_path / "old.parquet")
+    checks = [Freshness("day", days=1)]
+    new = ParquetTable("new", uri=str(tmp_path / "new.parquet"), checks=checks)
+    old = ParquetTable("old", uri=str(tmp_path / "old.parquet"), checks=checks)
+    reports = {r.table: r for r in Catalog({"d": _module_db("d", new, old)}).check(settings=local)}
+    assert reports["d.new"].error is None and reports["d.new"].passed  # dated today: fresh
+    assert reports["d.old"].error is None and not reports["d.old"].passed
+    # counted from the end of that day: 2 to 3 days ago
+    assert reports["d.old"].results[0].detail.startswith("newest row is 2.")
+
+
+def _module_db(name: str, *tables) -> ModuleDatabase:
+    module = types.ModuleType(name)
+    for t in tables:
+        setattr(module, t.name, t)
+    module.__all__ = [t.name for t in tables]
+    return ModuleDatabase(module)
+
+
+def test_a_module_database_keeps_only_its_own_tables(tmp_path: Path) -> None:
+    (tmp_path / "first_db.py").write_text(
+        "from neuralake.catalog import DeltaTable\nshared = DeltaTable('shared')\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "second_db.py").write_text(
+        "from neuralake.catalog import DeltaTable\n"
+        "from neuralake_catalog_files.first_db import shared\n"
+        "own = DeltaTable('own')\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "third_db.py").write_text(
+        "from neuralake_catalog_files.first_db import shared\n__all__ = ['shared']\n",
+        encoding="utf-8",
+    )
+    first = load_module(str(tmp_path / "first_db.py"))
+    second = load_module(str(tmp_path / "second_db.py"))
+    third = load_module(str(tmp_path / "third_db.py"))
+    assert list(ModuleDatabase(first).tables()) == ["shared"]
+    assert list(ModuleDatabase(second).tables()) == ["own"]  # imported, not declared here
+    assert list(ModuleDatabase(third).tables()) == ["shared"]  # re-exported on purpose
+    catalog = Catalog({"first": ModuleDatabase(first), "second": ModuleDatabase(second)})
+    assert catalog.find("shared")[0] == "first"  # not ambiguous
+
+
+def test_a_catalog_file_named_like_a_stdlib_module_leaves_it_alone(tmp_path: Path) -> None:
+    import site
+
+    (tmp_path / "site.py").write_text(
+        "from neuralake.catalog import DeltaTable\nweb = DeltaTable('web')\n", encoding="utf-8"
+    )
+    catalog = load_catalog(str(tmp_path / "site.py"))
+    assert sys.modules["site"] is site
+    assert catalog.dbs() == ["site"] and list(catalog.db("site").tables()) == ["web"]
+
+
+@pytest.mark.parametrize("name", ["my db", "../x", "a%b", "x.y"])
+def test_database_names_are_identifiers(name: str) -> None:
+    with pytest.raises(CatalogError, match=r"database name .* is not an identifier"):
+        Catalog({name: ModuleDatabase(neuro)})

@@ -18,16 +18,23 @@ from types import ModuleType
 from neuralake.catalog.database import Database, ModuleDatabase
 from neuralake.catalog.errors import CatalogError, UnknownNameError
 from neuralake.catalog.functions import FunctionTable
+from neuralake.catalog.names import check_name
 from neuralake.catalog.quality import QualityReport, run_checks, unreadable
 from neuralake.catalog.tables import DeltaVersion, Table, resolve_settings
 from neuralake.settings import Settings
 
 
 class Catalog:
-    """Named databases; see the module docstring."""
+    """Named databases: ``Catalog({"neuro": ModuleDatabase(neuro)})``.
+
+    Database names are identifiers (they name files and links on the site). See the
+    module docstring for reading; ``check()`` runs quality checks, ``refresh()``
+    rebuilds a materialized view.
+    """
 
     def __init__(self, databases: Mapping[str, Database]):
         for name, db in databases.items():
+            check_name("database", name)  # it becomes a file name and a link on the site
             if not isinstance(db, Database):
                 raise CatalogError(
                     f"database {name!r} is a {type(db).__name__}: wrap a module in ModuleDatabase"
@@ -36,11 +43,23 @@ class Catalog:
 
     @classmethod
     def from_module(cls, module: ModuleType) -> Catalog:
-        """The catalog a module declares: its ``catalog`` variable, or the module itself."""
+        """The catalog a module declares: its ``catalog`` variable, or the module itself.
+
+        The module becomes one database named after the last part of its name
+        (``neuralake.catalog.examples.neuro`` -> ``neuro``).
+        """
         declared = getattr(module, "catalog", None)
         if isinstance(declared, Catalog):
             return declared
-        return cls({module.__name__.rpartition(".")[2]: ModuleDatabase(module)})
+        name = module.__name__.rpartition(".")[2]
+        try:
+            check_name("database", name)
+        except CatalogError:
+            raise CatalogError(
+                f"module {module.__name__!r} cannot be a database named {name!r}: rename it "
+                "(letters, digits, _) or declare catalog = Catalog({...}) in it"
+            ) from None
+        return cls({name: ModuleDatabase(module)})
 
     def __repr__(self) -> str:
         return f"Catalog({', '.join(self._dbs)})"

@@ -29,9 +29,7 @@ from neuralake.catalog.roapi import skipped, write_roapi
 from neuralake.catalog.site import build_site
 from neuralake.errors import NeuralakeError
 
-app = typer.Typer(
-    help="Code as a catalog: site, ROAPI config, export, checks.", no_args_is_help=True
-)
+app = typer.Typer(help="Code as a catalog: site, ROAPI config, export, checks.")
 
 Module = Annotated[str, typer.Option("--module", "-m", help="Catalog module name or .py file.")]
 Profile = Annotated[str | None, typer.Option(help="Settings profile: local, stack or aws.")]
@@ -43,10 +41,20 @@ Inspect = Annotated[
 def _export(
     module: str, profile: str | None, inspect: bool, quality: Path | None = None
 ) -> dict[str, Any]:
-    reports = json.loads(quality.read_text()) if quality else None
+    reports = json.loads(quality.read_text(encoding="utf-8")) if quality else None
     return export_catalog(
         load_catalog(module), module, neuralake.settings(profile), inspect=inspect, quality=reports
     )
+
+
+@app.callback(invoke_without_command=True)
+def usage(ctx: typer.Context) -> None:
+    """Without a command, print the usage (exit 2) instead of failing."""
+    # Not no_args_is_help=True: without standalone mode, click raises that as an
+    # exception, and the caller's main() would print a traceback.
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -111,7 +119,9 @@ def check(
             typer.echo(f"{'PASS' if r.passed else 'FAIL'} {report.table} {r.check}: {r.detail}")
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps([r.to_dict() for r in reports], indent=2) + "\n")
+        out.write_text(
+            json.dumps([r.to_dict() for r in reports], indent=2) + "\n", encoding="utf-8"
+        )
     if not all(r.passed for r in reports):
         raise typer.Exit(1)
 
@@ -130,6 +140,10 @@ def main() -> None:
     except NeuralakeError as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)
+    except typer.TyperException as err:  # a usage error (missing option...): no traceback
+        show = getattr(err, "show", None)
+        typer.echo(f"error: {err}", err=True) if show is None else show()
+        sys.exit(getattr(err, "exit_code", 2))
     sys.exit(code or 0)
 
 

@@ -2,6 +2,9 @@
 
 It is the single contract behind the site, the ROAPI config and the tests: the site
 renders it, ``roapi.py`` reads it, and tests assert on it. Building it runs no table.
+``docs_filters`` is always OR-of-ANDs: a list of groups, each a list of
+``[column, op, value]`` with the value cast to the column's type (format 2; format 1
+had one flat AND list).
 With ``inspect=True`` it reads each Delta log once (schema when undeclared, latest
 version and commit time); a log that cannot be read is reported in the export and on
 the page (``"error": ...``), never hidden.
@@ -10,25 +13,29 @@ the page (``"error": ...``), never hidden.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import neuralake
 from neuralake.catalog import snippets
 from neuralake.catalog.catalog import Catalog
+from neuralake.catalog.filters import bind
 from neuralake.catalog.functions import FunctionTable
 from neuralake.catalog.lineage import LineageGraph
 from neuralake.catalog.quality import QualityReport
+from neuralake.catalog.schema import ColumnInfo
 from neuralake.catalog.tables import Table, _FileTable
 from neuralake.settings import Settings
 
-FORMAT = "neuralake-catalog/1"
+FORMAT = "neuralake-catalog/2"
 
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [_jsonable(v) for v in value]
+    if isinstance(value, date | time):
+        return value.isoformat()
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
@@ -55,7 +62,34 @@ def _warehouse_path(table: Table) -> str | None:
     return None
 
 
-def _roapi(table: Table, location: str | None) -> dict[str, Any]:
+#: Polars types as ROAPI's config names Arrow types (``partition_columns[].data_type``).
+_ARROW_TYPES = {
+    "Int8": "Int8",
+    "Int16": "Int16",
+    "Int32": "Int32",
+    "Int64": "Int64",
+    "UInt8": "UInt8",
+    "UInt16": "UInt16",
+    "UInt32": "UInt32",
+    "UInt64": "UInt64",
+    "Float32": "Float32",
+    "Float64": "Float64",
+    "Boolean": "Boolean",
+    "String": "Utf8",
+    "Date": "Date32",
+}
+
+
+def _partition_columns(table: Table, columns: tuple[ColumnInfo, ...]) -> list[dict[str, str]]:
+    """Hive partition columns for ROAPI: they live in folder names, not in the files.
+
+    An undeclared (or unmapped) type is served as text, which is what a folder name is.
+    """
+    types = {c.name: _ARROW_TYPES.get(str(c.dtype.base_type()), "Utf8") for c in columns}
+    return [{"name": p, "data_type": types.get(p, "Utf8")} for p in table.partition_columns]
+
+
+def _roapi(table: Table, location: str | None, columns: tuple[ColumnInfo, ...]) -> dict[str, Any]:
     if isinstance(table, FunctionTable):
         if table.materialize:
             return {"served": True, "format": "delta", "uri": location, "use_memory_table": False}
@@ -68,6 +102,15 @@ def _roapi(table: Table, location: str | None) -> dict[str, Any]:
         memory = getattr(table, "roapi_memory_table", False)
         return {"served": True, "format": "delta", "uri": location, "use_memory_table": memory}
     if table.kind == "parquet":
+        if getattr(table, "partitioning", "none") == "hive":
+            # ROAPI 0.12.7 adds partition columns only to tables it reads from storage.
+            return {
+                "served": True,
+                "format": "parquet",
+                "uri": location,
+                "use_memory_table": False,
+                "partition_columns": _partition_columns(table, columns),
+            }
         return {"served": True, "format": "parquet", "uri": location, "use_memory_table": True}
     return {
         "served": False,
@@ -94,7 +137,6 @@ def _table_entry(
         "partitioning": getattr(
             table, "partitioning", "hive" if table.partition_columns else "none"
         ),
-        "docs_filters": [[f.column, f.op, _jsonable(f.value)] for f in table.docs_filters],
         "upstream": [_resolve(u, db, ids) for u in table.upstream],
         "checks": [c.label for c in table.checks],
         "quality": None,
@@ -125,13 +167,19 @@ def _table_entry(
             }
         except Exception as error:  # a missing or unreadable log is a fact worth showing
             entry["freshness"] = {"error": _first_line(error)}
-    entry["roapi"] = _roapi(table, location)
-    filters = list(table.docs_filters)
-    sql = snippets.sql_query(table.name, filters)
+    entry["roapi"] = _roapi(table, location, columns)
+    # Values cast to the column types: what the Polars and SQL snippets must compare with.
+    groups = bind(table.docs_filter_groups, {c.name: c.dtype for c in columns})
+    entry["docs_filters"] = [[[f.column, f.op, _jsonable(f.value)] for f in g] for g in groups]
+    sql = snippets.sql_query(table.name, groups)
     entry["snippets"] = {
-        "python": snippets.python_catalog(module, db, table.name, filters),
+        "python": snippets.python_catalog(module, db, table.name, table.docs_filter_groups),
         "polars": snippets.polars_direct(
-            entry["roapi"].get("format", table.kind), location, _warehouse_path(table), filters
+            entry["roapi"].get("format", table.kind),
+            location,
+            _warehouse_path(table),
+            groups,
+            entry["partitioning"],
         ),
         "sql": sql if entry["roapi"]["served"] else None,
         "curl": snippets.curl(s.roapi_http, sql) if entry["roapi"]["served"] else None,
@@ -187,5 +235,5 @@ def export_catalog(
 def write_export(export: dict[str, Any], path: Path) -> Path:
     """Write the export as indented JSON."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(export, indent=2, ensure_ascii=False) + "\n")
+    path.write_text(json.dumps(export, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from neuralake.catalog.errors import CatalogError
-from neuralake.catalog.filters import Filters
+from neuralake.catalog.filters import Conjunction
 from neuralake.catalog.tables import (
     DeltaTable,
     DeltaVersion,
@@ -60,6 +60,11 @@ class FunctionTable(Table):
         return self.materialize
 
     @property
+    def versioned(self) -> bool:  # type: ignore[override]
+        """A materialized view is a Delta table, so it keeps versions; a function does not."""
+        return self.materialize
+
+    @property
     def view(self) -> DeltaTable:
         """The Delta table a materialized function writes to (same name, in the warehouse)."""
         if not self.materialize:
@@ -80,6 +85,10 @@ class FunctionTable(Table):
 
     def latest_version(self, settings: Settings | None = None) -> DeltaVersion | None:
         return self.view.latest_version(settings) if self.materialize else None
+
+    def history(self, settings: Settings | None = None) -> list[DeltaVersion]:
+        """The refreshes of a materialized view, newest first."""
+        return self.view.history(settings) if self.materialize else super().history(settings)
 
     def compute(self) -> pl.LazyFrame:
         """Run the function (lazily when it returns a LazyFrame)."""
@@ -113,7 +122,9 @@ class FunctionTable(Table):
         )
         return view.latest_version(s)
 
-    def _scan(self, settings: Settings, filters: Filters | None) -> pl.LazyFrame:
+    def _scan(
+        self, settings: Settings, filters: list[Conjunction], as_of: int | None
+    ) -> pl.LazyFrame:
         if not self.materialize:
             with reading_with(settings):
                 return self.compute()
@@ -126,7 +137,7 @@ class FunctionTable(Table):
                 f"materialized view {self.name!r} has not been built at {uri}: "
                 f"run catalog.refresh({self.name!r})"
             )
-        return self.view._scan(settings, filters)
+        return self.view._scan(settings, filters, as_of)
 
 
 def table(

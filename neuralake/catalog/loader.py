@@ -11,14 +11,22 @@ from types import ModuleType
 from neuralake.catalog.catalog import Catalog
 from neuralake.catalog.errors import CatalogError
 
+#: Catalog files are registered under this prefix, never under their bare file name: a
+#: file named ``site.py`` or ``json.py`` must not replace the standard module.
+FILE_MODULES = "neuralake_catalog_files"
+
 
 def load_module(spec: str) -> ModuleType:
-    """Import ``spec``: a dotted module name, or a path to a ``.py`` file."""
+    """Import ``spec``: a dotted module name, or a path to a ``.py`` file.
+
+    A file ``catalogs/site.py`` is imported as ``neuralake_catalog_files.site``: its
+    database is still named ``site``, and ``sys.modules["site"]`` is left alone.
+    """
     if spec.endswith(".py"):
         path = Path(spec).resolve()
         if not path.is_file():
             raise CatalogError(f"catalog file {spec} does not exist: pass a .py file or a module")
-        name = path.stem
+        name = f"{FILE_MODULES}.{path.stem}"
         module_spec = importlib.util.spec_from_file_location(name, path)
         assert module_spec is not None and module_spec.loader is not None
         module = importlib.util.module_from_spec(module_spec)

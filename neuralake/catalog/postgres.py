@@ -21,7 +21,8 @@ from polars.io.plugins import register_io_source
 from psycopg import sql
 
 from neuralake.catalog.errors import CatalogError
-from neuralake.catalog.filters import Filters, to_sql
+from neuralake.catalog.filters import Conjunction, Filters, to_sql
+from neuralake.catalog.names import check_name
 from neuralake.catalog.tables import Table, resolve_settings
 from neuralake.settings import Settings
 
@@ -43,6 +44,14 @@ class PostgresTable(Table):
         if not self.declared_columns():
             raise CatalogError(f"PostgresTable {self.name!r} needs a declared schema={{...}}")
         self.relation = self.relation or self.name
+        parts = self.relation.split(".")
+        if len(parts) > 2:
+            raise CatalogError(
+                f"PostgresTable {self.name!r}: relation {self.relation!r} has more than "
+                "schema.table: write e.g. 'public.patients'"
+            )
+        for part in parts:
+            check_name("relation", part)
 
     def location(self, settings: Settings | None = None) -> str:
         """``postgresql://host:port/db#relation``, without the password."""
@@ -78,7 +87,9 @@ class PostgresTable(Table):
             params = [*params, limit]
         return query, params
 
-    def _scan(self, settings: Settings, filters: Filters | None) -> pl.LazyFrame:
+    def _scan(
+        self, settings: Settings, filters: list[Conjunction], as_of: int | None
+    ) -> pl.LazyFrame:
         import psycopg
 
         schema = {c.name: c.dtype for c in self.declared_columns()}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 import polars as pl
@@ -133,7 +133,11 @@ class AcceptedValues:
 
 @dataclass(frozen=True)
 class Freshness:
-    """The newest ``column`` timestamp is at most ``days``/``hours`` old."""
+    """The newest value of ``column`` (a Datetime or a Date) is at most ``days``/``hours`` old.
+
+    A naive Datetime is taken as UTC. A Date counts from the end of that day (UTC): a
+    table whose newest row is dated today is fresh, whatever the hour.
+    """
 
     column: str
     days: float = 0
@@ -150,11 +154,22 @@ class Freshness:
     def aggregate(self) -> pl.Expr:
         return pl.col(self.column).max()
 
-    def verdict(self, value: datetime | None) -> CheckResult:
+    def verdict(self, value: datetime | date | None) -> CheckResult:
         if value is None:
             return CheckResult(self.label, self.column, False, "table has no timestamps")
-        newest = value if value.tzinfo else value.replace(tzinfo=UTC)  # naive means UTC
-        age = datetime.now(UTC) - newest
+        if isinstance(value, datetime):
+            newest = value if value.tzinfo else value.replace(tzinfo=UTC)  # naive means UTC
+        elif isinstance(value, date):
+            newest = datetime(value.year, value.month, value.day, tzinfo=UTC) + timedelta(days=1)
+        else:
+            return CheckResult(
+                self.label,
+                self.column,
+                False,
+                f"{self.column} holds {type(value).__name__} values: point Freshness at a "
+                "Date or Datetime column",
+            )
+        age = max(datetime.now(UTC) - newest, timedelta(0))
         ok = age <= self.max_age
         return CheckResult(self.label, self.column, ok, f"newest row is {_age(age)} old")
 

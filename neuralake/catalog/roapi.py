@@ -4,7 +4,10 @@ the PostgreSQL wire protocol and Flight SQL.
 Written from the export, so ROAPI serves exactly what the site documents. All three
 listeners are set to the addresses in ``settings`` (127.0.0.1): left out, ROAPI's
 Postgres and Flight SQL listeners bind 0.0.0.0. Tables ROAPI cannot read (function
-tables, CSV, PostgreSQL) are listed at the top of the file with the reason.
+tables, CSV, PostgreSQL) are listed at the top of the file with the reason. A
+hive-partitioned Parquet table gets ROAPI's ``partition_columns`` (its values live in
+folder names, not in the files) and is read from storage: ROAPI 0.12.7 ignores
+partition columns for in-memory tables.
 
 Run it with the S3 credentials in the environment::
 
@@ -37,16 +40,14 @@ def roapi_config(
         serve = t["roapi"]
         if not serve["served"]:
             continue
-        tables.append(
-            {
-                "name": t["name"],
-                "uri": _roapi_uri(serve["uri"]),
-                "option": {
-                    "format": serve["format"],
-                    "use_memory_table": serve["use_memory_table"],
-                },
-            }
-        )
+        entry: dict[str, Any] = {
+            "name": t["name"],
+            "uri": _roapi_uri(serve["uri"]),
+            "option": {"format": serve["format"], "use_memory_table": serve["use_memory_table"]},
+        }
+        if serve.get("partition_columns"):
+            entry["partition_columns"] = serve["partition_columns"]
+        tables.append(entry)
     names = [t["name"] for t in tables]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -80,6 +81,7 @@ def roapi_yaml(export: dict[str, Any], **addresses: str | None) -> str:
 
 
 def write_roapi(export: dict[str, Any], path: Path, **addresses: str | None) -> Path:
+    """Write the config (see :func:`roapi_yaml`) as UTF-8."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(roapi_yaml(export, **addresses))
+    path.write_text(roapi_yaml(export, **addresses), encoding="utf-8")
     return path

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import polars as pl
+import pyarrow as pa
+
+from neuralake.catalog.errors import CatalogError
+from neuralake.catalog.names import check_name
 
 
 class Column(NamedTuple):
@@ -36,19 +40,40 @@ class ColumnInfo:
         return str(self.dtype)
 
 
-SchemaSpec = Mapping[str, pl.DataType | type[pl.DataType] | Column]
+#: What ``schema=`` accepts: a ``pyarrow.Schema`` (as datarepo users write it; a field's
+#: ``description`` metadata becomes the column description), a ``pl.Schema``, or a
+#: mapping of column name to a Polars type or a :class:`Column`.
+SchemaSpec = pa.Schema | pl.Schema | Mapping[str, pl.DataType | type[pl.DataType] | Column]
 
 
 def columns_from_spec(spec: SchemaSpec | None) -> tuple[ColumnInfo, ...]:
-    """Normalize ``{"a": pl.Int64, "b": Column(pl.String, "…")}`` into ``ColumnInfo``s."""
-    if not spec:
+    """Normalize any accepted ``schema=`` into ``ColumnInfo``s (names checked)."""
+    if spec is None:
         return ()
+    if isinstance(spec, pa.Schema):
+        return tuple(_from_arrow_field(field) for field in spec)
+    if not isinstance(spec, Mapping | pl.Schema):
+        raise CatalogError(
+            f"schema is a {type(spec).__name__}: pass a pyarrow.Schema, a pl.Schema or a "
+            'dict such as {"id": Column(pl.Int64, "what it means")}'
+        )
     out = []
     for name, value in spec.items():
         column = value if isinstance(value, Column) else Column(value)
         dtype = column.dtype() if isinstance(column.dtype, type) else column.dtype
-        out.append(ColumnInfo(name, dtype, column.description))
+        if not isinstance(dtype, pl.DataType):
+            raise CatalogError(
+                f"column {name!r} has type {column.dtype!r}: use a Polars type such as pl.Int64"
+            )
+        out.append(ColumnInfo(check_name("column", name), dtype, column.description))
     return tuple(out)
+
+
+def _from_arrow_field(field: pa.Field) -> ColumnInfo:
+    dtype = pl.Schema(pa.schema([field]))[field.name]
+    metadata: dict[Any, Any] = field.metadata or {}
+    description = metadata.get(b"description", b"").decode()
+    return ColumnInfo(check_name("column", field.name), dtype, description)
 
 
 def polars_schema(columns: tuple[ColumnInfo, ...]) -> pl.Schema:

@@ -48,7 +48,7 @@ def build_site(export: dict[str, Any], out: Path) -> Path:
     index = env.get_template("index.html").render(
         export=export, tables_by_db=by_db, tags=tags, root=""
     )
-    (out / "index.html").write_text(index)
+    (out / "index.html").write_text(index, encoding="utf-8")  # the pages declare UTF-8
 
     graph = LineageGraph(
         tuple(export["lineage"]["nodes"]), tuple(tuple(e) for e in export["lineage"]["edges"])
@@ -59,6 +59,6 @@ def build_site(export: dict[str, Any], out: Path) -> Path:
         results = {r["check"]: r for r in (t["quality"] or {}).get("results", [])}
         drawing = draw(graph.around(t["id"]), current=t["id"], known=known)
         html = page.render(export=export, t=t, results=results, drawing=drawing, root="../")
-        (out / "tables" / f"{t['id']}.html").write_text(html)
+        (out / "tables" / f"{t['id']}.html").write_text(html, encoding="utf-8")
     write_export(export, out / "catalog.json")
     return out / "index.html"
