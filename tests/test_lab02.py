@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import types
 import uuid
 from pathlib import Path
 
@@ -20,7 +21,20 @@ from lab_runs import assert_solution_passes_every_check, assert_student_fails_ev
 
 import neuralake
 from neuralake import delta
-from neuralake.catalog import Column, DeltaTable, Filter, NotNull, Range, Unique, table
+from neuralake.catalog import (
+    Catalog,
+    Column,
+    DeltaTable,
+    Filter,
+    ModuleDatabase,
+    NotNull,
+    Range,
+    Unique,
+    table,
+)
+from neuralake.catalog.export import export_catalog
+from neuralake.catalog.roapi import write_roapi
+from neuralake.catalog.site import build_site
 from neuralake.errors import CheckFailed, NeuralakeError
 from neuralake.labs import catalog_checks as grade
 from neuralake.labs.checks import Hint
@@ -157,16 +171,39 @@ def test_filter_grader_wants_lazy_pruned_and_right_rows(lab) -> None:
     ],
 )
 def test_quality_grader_breaks_rows_in_every_way(lab, checks, found) -> None:
-    spike_counts = _table(lab, checks=checks)
     with pytest.raises(CheckFailed, match=re.escape(found)):
-        grade.check_quality(lab, spike_counts, checks)
+        grade.check_quality(lab, checks)
 
 
-def test_quality_grader_wants_the_checks_attached(lab, capsys) -> None:
-    with pytest.raises(CheckFailed, match=r"spike_counts\.checks is not your list"):
-        grade.check_quality(lab, _table(lab), GOOD_CHECKS)
-    grade.check_quality(lab, _table(lab, checks=GOOD_CHECKS), GOOD_CHECKS)
+def test_quality_grader_passes_checks_that_catch_everything(lab, capsys) -> None:
+    with pytest.raises(CheckFailed, match="checks is NotNull"):
+        grade.check_quality(lab, NotNull("spikes"))
+    grade.check_quality(lab, GOOD_CHECKS)
     assert "catch all 4 kinds of broken rows" in capsys.readouterr().out
+
+
+# -- exercise 4 ---------------------------------------------------------------------------
+
+
+def _publish(lab: grade.Lab02, spike_counts: DeltaTable) -> tuple[Path, Path]:
+    module = types.ModuleType("lab02_published")
+    module.spike_counts = spike_counts
+    module.__all__ = ["spike_counts"]  # declared in this test, published by that module
+    catalog = Catalog({"lab": ModuleDatabase(module)})
+    export = export_catalog(catalog, "lab02", lab.settings, quality=catalog.check())
+    site_index = build_site(export, lab.out / "site")
+    return site_index, write_roapi(export, lab.out / "roapi.yaml")
+
+
+def test_publish_grader_wants_the_checks_attached_and_reported(lab, capsys) -> None:
+    lab.reset("ex4")
+    with pytest.raises(CheckFailed, match="the export has no quality report for spike_counts"):
+        grade.check_published(lab, *_publish(lab, _table(lab)))
+    strict = _table(lab, checks=[Range("spikes", min=0, max=1)])
+    with pytest.raises(CheckFailed, match=re.escape("fails: ['range(spikes, 0..1)']")):
+        grade.check_published(lab, *_publish(lab, strict))
+    grade.check_published(lab, *_publish(lab, _table(lab, checks=GOOD_CHECKS)))
+    assert "in catalog.json and in the ROAPI config" in capsys.readouterr().out
 
 
 # -- exercise 5 ---------------------------------------------------------------------------

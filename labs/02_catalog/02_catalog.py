@@ -22,7 +22,8 @@
 #    partitioning and an example that returns rows;
 # 2. read it with a filter that skips files, and know why it does;
 # 3. write quality checks that catch broken rows without failing on good ones;
-# 4. publish it: website, JSON export and ROAPI config from one declaration;
+# 4. attach them and publish the table: website, JSON export and ROAPI config from one
+#    declaration;
 # 5. (stretch) serve a materialized view of it through ROAPI, types intact.
 #
 # **Time:** 45-75 minutes (exercise 5 is a stretch: 20 of them).
@@ -142,15 +143,15 @@ catalog_checks.check_filtered(lab, session_two)
 # %% [markdown]
 # ## Exercise 3 · Quality checks that catch broken rows
 #
-# Declare, in a list `checks`, the rules every row of `spike_counts` must keep, and
-# attach them to the table (`spike_counts.checks = checks`). The check runs your list
-# on the real data (it is clean: every check must pass) and on rows it breaks in
-# several ways a spike count can be wrong (each must make a check fail). Think about
-# what is *impossible* for each column, and about what identifies a row. Try your list
-# first with `run_checks("spike_counts", spike_counts.scan(), checks)`.
+# Declare, in a list `checks`, the rules every row of `spike_counts` must keep. The
+# check runs your list on the real data (it is clean: every check must pass) and on
+# rows it breaks in several ways a row of spike counts can be wrong (each must make a
+# check fail). Think about what is *impossible* for each column, and about what
+# identifies a row. Try your list first with
+# `run_checks("spike_counts", spike_counts.scan(), checks)`.
 
 # %% tags=["solution"]
-# Store the list in checks, then attach it: spike_counts.checks = checks.
+# Store in checks the list of checks every row must pass.
 checks = [
     NotNull("spikes"),
     Range("spikes", min=0),
@@ -158,22 +159,23 @@ checks = [
     Unique("session_id", also=["channel"]),
 ]
 print("passes on the data:", run_checks("spike_counts", spike_counts.scan(), checks).passed)
-spike_counts.checks = checks
 
 # %%
-catalog_checks.check_quality(lab, spike_counts, checks)
+catalog_checks.check_quality(lab, checks)
 
 # %% [markdown]
 # ## Exercise 4 · Publish it
 #
-# Build the catalog of this notebook's tables, run its quality checks, export it with
-# the quality reports, write the site into `lab.out / "site"` and the ROAPI config into
-# `lab.out / "roapi.yaml"`. Store the site's `index.html` path in `site_index` and the
-# config's path in `roapi_path`. Then open the site's index in your browser, search for
-# your table and copy one of its snippets.
+# Attach your checks to the table (`spike_counts.checks = checks`), so the catalog
+# runs them. Then build the catalog of this notebook's tables, run its quality checks,
+# export it with the quality reports, write the site into `lab.out / "site"` and the
+# ROAPI config into `lab.out / "roapi.yaml"`. Store the site's `index.html` path in
+# `site_index` and the config's path in `roapi_path`. Then open the site's index in
+# your browser, search for your table and copy one of its snippets.
 
 # %% tags=["solution"]
 # Store the site's index.html path in site_index and the ROAPI config path in roapi_path.
+spike_counts.checks = checks
 catalog = Catalog({"lab": ModuleDatabase(sys.modules[__name__])})
 export = export_catalog(catalog, "lab02", s, quality=catalog.check())
 site_index = build_site(export, lab.out / "site")
