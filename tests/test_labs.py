@@ -22,6 +22,7 @@ from deltalake import DeltaTable, write_deltalake
 from lab_runs import assert_solution_passes_every_check, assert_student_fails_every_check
 
 import neuralake
+from neuralake.catalog.pushdown import measure
 from neuralake.errors import CheckFailed, NeuralakeError
 from neuralake.labs import build_lab, checks, find_labs, lab01
 from neuralake.labs.build import STUB_MARKER, assigned_names, stub
@@ -185,6 +186,8 @@ def test_dedupe_grader_wants_every_spike_once_by_merge(lab):
 
 
 def test_partition_grader_measures_the_scan(lab):
+    _, scan = measure(lab01.dashboard_query(lab, lab.ex4.source_uri))
+    assert scan.files_opened == scan.files_total > 1, "as set up, the query skips nothing"
     signals = pl.read_delta(lab.ex4.source_uri)
     write_deltalake(lab.ex4.target_uri, signals)
     _fails(lab01.check_partitioned, lab, 0, found="partitioned by [], the query for session 2")

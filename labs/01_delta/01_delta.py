@@ -139,7 +139,7 @@ lab.ex3.batch.head()
 # %% tags=["solution"]
 # Merge lab.ex3.batch into lab.ex3.uri so that every spike is in the table exactly once.
 spike_key = ["session_id", "channel", "timestamp"]
-(
+merged = (
     DeltaTable(lab.ex3.uri, storage_options=s.storage_options)
     .merge(
         lab.ex3.batch.unique(subset=spike_key),
@@ -150,6 +150,7 @@ spike_key = ["session_id", "channel", "timestamp"]
     .when_not_matched_insert_all()
     .execute()
 )
+print({k: merged[k] for k in ("num_source_rows", "num_target_rows_inserted")})
 
 # %%
 lab01.check_deduplicated(lab)
@@ -157,8 +158,9 @@ lab01.check_deduplicated(lab)
 # %% [markdown]
 # ## Exercise 4 · Partition for the query, and prove files are skipped
 #
-# The dashboard reads one session at a time, `lab01.dashboard_query(lab, uri)`. On the
-# signals as ingested, `lab.ex4.source_uri`, it opens every file. Write a copy of the
+# The dashboard reads one session at a time, `lab01.dashboard_query(lab, uri)`. The
+# signals, `lab.ex4.source_uri`, were ingested from four implants at once, so every
+# file holds rows of every session and the dashboard's query opens them all. Write a copy of the
 # signals to `lab.ex4.target_uri`, partitioned so that the dashboard's query for
 # `lab.ex4.session` skips as many files as it can without making the table a heap of
 # tiny files. Then predict, from the new table's log alone, how many files that query
@@ -175,6 +177,7 @@ print(f"{source.height} files; session_id per file:")
 source.select("path", "num_records", "min.session_id", "max.session_id")
 
 # %%
+print("distinct values per column:")
 pl.read_delta(lab.ex4.source_uri, storage_options=s.storage_options).select(pl.all().n_unique())
 
 # %% tags=["solution"]

@@ -43,18 +43,14 @@ class Hint:
         return f"Hint {level}/3 ({TIERS[level - 1]}): {getattr(self, TIERS[level - 1])}"
 
 
-def expect(condition: bool, found: str, hint: Hint | None = None, *, key: str = "") -> None:
+def expect(condition: bool, found: str, hint: Hint, *, key: str) -> None:
     """Raise :class:`CheckFailed` unless ``condition`` holds.
 
     The message is one line: what the grader ``found``, then the tier of ``hint`` that
     this failure of exercise ``key`` has earned (1 on the first failure, 3 from the third).
-    The older form ``expect(condition, message)``, without a hint, raises ``message`` as
-    is; it stays only until every lab passes a :class:`Hint`.
     """
     if condition:
         return
-    if hint is None:
-        raise CheckFailed(found)
     _attempts[key] = _attempts.get(key, 0) + 1
     _last_hint[key] = hint
     level = min(_attempts[key], 3)

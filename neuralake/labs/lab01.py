@@ -307,7 +307,9 @@ def build_dedupe(settings: Settings, prefix: str, seed: int) -> Dedupe:
     cut, overlap = int(spikes.height * 0.6), int(spikes.height * 0.4)
     write_deltalake(uri, spikes.head(cut), storage_options=settings.storage_options)
     batch = spikes.slice(overlap)
-    batch = pl.concat([batch, batch.sample(50, seed=seed)]).sample(fraction=1.0, seed=seed)
+    batch = pl.concat([batch, batch.sample(50, seed=seed)]).sample(
+        fraction=1.0, shuffle=True, seed=seed
+    )
     return Dedupe(uri, batch)
 
 
@@ -359,12 +361,12 @@ def check_deduplicated(lab: Lab01) -> None:
 
 
 def build_partition(settings: Settings, prefix: str, seed: int) -> Partition:
-    """The signals in 8 files of shuffled rows: every file holds every session, so a
-    filter on session_id can skip none of them."""
+    """The signals as a few files (``files=8`` asks for about 8) of shuffled rows: every
+    file holds every session, so a filter on session_id can skip none of them."""
     sim = _simulation(seed)
     source_uri = _fresh(settings, prefix, "ex4_signals")
     target_uri = _fresh(settings, prefix, "ex4_signals_partitioned")
-    shuffled = sim.neural_signals().sample(fraction=1.0, seed=seed)
+    shuffled = sim.neural_signals().sample(fraction=1.0, shuffle=True, seed=seed)
     write_frames(
         source_uri,
         [shuffled],
