@@ -154,16 +154,17 @@ class Settings:
         return {"bootstrap.servers": self.kafka_bootstrap}
 
     @property
-    def spark_conf(self) -> dict[str, str]:
-        """Spark settings for Delta Lake and S3A, with the jars resolved by the setup."""
-        from neuralake.stack.install import spark_jars  # the stack knows where jars live
+    def spark_options(self) -> dict[str, str]:
+        """Spark settings for Delta Lake and S3A on this profile, without the jars.
 
+        The jars are an install fact, not a setting: ``neuralake.stack.install.spark_conf(s)``
+        adds them (``SparkSession.builder.config(map=spark_conf(s))``).
+        """
         conf = {
             "spark.master": "local[2]",
             "spark.driver.host": "127.0.0.1",
             "spark.driver.bindAddress": "127.0.0.1",
             "spark.ui.enabled": "false",
-            "spark.jars": ",".join(str(p) for p in spark_jars(self.cache_dir)),
             "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
             "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
             "spark.sql.session.timeZone": "UTC",
@@ -182,6 +183,14 @@ class Settings:
                 self.s3_endpoint.startswith("https://")
             ).lower()
         return conf
+
+    @property
+    def spark_conf(self) -> dict[str, str]:
+        """Moved to ``neuralake.stack.install.spark_conf(s)``: settings do not know installs."""
+        raise ConfigError(
+            "settings().spark_conf moved: use neuralake.stack.install.spark_conf(s), "
+            "which adds Spark's jars to s.spark_options"
+        )
 
     @property
     def roapi_env(self) -> dict[str, str]:

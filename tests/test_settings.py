@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -103,3 +104,24 @@ def test_cli_prints_one_line_and_exits_2_for_an_unknown_profile():
     assert result.stderr.strip() == (
         "error: unknown profile 'prod': choose one of local, stack, aws"
     )
+
+
+def test_spark_options_are_plain_facts_and_the_installer_adds_the_jars(tmp_path):
+    from neuralake.stack.install import spark_conf
+
+    s = neuralake.settings("stack")
+    options = s.spark_options
+    assert options["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
+    assert "spark.jars" not in options  # an install fact, not a setting
+    with pytest.raises(ConfigError, match=r"use neuralake\.stack\.install\.spark_conf\(s\)"):
+        _ = s.spark_conf
+    # The installer's conf: the same options plus the resolved jars (a fake install here).
+    jar = tmp_path / "delta.jar"
+    jar.write_text("", encoding="utf-8")
+    from neuralake.stack import versions
+
+    classpath = tmp_path / "cache" / "spark" / versions.DELTA_SPARK_VERSION / "classpath.txt"
+    classpath.parent.mkdir(parents=True)
+    classpath.write_text(str(jar), encoding="utf-8")
+    conf = spark_conf(dataclasses.replace(s, cache_dir=tmp_path / "cache"))
+    assert conf == {**options, "spark.jars": str(jar)}

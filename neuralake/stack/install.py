@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from neuralake.errors import StackError
-from neuralake.settings import cache_dir, project_dir
+from neuralake.settings import Settings, cache_dir, project_dir
 from neuralake.stack import versions
 
 
@@ -56,6 +56,16 @@ def spark_jars(cache: Path | None = None) -> list[Path]:
         _classpath_file("spark", versions.DELTA_SPARK_VERSION, cache), "Spark's Delta/S3 jars"
     )
     return [Path(jar) for jar in classpath.split(os.pathsep)]
+
+
+def spark_conf(settings: Settings) -> dict[str, str]:
+    """Everything a Spark session needs: the profile's ``spark_options`` plus the jars.
+
+    ``SparkSession.builder.config(map=spark_conf(neuralake.settings())).getOrCreate()``.
+    It lives here, not in settings, so that settings never import the installer.
+    """
+    jars = ",".join(str(jar) for jar in spark_jars(settings.cache_dir))
+    return {**settings.spark_options, "spark.jars": jars}
 
 
 def install_spark_jars(cache: Path | None = None) -> list[Path]:
