@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from itertools import pairwise
 
 import numpy as np
@@ -75,7 +76,8 @@ class Dedupe:
     """Exercise 3: a spikes table, and a replayed batch that overlaps it."""
 
     uri: str
-    batch: pl.DataFrame  # partly already in the table, and with copies of its own rows
+    # partly already in the table, and with copies of its own rows
+    batch: pl.DataFrame = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class Stream:
 
     uri: str
     app_id: str
-    replay: list[tuple[int, pl.DataFrame]]  # (batch id, rows): batches 2..6
+    replay: list[tuple[int, pl.DataFrame]] = field(repr=False)  # (batch id, rows): 2..6
     batches: dict[int, pl.DataFrame] = field(repr=False)  # every batch, 1..7, for grading
 
 
@@ -143,8 +145,14 @@ def setup(settings: Settings, *, prefix: str = "lab01_", seed: int = 1) -> Lab01
 
 def _simulation(seed: int) -> Simulation:
     # rows=1 asks for the smallest study: one block of 1024 time steps x 256 channels
-    # per session, 1,048,576 signal rows for 4 sessions (about 0.3 s to generate).
+    # per session, 1,048,576 signal rows for 4 sessions.
     return Simulation(rows=1, sessions=SESSIONS, patients=2, seed=seed)
+
+
+@cache
+def _signals(seed: int) -> pl.DataFrame:
+    """The simulated signals, generated once per seed (three exercises start from them)."""
+    return _simulation(seed).neural_signals()
 
 
 def drop(settings: Settings, prefix: str = "lab01_") -> None:
@@ -164,9 +172,9 @@ def _fresh(settings: Settings, prefix: str, name: str) -> str:
 
 def _spikes(seed: int) -> pl.DataFrame:
     """The spikes of the simulated signals (about 1,900 rows), in time order."""
-    signals = _simulation(seed).neural_signals()
     return (
-        signals.filter(pl.col("spike"))
+        _signals(seed)
+        .filter(pl.col("spike"))
         .select("timestamp", "session_id", "channel", "voltage_uv")
         .sort("timestamp", "channel")
     )
@@ -363,10 +371,9 @@ def check_deduplicated(lab: Lab01) -> None:
 def build_partition(settings: Settings, prefix: str, seed: int) -> Partition:
     """The signals as a few files (``files=8`` asks for about 8) of shuffled rows: every
     file holds every session, so a filter on session_id can skip none of them."""
-    sim = _simulation(seed)
     source_uri = _fresh(settings, prefix, "ex4_signals")
     target_uri = _fresh(settings, prefix, "ex4_signals_partitioned")
-    shuffled = sim.neural_signals().sample(fraction=1.0, shuffle=True, seed=seed)
+    shuffled = _signals(seed).sample(fraction=1.0, shuffle=True, seed=seed)
     write_frames(
         source_uri,
         [shuffled],
