@@ -380,7 +380,48 @@ print(
 )
 
 # %% [markdown]
-# ## 7 · Quality checks, passing and failing
+# ## 7 · A materialized view, and time travel
+#
+# `channel_stats` is a function table declared with `@table(materialize=True,
+# uri=...)`: `catalog.refresh("channel_stats")` runs the function once and overwrites
+# a Delta table at `uri`; reads then come from that table, and ROAPI can serve it.
+
+# %%
+start = source.index("@table(\n    materialize=True")
+print(source[start : source.index('    """', start)] + '    """..."""\n    return ...')
+
+# %%
+version = catalog.refresh("channel_stats")
+print(f"channel_stats refreshed: Delta version {version.version}")
+computed = best_of(lambda: neuro.channel_stats.compute())
+stored = best_of(lambda: db.table("channel_stats"))
+pl.DataFrame(
+    [
+        {"read": "compute from neural_signals", **computed},
+        {"read": "the materialized view", **stored},
+    ]
+).select("read", "rows", "ms")
+
+# %% [markdown]
+# Every refresh is a new version of the view's Delta table, and the catalog reads old
+# versions the way lesson 01 did with `pl.read_delta(..., version=)`:
+# `db.table(name, version=v)` (or `timestamp=...`), and `history()` lists the versions.
+# Refresh once more, as a job would after new sessions land, and read both:
+
+# %%
+latest = catalog.refresh("channel_stats")
+view = db.get("channel_stats")
+display(
+    pl.DataFrame(
+        [{"version": v.version, "committed at": v.committed_at} for v in view.history()[:3]]
+    )
+)
+for v in (version.version, latest.version):
+    refreshed = db.table("channel_stats", version=v, columns=["refreshed_at"]).head(1)
+    print(f"version {v}: refreshed_at {refreshed.collect().item():%H:%M:%S.%f}")
+
+# %% [markdown]
+# ## 8 · Quality checks, passing and failing
 #
 # Checks are declared on each table: `NotNull`, `Unique`, `Range`, `AcceptedValues`,
 # `Freshness`. Each is one aggregate (a count of failing rows), so the catalog runs
@@ -421,29 +462,6 @@ pl.DataFrame(
         for c in r.results
     ]
 )
-
-# %% [markdown]
-# ## 8 · A materialized view
-#
-# `channel_stats` is a function table declared with `@table(materialize=True,
-# uri=...)`: `catalog.refresh("channel_stats")` runs the function once and overwrites
-# a Delta table at `uri`; reads then come from that table, and ROAPI can serve it.
-
-# %%
-start = source.index("@table(\n    materialize=True")
-print(source[start : source.index('    """', start)] + '    """..."""\n    return ...')
-
-# %%
-version = catalog.refresh("channel_stats")
-print(f"channel_stats refreshed: Delta version {version.version}")
-computed = best_of(lambda: neuro.channel_stats.compute())
-stored = best_of(lambda: db.table("channel_stats"))
-pl.DataFrame(
-    [
-        {"read": "compute from neural_signals", **computed},
-        {"read": "the materialized view", **stored},
-    ]
-).select("read", "rows", "ms")
 
 # %% [markdown]
 # ## 9 · The generated website

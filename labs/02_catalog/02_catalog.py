@@ -174,7 +174,8 @@ catalog_checks.check_quality(lab, checks)
 # your browser, search for your table and copy one of its snippets.
 
 # %% tags=["solution"]
-# Store the site's index.html path in site_index and the ROAPI config path in roapi_path.
+# Attach checks to spike_counts, publish, and store the site's index.html path in
+# site_index and the ROAPI config's path in roapi_path.
 spike_counts.checks = checks
 catalog = Catalog({"lab": ModuleDatabase(sys.modules[__name__])})
 export = export_catalog(catalog, "lab02", s, quality=catalog.check())

@@ -288,14 +288,14 @@ CHECKS = Hint(
     concept="A check is a rule every row must keep. Ask what would make a row of "
     "spike_counts wrong, and write one check per way.",
     api="NotNull, Range(column, min=, max=), Unique(column, also=[...]), AcceptedValues "
-    "(lesson 02, section 7); run_checks(name, frame, checks) tries them on any frame.",
+    "(lesson 02, section 8); run_checks(name, frame, checks) tries them on any frame.",
     call="checks = [NotNull('spikes'), Range('spikes', min=0), Range('mean_quality', "
     "min=0, max=1), Unique('session_id', also=['channel'])]; spike_counts.checks = checks",
 )
 TOO_STRICT = Hint(
     concept="The table's data is clean: a check that fails on it is wrong, not the data.",
     api="run_checks('spike_counts', spike_counts.scan(), checks) shows which check fails "
-    "and how many rows break it (lesson 02, section 7).",
+    "and how many rows break it (lesson 02, section 8).",
     call="bound only what is impossible: Range('spikes', min=0) (no max: busy channels "
     "spike a lot), Range('mean_quality', min=0, max=1)",
 )
@@ -421,7 +421,7 @@ VIEW_DECLARE = Hint(
     concept="A materialized view is a function table whose result is stored as a Delta "
     "table, so that ROAPI (which cannot run Python) can serve it.",
     api="@table(materialize=True, uri=..., upstream=[...], schema={...}) above a function "
-    "that returns a LazyFrame (lesson 02, section 8: channel_stats).",
+    "that returns a LazyFrame (lesson 02, section 7: channel_stats).",
     call="@table(materialize=True, uri=lab.view_uri, upstream=['spike_counts']) above "
     "def session_spikes() -> pl.LazyFrame, which returns spike_counts.scan()"
     ".group_by('session_id').agg(pl.col('spikes').sum(), pl.col('mean_quality').mean())"
@@ -431,7 +431,7 @@ VIEW_DATA = Hint(
     concept="The view holds one row per session: the session's total spikes over all "
     "channels and the mean of its channels' mean_quality.",
     api="LazyFrame.group_by(...).agg(...) inside the function; catalog.refresh(name) or "
-    "session_spikes.refresh() rewrites the stored table (lesson 02, section 8).",
+    "session_spikes.refresh() rewrites the stored table (lesson 02, section 7).",
     call="spike_counts.scan().group_by('session_id').agg(pl.col('spikes').sum(), "
     "pl.col('mean_quality').mean()).sort('session_id'), then session_spikes.refresh()",
 )
