@@ -21,12 +21,14 @@
 # 1. read a Delta table lazily with `pl.scan_delta` and **prove** filter pushdown from
 #    its `explain()` plan and from the files the scan opens;
 # 2. declare a table in Python (`DeltaTable`, `Column`, `@table`), read it with
-#    `.scan(filters=...)`, and gather tables into a `Catalog` of `ModuleDatabase`s;
+#    `.scan(filters=...)` (an older version with `version=`), and gather tables into a
+#    `Catalog` of `ModuleDatabase`s;
 # 3. guard a table with declared quality checks, and read a failing check's report;
 # 4. publish the same declarations as a website and a ROAPI config, query ROAPI over
 #    HTTP, and keep the column types on the way back (JSON loses them, Arrow keeps them).
 #
-# **Time:** about 45 minutes to read and run (the notebook itself runs in about 10 s).
+# **Time:** about 45 minutes to read and run (the notebook itself runs in well under a
+# minute at its default parameters).
 # **Prerequisites:** lesson 01 (Delta tables, the transaction log, partitions); the
 # stack running (`make up`); without it the lesson falls back to a local warehouse and
 # skips PostgreSQL.
@@ -423,9 +425,11 @@ for v in (version.version, latest.version):
 # %% [markdown]
 # ## 8 · Quality checks, passing and failing
 #
-# Checks are declared on each table: `NotNull`, `Unique`, `Range`, `AcceptedValues`,
-# `Freshness`. Each is one aggregate (a count of failing rows), so the catalog runs
-# all checks of a table in **one** lazy pass. `catalog.check()` runs every table's.
+# Checks are declared on each table: `NotNull(column)`, `Unique(column)` (or
+# `Unique("session_id", also=["channel"])` for a key of several columns),
+# `Range(column, min=, max=)`, `AcceptedValues(column, [...])`, `Freshness(column,
+# days=)`. Each is one aggregate (a count of failing rows), so the catalog runs all
+# checks of a table in **one** lazy pass. `catalog.check()` runs every table's.
 
 # %%
 reports = catalog.check()
@@ -647,7 +651,8 @@ from_view
 # 1. declare it: `DeltaTable` with described `Column`s, partitioning and `docs_filters`;
 # 2. read one session's channels with `.scan(filters=...)` so that files are skipped;
 # 3. write quality checks that catch the broken rows the grader makes;
-# 4. publish it: `Catalog` + `ModuleDatabase`, export, site and ROAPI config;
+# 4. attach the checks and publish it: `Catalog` + `ModuleDatabase`, export, site and
+#    ROAPI config;
 # 5. stretch: a `@table(materialize=True)` view of it, refreshed and queried through
 #    ROAPI with its types intact.
 #
