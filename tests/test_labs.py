@@ -213,9 +213,17 @@ def test_stream_grader_calls_the_students_function(lab):
     def append_without_txn(uri: str, batch_id: int, frame: pl.DataFrame) -> None:
         write_deltalake(uri, frame, mode="append")
 
+    def append_what_is_new(uri: str, batch_id: int, frame: pl.DataFrame) -> None:
+        new = frame.join(pl.read_delta(uri), on=lab01.SPIKE_KEY, how="anti")  # a scan per batch
+        write_deltalake(uri, new, mode="append")
+
     for batch_id, frame in lab.ex6.replay:
         append_without_txn(lab.ex6.uri, batch_id, frame)
     _fails(lab01.check_idempotent, lab, append_without_txn, found="batches [2, 3] are in")
+    lab.reset("ex6")
+    for batch_id, frame in lab.ex6.replay:
+        append_what_is_new(lab.ex6.uri, batch_id, frame)
+    _fails(lab01.check_idempotent, lab, append_what_is_new, found="records batch 3 as app")
 
 
 def test_reset_rebuilds_one_exercise_and_restarts_its_hints(lab):
