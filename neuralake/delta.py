@@ -1,20 +1,25 @@
 """Small helpers for looking inside Delta tables, where the raw API is awkward to teach with.
 
 Lessons use ``deltalake`` and ``polars`` directly; these helpers only summarise what those
-APIs return (:func:`inspect`, :func:`history`), read the transaction log on any
-warehouse (:func:`log_files`, :func:`read_commit`), and turn storage failures into
-one-line errors that name the fix (:func:`storage_errors`).
+APIs return (:func:`inspect`, :func:`history`, :func:`file_stats`), read the transaction
+log on any warehouse (:func:`log_files`, :func:`read_commit`), count what a query really
+reads from S3 (:class:`RequestLog`), and turn storage failures into one-line errors that
+name the fix (:func:`storage_errors`).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import ParseResult, unquote, urlparse
 
 import polars as pl
 from deltalake import DeltaTable
@@ -23,6 +28,7 @@ from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
 
 from neuralake.errors import (
     BucketNotFoundError,
+    ConfigError,
     CredentialsError,
     EndpointUnreachableError,
     StorageError,
@@ -180,6 +186,167 @@ def s3_client(storage_options: dict[str, str]):
     }
     config = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1})
     return boto3.client("s3", config=config, **{k: v for k, v in kwargs.items() if v})
+
+
+def file_stats(table: DeltaTable, column: str) -> pl.DataFrame:
+    """Each data file of the current version with its rows, bytes and min/max of ``column``.
+
+    These are the statistics the ``add`` action of each file carries in the log: a reader
+    compares them with a filter to skip files without opening them.
+    """
+    actions = pl.DataFrame(table.get_add_actions(flatten=True))
+    if f"min.{column}" not in actions.columns:
+        raise ConfigError(
+            f"the add actions carry no statistics for {column!r}: pick a column of "
+            f"{table.schema().to_arrow().names} or write the table with statistics"
+        )
+    return actions.select(
+        pl.col("path").str.split("/").list.last().alias("file"),
+        pl.col("num_records").alias("rows"),
+        pl.col("size_bytes").alias("bytes"),
+        pl.col(f"min.{column}").alias("min"),
+        pl.col(f"max.{column}").alias("max"),
+    ).sort("min", "max", "file")
+
+
+def column_bytes(table: DeltaTable) -> pl.DataFrame:
+    """Compressed bytes of each column, summed over the data files of the current version.
+
+    Read from the Parquet footers (a few KiB per file), through delta-rs' own storage
+    access, so it works on any warehouse. It explains a size change: a rewrite that
+    reorders rows changes how well each column compresses.
+    """
+    totals: dict[str, int] = {}
+    for fragment in table.to_pyarrow_dataset().get_fragments():
+        footer = fragment.metadata
+        for group in range(footer.num_row_groups):
+            for index in range(footer.num_columns):
+                column = footer.row_group(group).column(index)
+                name = column.path_in_schema
+                totals[name] = totals.get(name, 0) + column.total_compressed_size
+    return pl.DataFrame({"column": list(totals), "bytes": list(totals.values())})
+
+
+# -- what a query reads from S3 -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Request:
+    """One request a client sent to S3: method, object key, HTTP status, body bytes returned."""
+
+    method: str
+    key: str
+    status: int
+    bytes: int
+
+
+class RequestLog:
+    """Count the S3 requests and bytes that delta-rs or Polars send while it is open.
+
+    A pass-through HTTP proxy on 127.0.0.1 forwards every request unchanged to the real
+    endpoint and records it. Point a reader at it with :attr:`storage_options`::
+
+        with delta.RequestLog(s.storage_options) as log:
+            pl.scan_delta(uri, storage_options=log.storage_options).filter(...).collect()
+        log.summary()   # files opened, bytes of Parquet read, requests to the log
+
+    That is the ground truth of "files skipped": a file a reader skipped was never
+    requested. Only this process's requests pass through it, so other clients of the same
+    server do not disturb the count (the server's own metrics would count them all).
+    Request signatures stay valid because the ``Host`` header is forwarded as signed.
+    """
+
+    def __init__(self, storage_options: dict[str, str]) -> None:
+        endpoint = storage_options.get("AWS_ENDPOINT_URL", "")
+        upstream = urlparse(endpoint)
+        if upstream.scheme != "http" or not upstream.hostname:
+            raise ConfigError(
+                f"RequestLog needs a plain-http S3 endpoint such as the stack's "
+                f"http://127.0.0.1:9000, not {endpoint or 'AWS S3'}: use the stack profile"
+            )
+        self.requests: list[S3Request] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _proxy_handler(self, upstream))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        port = self._server.server_address[1]
+        self.storage_options = {**storage_options, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+
+    def __enter__(self) -> RequestLog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def record(self, request: S3Request) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def clear(self) -> None:
+        """Forget what was recorded, e.g. between opening a table and querying it."""
+        with self._lock:
+            self.requests.clear()
+
+    def frame(self) -> pl.DataFrame:
+        """Every recorded request as a table: method, key, status, bytes."""
+        with self._lock:
+            rows = [r.__dict__ for r in self.requests]
+        schema = {"method": pl.String, "key": pl.String, "status": pl.Int64, "bytes": pl.Int64}
+        return pl.DataFrame(rows, schema=schema)
+
+    def summary(self) -> dict[str, int]:
+        """Data files opened and their bytes, requests to ``_delta_log/``, all requests."""
+        requests = self.frame()
+        data = requests.filter(
+            (pl.col("method") == "GET") & pl.col("key").str.ends_with(".parquet")
+        ).filter(~pl.col("key").str.contains("/_delta_log/"))
+        log = requests.filter(pl.col("key").str.contains("/_delta_log/"))
+        return {
+            "data files opened": data["key"].n_unique(),
+            "data bytes read": int(data["bytes"].sum()),
+            "log requests": log.height,
+            "requests": requests.height,
+        }
+
+
+def _proxy_handler(log: RequestLog, upstream: ParseResult) -> type[BaseHTTPRequestHandler]:
+    """A request handler class that forwards to ``upstream`` and records into ``log``."""
+
+    class Forward(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as S3 clients expect
+
+        def _forward(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            connection = http.client.HTTPConnection(upstream.hostname, upstream.port or 80)
+            try:
+                connection.request(self.command, self.path, body, dict(self.headers.items()))
+                response = connection.getresponse()
+                payload = response.read()
+            finally:
+                connection.close()
+            # Record before answering: once the client has its bytes, the count is final.
+            key = unquote(urlparse(self.path).path).lstrip("/")
+            log.record(S3Request(self.command, key, response.status, len(payload)))
+            self.send_response_only(response.status, response.reason)
+            for name, value in response.getheaders():
+                if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(name, value)
+            declared = response.getheader("Content-Length")
+            head = self.command == "HEAD"
+            self.send_header("Content-Length", declared if head and declared else str(len(payload)))
+            self.end_headers()
+            if not head:
+                self.wfile.write(payload)
+
+        do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _forward
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet: the requests are recorded in the log, not printed."""
+
+    return Forward
 
 
 # -- errors -------------------------------------------------------------------------------

@@ -16,42 +16,46 @@
 # %% [markdown]
 # # 01 · Delta Lake fundamentals, on the stack's S3
 #
+# **Time:** about 50 minutes. **Prerequisites:** lesson 00 (the stack is running:
+# `make up`), basic Polars (`select`, `filter`, `group_by`).
+#
+# **You will be able to**
+#
+# 1. write, append to and overwrite a Delta table with `write_deltalake`, and read it
+#    back with Polars;
+# 2. read the transaction log: which files make up a version, and the statistics each
+#    `add` action carries;
+# 3. evolve a schema on purpose, travel to an old version and `restore` it;
+# 4. measure the small-file problem that streaming appends create, and fix it with
+#    `optimize.compact()` and `vacuum`;
+# 5. measure data skipping (files and bytes a query really reads) and judge when
+#    `optimize.z_order()` pays for its cost.
+#
 # **Why.** An implant streams 256 channels at 10 kHz: 2.56 million samples per second
 # per patient. Neuralink keeps such data as **Delta Lake tables on S3**: plain Parquet
-# files plus a transaction log, so many writers and readers can share one table
-# without a database server, and every change is a version you can go back to.
+# files plus a transaction log, so many writers and readers can share one table without
+# a database server, and every change is a version you can go back to. This lesson
+# covers one table and one writer; lesson 01b covers many writers, MERGE, constraints,
+# change data feed and partitioning.
 #
-# In this lesson you will, on real object storage (MinIO when the stack is up, a local
-# folder otherwise):
-#
-# 1. write, append and overwrite a table, and read its transaction log;
-# 2. watch 8 writer processes append to one table at once, and see why S3
-#    **conditional writes** make that safe;
-# 3. see schema enforcement and evolution, time travel, MERGE, UPDATE and DELETE;
-# 4. measure the small-file problem and fix it with `optimize` (compaction, z-order);
-# 5. clean up with `vacuum`, speed up opening with checkpoints, and learn why every
-#    timestamp must be UTC-aware.
-#
-# Every number below is measured when the notebook runs; none is typed in.
+# Every number below is measured when the notebook runs; none is typed in. Timings are
+# the median of several warm runs, so that a one-off connection set-up does not count.
 
 # %% tags=["parameters"]
 ROWS = 500_000  # neural-signal rows to generate (rounded up to whole 102.4 ms blocks)
-FILES = 24  # small files to write on purpose, for the optimize section
-WRITERS = 8  # concurrent writer processes in the ACID section
-COMMITS = 40  # tiny commits for the checkpoint section
+MICRO_BATCHES = 24  # appends, one commit each, in the small-file section
+ZORDER_FILES = 8  # z-order aims for files of (table size / ZORDER_FILES)
+CHANNEL = 42  # the channel the selective query asks for
+REPEATS = 7  # warm runs per timing; the median is shown
 SEED = 7
 
 # %%
 import json
-import subprocess
-import sys
+import statistics
 import time
-from datetime import timedelta
 
-import boto3
 import matplotlib.pyplot as plt
 import polars as pl
-from botocore.exceptions import ClientError
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import SchemaMismatchError
 
@@ -59,6 +63,7 @@ import neuralake
 from neuralake import datagen, delta
 
 s = neuralake.settings()
+assert s.profile == "stack", "this lesson measures S3 requests: start the stack (make up)"
 print(f"profile: {s.profile}   warehouse: {s.warehouse_uri}")
 
 
@@ -69,14 +74,15 @@ def table(name: str) -> str:
     return uri
 
 
-def timed(fn, repeats: int = 5) -> float:
-    """Median wall time of ``fn()`` in milliseconds."""
+def warm_ms(fn, repeats: int = REPEATS) -> float:
+    """Median wall time of ``fn()`` in milliseconds, after one warm-up call."""
+    fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1000)
-    return sorted(times)[len(times) // 2]
+    return round(statistics.median(times), 1)
 
 
 # %% [markdown]
@@ -87,18 +93,19 @@ def timed(fn, repeats: int = 5) -> float:
 
 # %%
 sim = datagen.Simulation(rows=ROWS, sessions=2, seed=SEED)
-start = time.perf_counter()
 signals = sim.neural_signals()
-seconds = time.perf_counter() - start
-print(
-    f"{signals.height:,} rows generated in {seconds:.2f} s ({signals.height / seconds:,.0f} rows/s)"
-)
-signals.head()
+print(f"{signals.height:,} rows, {signals.estimated_size() / 2**20:.1f} MiB in memory")
+signals.head(3)
 
 # %% [markdown]
-# `write_deltalake` takes any Arrow-compatible data, Polars frames included.
-# `mode="error"` (the default) refuses to write over an existing table; `"append"` adds
-# files; `"overwrite"` replaces the table's contents **in a new version**.
+# `write_deltalake` takes any Arrow-compatible data, Polars frames included. Its `mode`:
+#
+# | mode | if the table exists | new version? |
+# |---|---|---|
+# | `"error"` (default) | refuse | no |
+# | `"append"` | add files | yes |
+# | `"overwrite"` | mark every current file removed, add the new ones | yes |
+# | `"ignore"` | do nothing | no |
 
 # %%
 signals_uri = table("signals")
@@ -108,32 +115,34 @@ write_deltalake(signals_uri, first_session, storage_options=s.storage_options)
 write_deltalake(signals_uri, second_session, mode="append", storage_options=s.storage_options)
 
 dt = DeltaTable(signals_uri, storage_options=s.storage_options)
-print("version", dt.version(), "| files", len(dt.file_uris()), "| rows", dt.count())
-delta.history(signals_uri, s.storage_options).select("version", "operation", "parameters")
+print(f"version {dt.version()}: {len(dt.file_uris())} files, {dt.count():,} rows")
 
 # %% [markdown]
-# Reading is one line in Polars. `scan_delta` is lazy: filters are pushed into the scan.
+# Reading is one line in Polars. `scan_delta` is lazy: nothing is read until
+# `collect()`, and filters are pushed into the scan (section 7 measures that).
 
 # %%
 per_session = (
     pl.scan_delta(signals_uri, storage_options=s.storage_options)
     .group_by("session_id")
-    .agg(rows=pl.len(), spikes=pl.col("spike").sum(), mean_uv=pl.col("voltage_uv").mean())
+    .agg(rows=pl.len(), spikes=pl.col("spike").sum(), mean_uv=pl.col("voltage_uv").mean().round(2))
     .sort("session_id")
     .collect()
 )
 per_session
 
 # %% [markdown]
-# An overwrite does not delete anything: it commits "remove these files, add those".
-# The old files stay until `vacuum` (section 8), which is what makes time travel work.
+# An overwrite deletes nothing: it commits "remove these files, add those". The old
+# files stay until `vacuum` (section 8), which is what makes time travel work. (The
+# one-second pause lets section 4 pick a moment between two commits.)
 
 # %%
-time.sleep(1)  # a pause, so that section 5 can pick a moment between versions 1 and 2
+time.sleep(1)
 write_deltalake(signals_uri, first_session, mode="overwrite", storage_options=s.storage_options)
 dt = DeltaTable(signals_uri, storage_options=s.storage_options)
-print("version", dt.version(), "| rows now", dt.count())
-print("rows at version 1:", DeltaTable(signals_uri, 1, storage_options=s.storage_options).count())
+rows_v1 = DeltaTable(signals_uri, version=1, storage_options=s.storage_options).count()
+print(f"version {dt.version()}: {dt.count():,} rows; version 1 still has {rows_v1:,}")
+assert rows_v1 == signals.height, "version 1 should still hold both sessions"
 
 # %% [markdown]
 # ## 2 · The transaction log, `_delta_log/`
@@ -146,113 +155,54 @@ print("rows at version 1:", DeltaTable(signals_uri, 1, storage_options=s.storage
 # %%
 delta.log_files(signals_uri, s.storage_options)
 
+# %% [markdown]
+# Each line of a commit file is one **action**. Version 0 holds `protocol` (what a
+# reader must understand), `metaData` (schema, partition columns, table properties),
+# one `add` per Parquet file, and `commitInfo`:
+
 # %%
-for action in delta.read_commit(signals_uri, 0, s.storage_options):
-    kind, body = next(iter(action.items()))
-    print(f"{kind:10s}", json.dumps(body)[:150])
+commit0 = delta.read_commit(signals_uri, 0, s.storage_options)
+pl.DataFrame({"action": [next(iter(a)) for a in commit0]}).group_by("action").len()
 
 # %% [markdown]
-# Version 0 holds the `protocol` (which features a reader must understand), the
-# `metaData` (schema, partition columns), one `add` per Parquet file (with row count
-# and min/max statistics per column), and `commitInfo`. Version 2, the overwrite:
+# Here is a whole `add` action. Its `stats` field is a JSON string written by the
+# writer: the row count and, per column, the minimum, maximum and null count of this
+# file. Readers use them to skip files without opening them (section 7).
 
 # %%
-print(
+add = next(a["add"] for a in commit0 if "add" in a)
+stats = json.loads(add["stats"])
+print(json.dumps({k: v for k, v in add.items() if k != "stats"}, indent=1))
+print("numRecords:", stats["numRecords"])
+columns = list(stats["minValues"])
+pl.DataFrame(
     {
-        kind: sum(kind in action for action in delta.read_commit(signals_uri, 2, s.storage_options))
-        for kind in ("add", "remove", "commitInfo")
+        "column": columns,
+        "min": [str(stats["minValues"][c]) for c in columns],
+        "max": [str(stats["maxValues"][c]) for c in columns],
+        "nulls": [stats["nullCount"][c] for c in columns],
     }
 )
 
 # %% [markdown]
-# ## 3 · ACID, live: 8 writers, one table
-#
-# Each process below opens the table and appends its own rows at the same instant.
-# Committing version *n* means creating the object `_delta_log/<n>.json`. If two
-# writers both try to create version 5, exactly one must win; the loser re-reads the
-# log, checks that the winner's commit does not conflict with its own (two appends never
-# do), and tries version 6. Nobody overwrites anybody.
+# The same statistics, for every file of the current version, come from the API
+# without reading JSON by hand: `DeltaTable.get_add_actions(flatten=True)` returns one
+# row per file with `min.<column>` / `max.<column>` fields.
 
 # %%
-acid_uri = table("acid")
-write_deltalake(
-    acid_uri, pl.DataFrame({"writer": [-1], "row": [0]}), storage_options=s.storage_options
-)
-
-WRITER = """
-import json, sys, time
-import polars as pl
-from deltalake import write_deltalake
-uri, options = sys.argv[1], json.loads(sys.argv[2])
-writer, go = int(sys.argv[3]), float(sys.argv[4])
-rows = pl.DataFrame({"writer": [writer] * 1000, "row": list(range(1000))})
-time.sleep(max(0.0, go - time.time()))          # all writers start together
-start = time.perf_counter()
-write_deltalake(uri, rows, mode="append", storage_options=options)
-print(json.dumps({"writer": writer, "seconds": time.perf_counter() - start}))
-"""
-
-go = time.time() + 5  # enough for every process to import deltalake first
-procs = [
-    subprocess.Popen(
-        [sys.executable, "-c", WRITER, acid_uri, json.dumps(s.storage_options), str(i), str(go)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    for i in range(WRITERS)
-]
-results = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
-assert all(p.returncode == 0 for p in procs), "a writer failed: see its output above"
-
-acid = DeltaTable(acid_uri, storage_options=s.storage_options)
-commits = delta.history(acid_uri, s.storage_options).filter(pl.col("version") > 0)
-retries = commits["metrics"].map_elements(lambda m: json.loads(m).get("num_retries", 0))
-counts = pl.read_delta(acid_uri, storage_options=s.storage_options).group_by("writer").len()
-print(f"versions: {acid.version()} (expected {WRITERS})")
-print(f"commits that lost a race and retried: {(retries > 0).sum()}")
-print(f"rows per writer: {sorted(counts.filter(pl.col('writer') >= 0)['len'].to_list())}")
-print(f"commit time per writer, s: {sorted(round(r['seconds'], 2) for r in results)}")
+actions = pl.DataFrame(dt.get_add_actions(flatten=True))
+actions.select("size_bytes", "num_records", "min.channel", "max.channel", "min.timestamp")
 
 # %% [markdown]
-# Every commit landed: one version per writer and 1,000 rows from each. The commits
-# that "had to retry" lost a race for a version number and simply took the next one.
-#
-# ### Why this is safe on S3: conditional writes
-#
-# "Create `_delta_log/5.json` only if it does not exist" must be **atomic**. A local
-# file system has that (create-exclusive or hard links). S3 did not until August 2024:
-# two `PUT`s of the same key both "succeeded" and the last one silently won, losing a
-# commit. That is why Neuralink's talk described a **DynamoDB lock**: writers took a
-# lock in DynamoDB before writing the commit object.
-#
-# Since 2024, S3 (and MinIO) support `PUT` with the header `If-None-Match: *`: the
-# server refuses the write with `412 Precondition Failed` if the key exists. delta-rs
-# uses it for every commit, and version 1.6.2 removed the DynamoDB locking provider
-# altogether. One caveat: the server must enforce the header; one that ignores it
-# loses commits under concurrency.
-#
-# Here is what the table's writers rely on, done by hand with boto3 on a scratch key:
+# Version 2, the overwrite, only adds and removes:
 
 # %%
-if s.profile == "local":
-    print("local profile: no S3 here; start the stack (neuralake stack up) to see this live")
-else:
-    s3 = boto3.client("s3", **s.boto3_kwargs)
-    key = s.table_uri("l01_conditional/_delta_log/00000000000000000000.json")
-    key = key.removeprefix(f"s3://{s.bucket}/")
-    s3.delete_object(Bucket=s.bucket, Key=key)
-    s3.put_object(Bucket=s.bucket, Key=key, Body=b'{"writer": "A"}', IfNoneMatch="*")
-    print("writer A: created", key)
-    try:
-        s3.put_object(Bucket=s.bucket, Key=key, Body=b'{"writer": "B"}', IfNoneMatch="*")
-        print("writer B: ALSO created it: this server does not enforce If-None-Match!")
-    except ClientError as error:
-        print("writer B: refused:", error.response["Error"]["Code"])
-    body = s3.get_object(Bucket=s.bucket, Key=key)["Body"].read()
-    print("the object still says", body)
+commit2 = delta.read_commit(signals_uri, 2, s.storage_options)
+kinds = pl.DataFrame({"action": [next(iter(a)) for a in commit2]}).group_by("action").len()
+kinds.sort("action")
 
 # %% [markdown]
-# ## 4 · Schema enforcement and evolution
+# ## 3 · Schema enforcement and evolution
 #
 # The table's schema lives in the log. A write whose columns do not match is refused
 # **before** anything is committed:
@@ -262,7 +212,7 @@ bad = first_session.head(3).with_columns(pl.col("channel").cast(pl.String).alias
 try:
     write_deltalake(signals_uri, bad, mode="append", storage_options=s.storage_options)
 except SchemaMismatchError as error:
-    print("refused:", error)
+    print(f"refused, {type(error).__name__}: {str(error).splitlines()[0][:110]}")
 print("version still", DeltaTable(signals_uri, storage_options=s.storage_options).version())
 
 # %% [markdown]
@@ -275,277 +225,429 @@ write_deltalake(
     signals_uri, labelled, mode="append", schema_mode="merge", storage_options=s.storage_options
 )
 evolved = pl.read_delta(signals_uri, storage_options=s.storage_options)
-print(evolved.schema)
-evolved.group_by("label").len()
+print("columns now:", evolved.columns)
+evolved.group_by("label").len().sort("label", nulls_last=True)
 
 # %% [markdown]
-# ## 5 · Time travel, by version and by timestamp
+# ## 4 · Time travel and restore
 #
-# Every version stays readable (until vacuum). `history` gives each commit's time.
+# Every version stays readable until `vacuum` deletes its files. `DeltaTable.history()`
+# lists the commits, newest first; `delta.history` is the same as a small table.
+
+# %%
+commits = DeltaTable(signals_uri, storage_options=s.storage_options).history()
+pl.DataFrame(
+    {
+        "version": [c["version"] for c in commits],
+        "operation": [c["operation"] for c in commits],
+        "mode": [c.get("operationParameters", {}).get("mode") for c in commits],
+        "rows added": [c.get("operationMetrics", {}).get("num_added_rows") for c in commits],
+    }
+)
+
+# %% [markdown]
+# Read any version with `DeltaTable(uri, version=n)` or `pl.read_delta(uri, version=n)`:
+
+# %%
+versions = pl.DataFrame(
+    {
+        "version": list(range(4)),
+        "rows (DeltaTable)": [
+            DeltaTable(signals_uri, version=v, storage_options=s.storage_options).count()
+            for v in range(4)
+        ],
+        "rows (pl.read_delta)": [
+            pl.read_delta(signals_uri, version=v, storage_options=s.storage_options).height
+            for v in range(4)
+        ],
+    }
+)
+versions
+
+# %% [markdown]
+# By timestamp: the table as it was at a moment, i.e. the last version committed at or
+# before it. The moment must be timezone-aware. delta-rs compares it with each commit
+# file's modification time **in storage** (set by the server a few ms after the
+# writer's `commitInfo` time), so pick a moment well between two commits:
 
 # %%
 hist = delta.history(signals_uri, s.storage_options)
-hist.select("version", "timestamp", "operation")
-
-# %%
-for version in hist["version"].sort():
-    rows = pl.read_delta(signals_uri, version=version, storage_options=s.storage_options).height
-    print(f"version {version}: {rows:,} rows")
-
-# %% [markdown]
-# By timestamp: the table as it was at a moment, i.e. the last version committed at
-# or before it. The moment must be timezone-aware. delta-rs compares it with each
-# commit file's modification time **in storage** (set by the server a few ms after
-# the writer's `commitInfo` time), so pick a moment well between two commits:
-
-# %%
 t1, t2 = (hist.filter(pl.col("version") == v)["timestamp"][0] for v in (1, 2))
 moment = t1 + (t2 - t1) / 2
 as_of = DeltaTable(signals_uri, storage_options=s.storage_options)
 as_of.load_as_version(moment)
-print(f"at {moment}: version {as_of.version()}, {as_of.count():,} rows")
+print(f"at {moment:%H:%M:%S.%f} UTC: version {as_of.version()}, {as_of.count():,} rows")
+assert as_of.version() == 1, "the moment lies between the commits of versions 1 and 2"
 
 # %% [markdown]
-# ## 6 · MERGE (upsert), UPDATE, DELETE
-#
-# Sessions get corrected after the fact: a task was mislabelled, a session was
-# missing. `merge` matches source rows to table rows by a predicate and says what to do
-# with matches and non-matches, in one atomic commit.
+# Reading an old version changes nothing. To make an old version current again (undo a
+# bad overwrite), `restore` commits a new version whose files are those of the old
+# one. History stays linear: the bad version is still there to inspect.
 
 # %%
-sessions_uri = table("sessions")
-sessions = sim.sessions_table()
-write_deltalake(sessions_uri, sessions, storage_options=s.storage_options)
-
-corrections = pl.concat(
-    [
-        sessions.filter(pl.col("session_id") == 2).with_columns(task=pl.lit("webgrid_v2")),
-        sessions.filter(pl.col("session_id") == 2).with_columns(
-            session_id=pl.lit(3, pl.Int32), started_at=pl.col("started_at") + timedelta(days=1)
-        ),
-    ]
-)
-dt = DeltaTable(sessions_uri, storage_options=s.storage_options)
-metrics = (
-    dt.merge(
-        corrections, predicate="t.session_id = s.session_id", source_alias="s", target_alias="t"
-    )
-    .when_matched_update_all()
-    .when_not_matched_insert_all()
-    .execute()
-)
-print({k: metrics[k] for k in ("num_target_rows_updated", "num_target_rows_inserted")})
-pl.read_delta(sessions_uri, storage_options=s.storage_options).sort("session_id").select(
-    "session_id", "task", "started_at"
-)
+dt = DeltaTable(signals_uri, storage_options=s.storage_options)
+restored = dt.restore(1)
+print(pl.DataFrame([restored]))
+print(f"now version {dt.version()} with {dt.count():,} rows (as version 1)")
+assert dt.count() == rows_v1, "restore(1) should bring back version 1's rows"
 
 # %% [markdown]
-# `update` and `delete` take SQL predicates. Like every change, they rewrite the
-# affected Parquet files (Parquet is immutable) and commit remove + add actions.
+# ## 5 · Overwrite part of a table
+#
+# Re-processing one session should not rewrite the others. `mode="overwrite"` with a
+# `predicate` replaces only the rows that match it, and checks that every new row
+# matches it too (a safety net against writing session 2's data over session 1).
 
 # %%
-print(dt.update(predicate="session_id = 1", updates={"task": "'cursor_control_v2'"}))
-print(dt.delete(predicate="session_id = 3"))
-pl.read_delta(sessions_uri, storage_options=s.storage_options).sort("session_id").select(
-    "session_id", "task"
+fixed = first_session.with_columns(pl.col("quality") * 0.5)
+write_deltalake(
+    signals_uri,
+    fixed,
+    mode="overwrite",
+    predicate="session_id = 1",
+    storage_options=s.storage_options,
+)
+(
+    pl.read_delta(signals_uri, storage_options=s.storage_options)
+    .group_by("session_id")
+    .agg(rows=pl.len(), mean_quality=pl.col("quality").mean().round(3))
+    .sort("session_id")
 )
 
 # %% [markdown]
-# ## 7 · The small-file problem, and `optimize`
+# ## 6 · The small-file problem: one commit per micro-batch
 #
-# Streaming ingestion writes a file per micro-batch. Each file costs a request, a
-# footer read and its own statistics, whatever its size. Let us write the signals as
-# many small files and measure two queries: a full scan, and one channel over time.
+# A streaming writer (lesson 00's Rust writer, a Spark stream) commits every few
+# seconds: one append, one commit, and at least one new Parquet file each time. Let us
+# do exactly that: `MICRO_BATCHES` appends of consecutive slices of the signals.
 
 # %%
 small_uri = table("signals_small")
-datagen.write_frames(
-    small_uri,
-    sim.signal_chunks(),
-    datagen.schemas.NEURAL_SIGNALS,
-    s.storage_options,
-    files=FILES,
-    total_rows=sim.signal_rows,
+batch_rows = -(-signals.height // MICRO_BATCHES)  # ceiling division
+start = time.perf_counter()
+for i in range(MICRO_BATCHES):
+    batch = signals.slice(i * batch_rows, batch_rows)
+    write_deltalake(small_uri, batch, mode="append", storage_options=s.storage_options)
+append_s = time.perf_counter() - start
+
+small = DeltaTable(small_uri, storage_options=s.storage_options)
+small_info = delta.inspect(small_uri, s.storage_options).row(0, named=True)
+print(
+    f"{MICRO_BATCHES} appends of {batch_rows:,} rows in {append_s:.1f} s: "
+    f"{small.version() + 1} commits, {small_info['files']} files, "
+    f"{small_info['mean_file_bytes'] / 1024:.0f} KiB per file"
 )
+assert small_info["files"] == MICRO_BATCHES, "each append should add exactly one file"
+
+# %% [markdown]
+# What does it cost to read? `delta.RequestLog` is a small pass-through proxy in front
+# of MinIO that records every request delta-rs and Polars send: the ground truth of
+# which files a query opened and how many bytes it pulled. We open the table once
+# through it, then run two queries: a full scan, and one channel.
 
 
-def full_scan():
+# %%
+def full_scan(source: DeltaTable, options: dict[str, str]) -> pl.DataFrame:
     return (
-        pl.scan_delta(small_uri, storage_options=s.storage_options)
+        pl.scan_delta(source, storage_options=options)
         .select(pl.col("voltage_uv").abs().mean())
         .collect()
     )
 
 
-def one_channel():
+def one_channel(source: DeltaTable, options: dict[str, str]) -> pl.DataFrame:
     return (
-        pl.scan_delta(small_uri, storage_options=s.storage_options)
-        .filter(pl.col("channel") == 42)
+        pl.scan_delta(source, storage_options=options)
+        .filter(pl.col("channel") == CHANNEL)
         .select(pl.col("voltage_uv").min())
         .collect()
     )
 
 
 def measure(stage: str) -> dict:
-    info = delta.inspect(small_uri, s.storage_options).row(0, named=True)
-    return {
-        "stage": stage,
-        "files": info["files"],
-        "full scan ms": timed(full_scan),
-        "one channel ms": timed(one_channel),
-    }
+    """Open the table once, then count files, bytes and warm time of both queries."""
+    row = {"stage": stage}
+    with delta.RequestLog(s.storage_options) as log:
+        opened = DeltaTable(small_uri, storage_options=log.storage_options)
+        row["files in the table"] = len(opened.file_uris())
+        row["log requests to open"] = log.summary()["log requests"]
+        for name, query in (("full scan", full_scan), ("one channel", one_channel)):
+            log.clear()
+            query(opened, log.storage_options)
+            read = log.summary()
+            row[f"{name}: files opened"] = read["data files opened"]
+            row[f"{name}: KiB read"] = read["data bytes read"] // 1024
+    now = DeltaTable(small_uri, storage_options=s.storage_options)
+    for name, query in (("full scan", full_scan), ("one channel", one_channel)):
+        row[f"{name}: ms"] = warm_ms(lambda query=query: query(now, s.storage_options))
+    return row
+
+
+def by_stage(rows: list[dict]) -> pl.DataFrame:
+    """One column per stage, one row per measure: easy to compare side by side."""
+    frame = pl.DataFrame(rows)
+    return (
+        frame.drop("stage")
+        .select(pl.all().cast(pl.String))
+        .transpose(include_header=True, header_name="measure", column_names=frame["stage"])
+    )
 
 
 stages = [measure("small files")]
-stages[-1]
+assert stages[0]["log requests to open"] >= MICRO_BATCHES, "opening reads every commit file"
+by_stage(stages)
 
 # %% [markdown]
-# **Compaction** rewrites small files into few big ones (100 MiB target by default),
-# in one commit. Readers keep reading the old files until the commit lands.
+# Read the table above. Opening the table replayed the log: at least one GET per
+# commit file (row "log requests to open"), before any data was read. Both queries
+# opened every file: each micro-batch holds all 256 channels, so no file can be
+# skipped. And each file costs at least one request, however small it is.
+#
+# **Compaction** rewrites small files into few big ones (delta-rs aims for 100 MiB by
+# default), in one commit. Readers keep reading the old files until that commit lands,
+# so it is safe to run while the table is in use.
 
 # %%
 dt = DeltaTable(small_uri, storage_options=s.storage_options)
-print(dt.optimize.compact())
+start = time.perf_counter()
+compaction = dt.optimize.compact()
+compact_s = time.perf_counter() - start
+print(
+    f"compact: {compaction['numFilesRemoved']} files -> {compaction['numFilesAdded']} "
+    f"in {compact_s:.2f} s"
+)
 stages.append(measure("compacted"))
-stages[-1]
+by_stage(stages)
+
+# %%
+assert stages[1]["files in the table"] < stages[0]["files in the table"], (
+    "compaction should leave fewer files"
+)
+assert stages[1]["one channel: files opened"] == stages[1]["files in the table"], (
+    "after compaction every file still holds every channel, so nothing can be skipped"
+)
 
 # %% [markdown]
-# **Z-order** sorts rows so that rows with close values of the chosen columns sit in
-# the same files, which makes the per-file min/max statistics selective: a query for
-# one channel can skip the files whose channel range excludes it. That needs several
-# files, so we ask for files of one eighth of this small table.
+# Fewer files, fewer requests. But the one-channel query still reads the whole table:
+# one file, and that file holds every channel. To read less, the rows must be arranged
+# so that some files can be skipped.
+#
+# ## 7 · Data skipping, measured, and z-order
+#
+# Polars (like Spark and delta-rs itself) compares a filter with each file's min/max
+# statistics from the log and never opens a file whose range excludes the value. That
+# only helps if files have narrow, different ranges. Right now:
+
+# %%
+print(delta.file_stats(DeltaTable(small_uri, storage_options=s.storage_options), "channel"))
+
+# %% [markdown]
+# **Z-order** rewrites the table sorted along a space-filling curve of the chosen
+# columns (with one column, simply sorted by it), cut into files of `target_size`
+# bytes. Each file then covers a narrow range of channels. We ask for files of one
+# `ZORDER_FILES`-th of the table. Before the rewrite we keep the old file statistics,
+# for the plot below.
 
 # %%
 dt = DeltaTable(small_uri, storage_options=s.storage_options)
+before_stats = delta.file_stats(
+    DeltaTable(small_uri, version=MICRO_BATCHES - 1, storage_options=s.storage_options),
+    "channel",
+)
+before_columns = delta.column_bytes(dt)
 table_bytes = delta.inspect(small_uri, s.storage_options)["bytes"][0]
-print(dt.optimize.z_order(["channel"], target_size=table_bytes // 8))
+start = time.perf_counter()
+zorder = dt.optimize.z_order(["channel"], target_size=table_bytes // ZORDER_FILES)
+zorder_s = time.perf_counter() - start
+print(
+    f"z-order: {zorder['numFilesRemoved']} file -> {zorder['numFilesAdded']} files "
+    f"in {zorder_s:.2f} s (compaction took {compact_s:.2f} s)"
+)
 stages.append(measure("z-ordered"))
-results = pl.DataFrame(stages)
-results
+by_stage(stages)
 
 # %%
-dt = DeltaTable(small_uri, storage_options=s.storage_options)
-stats = pl.DataFrame(dt.get_add_actions(flatten=True))
-skippable = stats.filter((pl.col("min.channel") > 42) | (pl.col("max.channel") < 42)).height
-print(f"{stats.height} files; {skippable} of them can be skipped for channel = 42 by their stats")
+after_stats = delta.file_stats(DeltaTable(small_uri, storage_options=s.storage_options), "channel")
+expected = after_stats.filter((pl.col("min") <= CHANNEL) & (pl.col("max") >= CHANNEL)).height
+z = stages[2]
+print(
+    f"channel = {CHANNEL}: the statistics say {expected} of {after_stats.height} files can "
+    f"hold it; the query opened {z['one channel: files opened']} "
+    f"and read {z['one channel: KiB read']:,} KiB of {table_bytes // 1024:,} KiB"
+)
+assert z["one channel: files opened"] == expected, "the scan should open only matching files"
+assert z["one channel: files opened"] < z["files in the table"] / 2, (
+    "z-order should let most files be skipped"
+)
+assert z["one channel: KiB read"] < stages[1]["one channel: KiB read"] / 2, (
+    "the selective query should read far fewer bytes after z-order"
+)
+
+# %% [markdown]
+# Each bar below is one data file, from its minimum to its maximum channel; the dashed
+# line is the channel we ask for. A file the line does not cross is skipped.
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(12, 3))
-for ax, column in zip(axes, ["files", "full scan ms", "one channel ms"], strict=True):
-    ax.bar(results["stage"], results[column], color=["#c44", "#4a4", "#48c"])
-    ax.set_title(column)
-fig.suptitle(f"{sim.signal_rows:,} rows on {s.profile}: measured in this run")
-plt.tight_layout()
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharex=True)
+for ax, file_stats, title in (
+    (axes[0], before_stats, f"{before_stats.height} micro-batch files"),
+    (axes[1], after_stats, f"after z-order: {after_stats.height} files"),
+):
+    hit = (file_stats["min"] <= CHANNEL) & (file_stats["max"] >= CHANNEL)
+    ax.barh(
+        range(file_stats.height),
+        (file_stats["max"] - file_stats["min"] + 1).to_list(),
+        left=file_stats["min"].to_list(),
+        color=["#d95f02" if h else "#bbbbbb" for h in hit],
+    )
+    ax.axvline(CHANNEL, color="black", linestyle="--", linewidth=1)
+    ax.set_title(f"{title}: {int(hit.sum())} opened for channel {CHANNEL}")
+    ax.set_xlabel("channel range in the file (min to max)")
+    ax.invert_yaxis()
+axes[0].set_ylabel("file")
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Read the numbers above rather than a rule of thumb: they depend on the table's size,
-# the number of files and the store's latency per request. Exercise 1 below scales the
-# file count up so you can measure how the gap grows.
+# ### What z-order cost
+#
+# Skipping is not free. Compare the three stages and the columns' sizes:
+
+# %%
+after_columns = delta.column_bytes(DeltaTable(small_uri, storage_options=s.storage_options))
+sizes = (
+    before_columns.rename({"bytes": "KiB before"})
+    .join(after_columns.rename({"bytes": "KiB after"}), on="column")
+    .with_columns(pl.col("KiB before") // 1024, pl.col("KiB after") // 1024)
+    .with_columns(added=pl.col("KiB after") - pl.col("KiB before"))
+    .sort("added", descending=True)
+)
+zordered_bytes = delta.inspect(small_uri, s.storage_options)["bytes"][0]
+growth_pct = round(100 * (zordered_bytes / table_bytes - 1))
+print(f"table size: {table_bytes // 1024:,} KiB compacted -> {zordered_bytes // 1024:,} KiB")
+print(f"z-ordered ({growth_pct:+d} %); the rewrite took {zorder_s:.2f} s")
+sizes
+
+# %% [markdown]
+# Three costs, all visible above:
+#
+# 1. **The rewrite.** Z-order reads and rewrites the whole table (here in the time
+#    printed above, against compaction's); on a big table that is real compute, and
+#    the new rows must be z-ordered again later.
+# 2. **Size.** Sorting by channel broke the time order inside each file. Look at the
+#    `added` column: `timestamp` was a run of increasing values that compressed to
+#    almost nothing, and is now shuffled within each channel range. That is where most
+#    of the growth comes from.
+# 3. **The full scan.** It now opens every z-ordered file instead of one compacted
+#    file: compare the full-scan rows of the stage table.
+#
+# **When it pays:** when most queries filter on the z-ordered column(s), read far more
+# often than the table is rewritten, and the table is large enough that bytes, not
+# per-request latency, dominate. Compare the one-channel milliseconds of the three
+# stages above with the KiB read: at this small default scale time falls by a smaller
+# factor than bytes, because every query also pays fixed costs (planning, a request
+# per file); exercise 1 scales it up. For a query by time, the micro-batch order
+# was already ideal: each small file covered a narrow time range.
+
+# %%
+assert zordered_bytes > table_bytes, "z-order is expected to grow this table (see the text)"
+worst = sizes["column"][0]
+assert worst == "timestamp", f"expected timestamp to grow most, found {worst}"
+assert sizes["added"][0] > sizes["added"].sum() / 2, "timestamp should be most of the growth"
+compacted, zordered = stages[1], stages[2]
+time_factor = compacted["one channel: ms"] / zordered["one channel: ms"]
+bytes_factor = compacted["one channel: KiB read"] / max(zordered["one channel: KiB read"], 1)
+print(
+    f"one channel, compacted -> z-ordered: {time_factor:.1f}x less time, {bytes_factor:.1f}x fewer bytes"
+)
+assert time_factor < bytes_factor, "time should fall by a smaller factor than bytes (see the text)"
 
 # %% [markdown]
 # ## 8 · Vacuum: deleting what no version needs
 #
-# Optimize left every small file in place (old versions still point at them).
-# `vacuum` deletes files that are no longer part of the table and older than the
-# retention period (7 days by default). It is a **dry run unless you say otherwise**.
+# Compaction and z-order left every old file in place: old versions still point at
+# them. `vacuum` deletes files that no version within the retention period needs (7
+# days by default). It is a **dry run unless you say otherwise**.
 
 # %%
 dt = DeltaTable(small_uri, storage_options=s.storage_options)
-print("dry run with the default retention:", len(dt.vacuum()), "files")
-candidates = dt.vacuum(retention_hours=0, enforce_retention_duration=False)
-print("dry run with 0 hours:", len(candidates), "files would be deleted")
+stored_before = delta.data_files(small_uri, s.storage_options).height
+print("dry run, default retention:", len(dt.vacuum()), "files")
+print(
+    "dry run, 0 hours:",
+    len(dt.vacuum(retention_hours=0, enforce_retention_duration=False)),
+    "files",
+)
 
 # %%
 deleted = dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
-print("deleted", len(deleted), "files; versions now", dt.version())
+stored_after = delta.data_files(small_uri, s.storage_options).height
+print(f"deleted {len(deleted)} files: {stored_before} Parquet files stored -> {stored_after}")
+assert stored_after == len(dt.file_uris()), "only the current version's files should remain"
 try:
     pl.read_delta(small_uri, version=0, storage_options=s.storage_options)
-except Exception as error:  # the files of version 0 are gone
-    print("time travel to version 0 now fails:", type(error).__name__, str(error)[:120])
+except Exception as error:  # whatever delta-rs raises: we show its type
+    print(f"time travel to version 0 now fails: {type(error).__name__}")
 
 # %% [markdown]
 # Retention 0 is for this lesson only: a reader that opened version *n* a second ago
-# may still be reading files vacuum deletes. Keep the 7-day default in production.
-
-# %% [markdown]
-# ## 9 · Checkpoints: why a streaming table needs them
-#
-# Opening a table replays its log. After thousands of small commits (a streaming
-# writer commits every few seconds) that is thousands of GETs. A **checkpoint** is a
-# Parquet file holding the replayed state; readers start from the latest one
-# (`_delta_log/_last_checkpoint` says which). delta-rs writes one every 100 commits by
-# default; here we make `COMMITS` tiny commits and measure opening before and after.
-
-# %%
-stream_uri = table("stream")
-tick = pl.DataFrame({"tick": [0]})
-write_deltalake(
-    stream_uri,
-    tick,
-    storage_options=s.storage_options,
-    configuration={"delta.checkpointInterval": "1000"},  # no automatic checkpoint here
-)
-for i in range(1, COMMITS):
-    write_deltalake(
-        stream_uri,
-        tick.with_columns(tick=pl.lit(i)),
-        mode="append",
-        storage_options=s.storage_options,
-    )
-
-
-def open_table():
-    return DeltaTable(stream_uri, storage_options=s.storage_options).version()
-
-
-before = timed(open_table)
-DeltaTable(stream_uri, storage_options=s.storage_options).create_checkpoint()
-after = timed(open_table)
-print(f"open {COMMITS} commits: {before:.1f} ms from JSON, {after:.1f} ms from the checkpoint")
-delta.log_files(stream_uri, s.storage_options).tail(3)
-
-# %% [markdown]
-# ## 10 · Protocol versions, and why timestamps must be UTC-aware
-#
-# The `protocol` action says what a reader and writer must support. Old readers
-# (Spark versions, ROAPI 0.12, which embeds an older delta-rs) refuse a table whose
-# protocol they do not know. A timezone-**naive** timestamp becomes Delta's
-# `timestampNtz` type, which needs reader version 3 and writer version 7:
-
-# %%
-aware_uri, naive_uri = table("ts_aware"), table("ts_naive")
-moments = pl.DataFrame({"t": signals["timestamp"].head(3)})  # Datetime("us", "UTC")
-write_deltalake(aware_uri, moments, storage_options=s.storage_options)
-write_deltalake(
-    naive_uri,
-    moments.with_columns(pl.col("t").dt.replace_time_zone(None)),
-    storage_options=s.storage_options,
-)
-pl.concat(
-    [
-        delta.inspect(uri, s.storage_options).select(
-            pl.lit(name).alias("timestamps"),
-            "min_reader_version",
-            "min_writer_version",
-            "reader_features",
-        )
-        for name, uri in [("UTC-aware", aware_uri), ("naive", naive_uri)]
-    ]
-)
-
-# %% [markdown]
-# Every table the lab generates uses `Datetime("us", "UTC")`, so it stays at reader 1
-# / writer 2, readable by Spark and ROAPI.
+# may still be reading files vacuum deletes. Keep the 7-day default in production, and
+# know that `vacuum` also ends time travel to the versions whose files it deleted.
 #
 # ## Exercises
 #
-# 1. Re-run with `FILES = 200`. How do the full-scan and one-channel times change,
-#    before and after compaction? Which one does z-order help, and why?
-# 2. Raise `WRITERS` to 16. Do all commits still land? How many had to retry?
-# 3. Raise `COMMITS` to 200 with `delta.checkpointInterval` left at its default.
-#    Look at `_delta_log/`: when did delta-rs write a checkpoint by itself?
-# 4. Find, with `history`, the version at which `label` first appeared, and read the
-#    table just before it.
+# 1. Re-run with `ROWS = 4_000_000` and `MICRO_BATCHES = 96` (parameters cell). How do
+#    the one-channel milliseconds of the three stages compare now? Does z-order pay?
+# 2. Set `CHANNEL` to a value that sits on the border of two z-ordered files (read
+#    `after_stats`). How many files does the query open?
+# 3. Z-order on `["channel", "timestamp"]` instead. What happens to the size of the
+#    `timestamp` column, and to a query for one channel over one second?
+# 4. Find, with `history()`, the version at which `label` first appeared, and read the
+#    table just before it with `pl.read_delta(..., version=...)`.
 #
 # The graded version of these skills is lab 01 (`labs/01_delta/`).
+#
+# ## Key takeaways
+#
+# - A Delta table is Parquet files plus a log of JSON commits; a version is the replay
+#   of the log, and every `add` carries the file's row count and min/max statistics.
+# - Overwrites, `restore` and `schema_mode="merge"` are just new commits: nothing is
+#   deleted until `vacuum`, which also ends time travel to what it deleted.
+# - One commit per micro-batch means one file (at least) per micro-batch: reading cost
+#   grows with the number of files and commits. `optimize.compact()` fixes the files.
+# - Data skipping uses the per-file statistics; measure it as files and bytes opened.
+#   Z-order makes it selective, at the price of a rewrite and, often, a bigger table.
+#
+# ## Check yourself
+#
+# 1. A colleague overwrote the table by mistake an hour ago. Which two calls undo it,
+#    and what must not have happened in between?
+# 2. Why did the one-channel query open every file after compaction, even though the
+#    table had only one file?
+# 3. Your table is queried by `session_id` and by time, never by channel. Should you
+#    z-order it by channel?
+#
+# <details><summary>Answers</summary>
+#
+# 1. `DeltaTable(uri).history()` to find the last good version, then
+#    `DeltaTable(uri).restore(version)`. Nobody may have run `vacuum` with a retention
+#    shorter than the time since then, or the old version's files are gone.
+# 2. Skipping works per file: the single file's channel range was 0-255, which
+#    contains every channel, so it had to be opened (and all of it read).
+# 3. No: z-order by channel costs a rewrite and breaks time order (the table grew);
+#    the micro-batch (time) order already made time filters selective. Z-order by the
+#    columns queries filter on, if any rewrite is needed at all.
+#
+# </details>
+#
+# ## Primary sources
+#
+# - Delta transaction protocol (actions, statistics, checkpoints):
+#   https://github.com/delta-io/delta/blob/master/PROTOCOL.md
+# - delta-rs Python API (`write_deltalake`, `DeltaTable`, `optimize`, `vacuum`,
+#   `restore`): https://delta-io.github.io/delta-rs/api/delta_table/
+# - delta-rs guides on small files and z-order:
+#   https://delta-io.github.io/delta-rs/usage/optimize/small-file-compaction-with-optimize/
+#   and https://delta-io.github.io/delta-rs/usage/optimize/delta-lake-z-order/
+# - Polars `scan_delta`: https://docs.pola.rs/api/python/stable/reference/api/polars.scan_delta.html
+# - Glossary of the terms used here: `docs/glossary.md`

@@ -15,6 +15,7 @@ from neuralake import datagen, delta
 from neuralake.datagen import Simulation, schemas
 from neuralake.errors import (
     BucketNotFoundError,
+    ConfigError,
     CredentialsError,
     EndpointUnreachableError,
     NeuralakeError,
@@ -186,3 +187,69 @@ def test_every_new_error_is_a_neuralake_error():
         TableSchemaError,
     ):
         assert issubclass(error, NeuralakeError)
+
+
+# -- file statistics and what a scan reads ---------------------------------------------------
+
+
+def _three_channel_ranges(uri: str, options: dict[str, str] | None = None) -> None:
+    """Three appends, one file each: channels 0-9, 10-19, 20-29."""
+    for first in (0, 10, 20):
+        frame = pl.DataFrame(
+            {"channel": list(range(first, first + 10)) * 50, "v": [1.0] * 500},
+            schema={"channel": pl.Int16, "v": pl.Float64},
+        )
+        write_deltalake(uri, frame, mode="append", storage_options=options)
+
+
+def test_file_stats_gives_each_files_range(local):
+    uri = local.table_uri("ranges")
+    _three_channel_ranges(uri)
+    stats = delta.file_stats(DeltaTable(uri), "channel")
+    assert stats.select("min", "max").rows() == [(0, 9), (10, 19), (20, 29)]
+    assert stats["rows"].to_list() == [500] * 3
+    with pytest.raises(ConfigError, match="no statistics for 'electrode'") as caught:
+        delta.file_stats(DeltaTable(uri), "electrode")
+    assert "\n" not in str(caught.value)
+
+
+def test_column_bytes_add_up_to_less_than_the_files(local):
+    uri = local.table_uri("ranges")
+    _three_channel_ranges(uri)
+    table = DeltaTable(uri)
+    columns = delta.column_bytes(table)
+    assert set(columns["column"]) == {"channel", "v"}
+    files = pl.DataFrame(table.get_add_actions(flatten=True))["size_bytes"].sum()
+    assert 0 < columns["bytes"].sum() < files  # the footers and headers are the rest
+
+
+def test_request_log_needs_a_plain_http_endpoint():
+    with pytest.raises(ConfigError, match="stack profile") as caught:
+        delta.RequestLog({"AWS_REGION": "us-east-1"})
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.stack
+def test_request_log_counts_only_the_files_a_filtered_scan_opens(stack_settings, stack_uri):
+    options = stack_settings.storage_options
+    _three_channel_ranges(stack_uri, options)
+    sizes = delta.file_stats(DeltaTable(stack_uri, storage_options=options), "channel")
+    with delta.RequestLog(options) as log:
+        table = DeltaTable(stack_uri, storage_options=log.storage_options)
+        assert log.summary()["log requests"] >= 3  # one commit file per append, at least
+        log.clear()
+        result = (
+            pl.scan_delta(table, storage_options=log.storage_options)
+            .filter(pl.col("channel") == 15)
+            .select(pl.len())
+            .collect()
+        )
+        read = log.summary()
+        log.clear()
+        pl.scan_delta(table, storage_options=log.storage_options).select(pl.len()).collect()
+        everything = log.summary()
+    assert result.item() == 50  # the data is right, through the proxy
+    assert read["data files opened"] == 1
+    assert read["data bytes read"] <= sizes.filter(pl.col("min") == 10)["bytes"].item() * 2
+    assert everything["data files opened"] == 3
+    assert (log.frame()["status"] < 400).all()  # every forwarded request succeeded

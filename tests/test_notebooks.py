@@ -7,6 +7,7 @@ order, with papermill against the stack; executed copies land in build/notebooks
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import jupytext
@@ -34,6 +35,57 @@ def cells(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
 
 def test_there_are_lessons():
     assert [p.name[:2] for p in notebooks.lessons()][:1] == ["00"]
+
+
+def test_lesson_parts_sort_after_their_lesson(tmp_path):
+    names = ["02_catalog", "01b_production", "00_welcome", "01_fundamentals", "notes", "1_x"]
+    for name in names:
+        (tmp_path / f"{name}.ipynb").write_text("{}")
+    found = [p.stem for p in notebooks.lessons(tmp_path)]
+    assert found == ["00_welcome", "01_fundamentals", "01b_production", "02_catalog"]
+
+
+def test_kernel_gets_the_inline_backend_when_agg_is_set():
+    assert notebooks.kernel_env({"MPLBACKEND": "agg"})["MPLBACKEND"] == notebooks.INLINE_BACKEND
+    assert "MPLBACKEND" not in notebooks.kernel_env({})  # Jupyter's default is inline already
+
+
+def images(nb: nbformat.NotebookNode) -> int:
+    """How many image outputs (PNG or SVG) an executed notebook holds."""
+    return sum(
+        1
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type in ("display_data", "execute_result")
+        and {"image/png", "image/svg+xml"} & set(o.get("data", {}))
+    )
+
+
+def plots(source: Path) -> bool:
+    """Whether a lesson's source draws with matplotlib."""
+    return "matplotlib" in source.read_text()
+
+
+@pytest.mark.notebook
+def test_runner_keeps_plots_even_when_agg_is_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "agg")
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("N = 3", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell(
+                "import matplotlib.pyplot as plt\nplt.plot(range(N))\nplt.show()"
+            ),
+        ],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
+    source = tmp_path / "plot.ipynb"
+    nbformat.write(nb, source)
+    output, _ = notebooks.run(source, out_dir=tmp_path / "out", parameters={"N": 4})
+    assert images(nbformat.read(output, as_version=4)) == 1, "plt.show() drew no image"
+    assert os.environ["MPLBACKEND"] == "agg", "the runner must restore the caller's environment"
 
 
 @pytest.mark.parametrize("ipynb", PAIRED, ids=ids(PAIRED))
@@ -82,4 +134,6 @@ def test_lesson_runs_against_the_stack(lesson: Path, stack_settings):
         if o.output_type == "error"
     ]
     assert not errors
+    if plots(lesson.with_suffix(".py")):
+        assert images(executed), f"{lesson.name} plots, but its executed copy holds no image"
     print(f"{lesson.name}: {seconds:.1f} s")
