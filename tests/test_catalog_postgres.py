@@ -13,6 +13,7 @@ from neuralake import delta
 from neuralake.catalog import Filter
 from neuralake.catalog.examples import neuro
 from neuralake.catalog.examples.seed import load_patients, seed
+from neuralake.catalog.filters import bind, to_expr
 from neuralake.datagen import Simulation
 
 pytestmark = pytest.mark.stack
@@ -92,3 +93,14 @@ def test_one_lazyframe_joins_delta_function_and_postgres(stack_settings, request
     )
     assert joined.height == 4
     assert joined["code"].str.starts_with("P").all()
+
+
+def test_text_values_are_cast_like_polars_does(patients, stack_settings) -> None:
+    table, frame = patients
+    middle = frame.sort("enrolled_at")["enrolled_at"][3]
+    text = middle.replace(tzinfo=None).isoformat()  # ISO text without a zone: UTC
+    filters = [Filter("enrolled_at", ">=", text), Filter("patient_id", "!=", "1")]
+    from_postgres = table.scan(filters=filters, settings=stack_settings).collect()
+    in_polars = frame.lazy().filter(to_expr(bind(filters, frame.schema))).collect()
+    assert sorted(from_postgres["patient_id"]) == sorted(in_polars["patient_id"])
+    assert 0 < from_postgres.height < frame.height

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import subprocess
 import time
+import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import requests
 
 import neuralake
 from neuralake import delta
-from neuralake.catalog import Catalog, ModuleDatabase
+from neuralake.catalog import Catalog, Filter, ModuleDatabase, ParquetTable
 from neuralake.catalog.examples import neuro
 from neuralake.catalog.examples.seed import seed
 from neuralake.catalog.export import export_catalog
@@ -32,6 +33,12 @@ def _serve(settings: neuralake.Settings, tmp: Path) -> Iterator[tuple[str, dict]
     catalog = Catalog({"neuro": ModuleDatabase(neuro)})
     catalog.refresh("channel_stats", settings=settings)
     export = export_catalog(catalog, "neuralake.catalog.examples.neuro", settings, inspect=False)
+    for http in _roapi(export, settings, tmp):
+        yield http, export
+
+
+def _roapi(export: dict, settings: neuralake.Settings, tmp: Path) -> Iterator[str]:
+    """Run ROAPI on the export's config (free ports) until the caller is done; yield its HTTP."""
     http = f"127.0.0.1:{free_port()}"
     config = write_roapi(
         export,
@@ -58,7 +65,7 @@ def _serve(settings: neuralake.Settings, tmp: Path) -> Iterator[tuple[str, dict]
                 pass
             assert time.monotonic() < deadline, "ROAPI did not answer within 30 s"
             time.sleep(0.2)
-        yield http, export
+        yield http
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -129,3 +136,36 @@ def test_roapi_serves_the_catalog_from_s3(stack_settings, tmp_path: Path) -> Non
             _check_answers(http, export, settings)
     finally:
         assert delta.drop_table(prefix, settings.storage_options) > 0
+
+
+def test_roapi_serves_hive_partition_columns(tmp_path: Path) -> None:
+    settings = dataclasses.replace(
+        neuralake.settings("local"), warehouse_uri=(tmp_path / "wh").as_uri()
+    )
+    frame = pl.DataFrame({"channel": [1, 1, 2, 9], "x": [10, 20, 30, 40]})
+    frame.write_parquet(tmp_path / "polars", partition_by="channel")  # files keep the column
+    for (channel,), part in frame.group_by("channel"):  # Spark/pyarrow style: folders only
+        (tmp_path / "bare" / f"channel={channel}").mkdir(parents=True)
+        part.drop("channel").write_parquet(tmp_path / "bare" / f"channel={channel}" / "0.parquet")
+    module = types.ModuleType("pq")
+    for name in ("polars", "bare"):
+        setattr(
+            module,
+            name,
+            ParquetTable(
+                name,
+                uri=str(tmp_path / name),
+                partitioning="hive",
+                partition_columns=["channel"],
+                schema={"x": pl.Int64, "channel": pl.Int64},
+                docs_filters=[[Filter("channel", "=", 9)], [Filter("channel", "=", 2)]],
+            ),
+        )
+    module.__all__ = ["polars", "bare"]
+    export = export_catalog(Catalog({"pq": ModuleDatabase(module)}), "pq", settings)
+    for http in _roapi(export, settings, tmp_path):
+        for entry in export["tables"]:
+            snippet = entry["snippets"]["sql"]
+            answer = requests.post(f"http://{http}/api/sql", data=snippet, timeout=30)
+            assert answer.ok, answer.text
+            assert sorted((r["channel"], r["x"]) for r in answer.json()) == [(2, 30), (9, 40)]

@@ -252,7 +252,10 @@ def test_or_groups_and_hive_partitions_work_in_every_snippet(tmp_path: Path, set
     )
 
     config = roapi_config(data)["tables"][0]
-    assert config["partition_columns"] == [{"name": "channel", "data_type": "Int64"}]
+    assert config["partition_columns"] == [
+        {"name": "channel", "data_type": "Int64", "nullable": True}
+    ]
+    assert [c["name"] for c in config["schema"]["columns"]] == ["day", "x"]
     assert config["option"] == {"format": "parquet", "use_memory_table": False}
 
 

@@ -80,13 +80,37 @@ _ARROW_TYPES = {
 }
 
 
-def _partition_columns(table: Table, columns: tuple[ColumnInfo, ...]) -> list[dict[str, str]]:
-    """Hive partition columns for ROAPI: they live in folder names, not in the files.
+def _arrow_columns(names: list[str], columns: tuple[ColumnInfo, ...]) -> list[dict] | None:
+    """``names`` as ROAPI columns, or ``None`` if a type is not declared or has no mapping."""
+    types = {c.name: _ARROW_TYPES.get(str(c.dtype.base_type())) for c in columns}
+    if not all(types.get(n) for n in names):
+        return None
+    return [{"name": n, "data_type": types[n], "nullable": True} for n in names]
 
-    An undeclared (or unmapped) type is served as text, which is what a folder name is.
+
+def _hive_parquet(table: Table, location: str | None, columns: tuple[ColumnInfo, ...]) -> dict:
+    """How ROAPI serves a hive-partitioned Parquet directory.
+
+    Partition values live in folder names (``channel=9/``), so ROAPI needs
+    ``partition_columns``; version 0.12.7 adds them only to tables it reads from
+    storage (not ``use_memory_table``). With the file columns declared too, ROAPI reads
+    files that repeat the partition columns (as Polars writes them) or not (as Spark
+    and pyarrow do); without them it infers the file schema and the files must not
+    repeat them ("duplicate qualified field name").
     """
-    types = {c.name: _ARROW_TYPES.get(str(c.dtype.base_type()), "Utf8") for c in columns}
-    return [{"name": p, "data_type": types.get(p, "Utf8")} for p in table.partition_columns]
+    parts = list(table.partition_columns)
+    serve: dict[str, Any] = {
+        "served": True,
+        "format": "parquet",
+        "uri": location,
+        "use_memory_table": False,
+        "partition_columns": _arrow_columns(parts, columns)
+        or [{"name": p, "data_type": "Utf8", "nullable": True} for p in parts],
+    }
+    file_columns = _arrow_columns([c.name for c in columns if c.name not in parts], columns)
+    if columns and file_columns:
+        serve["schema"] = file_columns
+    return serve
 
 
 def _roapi(table: Table, location: str | None, columns: tuple[ColumnInfo, ...]) -> dict[str, Any]:
@@ -103,14 +127,7 @@ def _roapi(table: Table, location: str | None, columns: tuple[ColumnInfo, ...]) 
         return {"served": True, "format": "delta", "uri": location, "use_memory_table": memory}
     if table.kind == "parquet":
         if getattr(table, "partitioning", "none") == "hive":
-            # ROAPI 0.12.7 adds partition columns only to tables it reads from storage.
-            return {
-                "served": True,
-                "format": "parquet",
-                "uri": location,
-                "use_memory_table": False,
-                "partition_columns": _partition_columns(table, columns),
-            }
+            return _hive_parquet(table, location, columns)
         return {"served": True, "format": "parquet", "uri": location, "use_memory_table": True}
     return {
         "served": False,

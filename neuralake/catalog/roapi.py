@@ -5,9 +5,9 @@ Written from the export, so ROAPI serves exactly what the site documents. All th
 listeners are set to the addresses in ``settings`` (127.0.0.1): left out, ROAPI's
 Postgres and Flight SQL listeners bind 0.0.0.0. Tables ROAPI cannot read (function
 tables, CSV, PostgreSQL) are listed at the top of the file with the reason. A
-hive-partitioned Parquet table gets ROAPI's ``partition_columns`` (its values live in
-folder names, not in the files) and is read from storage: ROAPI 0.12.7 ignores
-partition columns for in-memory tables.
+hive-partitioned Parquet table gets ROAPI's ``partition_columns`` (their values live in
+folder names) and its declared file columns, and is read from storage: ROAPI 0.12.7
+ignores partition columns for in-memory tables.
 
 Run it with the S3 credentials in the environment::
 
@@ -45,6 +45,8 @@ def roapi_config(
             "uri": _roapi_uri(serve["uri"]),
             "option": {"format": serve["format"], "use_memory_table": serve["use_memory_table"]},
         }
+        if serve.get("schema"):
+            entry["schema"] = {"columns": serve["schema"]}
         if serve.get("partition_columns"):
             entry["partition_columns"] = serve["partition_columns"]
         tables.append(entry)
