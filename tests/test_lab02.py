@@ -214,7 +214,7 @@ def _view(lab: grade.Lab02, **metadata):
     options = {"materialize": True, "uri": lab.view_uri, "upstream": ["spike_counts"]}
 
     def session_spikes() -> pl.LazyFrame:
-        """Spikes and quality per session."""
+        """Spikes and mean quality per recording session."""
         return (
             spike_counts.scan()
             .group_by("session_id")
@@ -254,6 +254,8 @@ def test_view_grader_wants_a_materialized_view_with_lineage(lab) -> None:
         grade.check_view(lab, _view(lab, materialize=False, uri=None), None, None)
     with pytest.raises(CheckFailed, match="does not name spike_counts"):
         grade.check_view(lab, _view(lab, upstream=[]), None, None)
+    with pytest.raises(CheckFailed, match=r"description \(its docstring\) has 0 characters"):
+        grade.check_view(lab, _view(lab, description=" "), None, None)
 
 
 # -- the notebook, both versions ----------------------------------------------------------

@@ -177,6 +177,7 @@ EXAMPLE = Hint(
 
 
 def check_declared(lab: Lab02, table: Any) -> None:
+    """Ex1: a DeltaTable at lab.uri whose schema, partitioning and example match the data."""
     k = key("ex1")
     expect(table is not None, "spike_counts is None", DECLARE, key=k)
     expect(
@@ -247,6 +248,7 @@ PRUNE = Hint(
 
 
 def check_filtered(lab: Lab02, frame: Any) -> None:
+    """Ex2: a LazyFrame of the right rows whose scan opens fewer files than the table has."""
     k = key("ex2")
     expect(frame is not None, "session_two is None", LAZY, key=k)
     expect(
@@ -313,6 +315,7 @@ def broken_rows(lab: Lab02) -> dict[str, pl.DataFrame]:
 
 
 def check_quality(lab: Lab02, checks: Any) -> None:
+    """Ex3: checks that pass on the clean table and fail on each kind of broken row."""
     k = key("ex3")
     expect(checks is not None, "checks is None", CHECKS, key=k)
     expect(
@@ -370,6 +373,7 @@ REEXPORT = Hint(
 
 
 def check_published(lab: Lab02, site_index: Any, roapi_path: Any) -> None:
+    """Ex4: the site, its catalog.json (with a passing quality report) and the ROAPI config."""
     k = key("ex4")
     expect(site_index is not None, "site_index is None", PUBLISH, key=k)
     expect(roapi_path is not None, "roapi_path is None", PUBLISH, key=k)
@@ -479,6 +483,7 @@ def _same_rows(frame: pl.DataFrame, truth: pl.DataFrame) -> bool:
 
 
 def check_view(lab: Lab02, view: Any, served_config: Any, served: Any) -> None:
+    """Ex5: a refreshed materialized view, served by a ROAPI the grader starts, read typed."""
     k = key("ex5")
     expect(view is not None, f"{VIEW} is None", VIEW_DECLARE, key=k)
     expect(
@@ -492,6 +497,13 @@ def check_view(lab: Lab02, view: Any, served_config: Any, served: Any) -> None:
     expect(
         location == lab.view_uri,
         f"the view is stored at {location}, not lab.view_uri",
+        VIEW_DECLARE,
+        key=k,
+    )
+    length = len(view.description.strip())
+    expect(
+        length >= MIN_DESCRIPTION,
+        f"the view's description (its docstring) has {length} characters, not a sentence",
         VIEW_DECLARE,
         key=k,
     )
