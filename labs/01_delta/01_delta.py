@@ -248,8 +248,10 @@ lab01.check_conflict_resolved(lab)
 #
 # No lookup in the data: a real stream has no unique key to compare on, and reading
 # the table to find out would cost a scan per batch. Delta's answer is the transaction
-# identifier (`txn` action) of the Delta protocol: see `PROTOCOL.md`, "Transaction
-# Identifiers", in the delta-io/delta repository.
+# identifier (`txn` action) of the Delta protocol: see "Transaction Identifiers" in
+# https://github.com/delta-io/delta/blob/master/PROTOCOL.md#transaction-identifiers.
+# delta-rs writes one with `CommitProperties(app_transactions=[Transaction(app_id,
+# version)])` and reads it back with `DeltaTable.transaction_version(app_id)`.
 #
 # *Why it matters:* this is how exactly-once streaming sinks (Spark Structured
 # Streaming, the Kafka-to-Delta writer) survive restarts: the table itself remembers
@@ -298,5 +300,10 @@ lab01.check_idempotent(lab, append_batch)
 #   counting the files a query opens, not by guessing.
 # - Optimistic concurrency means the loser redoes its work on the new version, once.
 #   Never write back what was computed from a version that is no longer current.
+#
+# **Sources:** the Delta protocol (actions, `txn`, conflicts):
+# https://github.com/delta-io/delta/blob/master/PROTOCOL.md; the delta-rs Python API
+# (`merge`, `restore`, `CommitProperties`, `transaction_version`):
+# https://delta-io.github.io/delta-rs/api/delta_table/
 #
 # Next: lesson 02, code as a catalog (`notebooks/02_code_as_a_catalog`).
