@@ -484,6 +484,11 @@ assert z["one channel: KiB read"] < stages[1]["one channel: KiB read"] / 2, (
 )
 
 # %% [markdown]
+# Polars also keeps its own count: with `pl.Config.set_verbose(True)` it logs
+# "Predicate pushdown allows skipping N / M files" to the process's stderr (the
+# terminal running Jupyter, not the notebook). The request log above is the
+# independent check: a skipped file is a file nobody asked S3 for.
+#
 # Each bar below is one data file, from its minimum to its maximum channel; the dashed
 # line is the channel we ask for. A file the line does not cross is skipped.
 

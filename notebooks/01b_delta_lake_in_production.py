@@ -58,7 +58,7 @@ import boto3
 import matplotlib.pyplot as plt
 import polars as pl
 from botocore.exceptions import ClientError
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 import neuralake
@@ -402,6 +402,50 @@ assert second_merge["num_target_rows_inserted"] == 0, "a replayed batch must ins
 # replay a batch safely. (A merge with no change adds no data file, but it still
 # commits a version; check `history()`.)
 #
+# ### Idempotent appends without a join: transaction identifiers
+#
+# MERGE reads the table to find what exists. A streaming writer that numbers its
+# batches can do cheaper: record "application X committed batch N" **in the same
+# commit** as the data, as a `txn` action of the Delta protocol. On restart it asks the
+# table for the last batch it committed and skips what is already there. That is how
+# Kafka-to-Delta writers keep exactly-once appends (the batch number is then the
+# Kafka offset).
+
+# %%
+APP_ID = "cursor-ingest"
+txn_uri = table("events_txn")
+batches = list(enumerate(events.iter_slices(n_rows=-(-events.height // 4)), start=1))
+
+
+def append_batch(batch_id: int, batch: pl.DataFrame) -> bool:
+    """Append a numbered batch once; return False if the table already has it."""
+    table_now = DeltaTable(txn_uri, storage_options=s.storage_options)
+    if (table_now.transaction_version(APP_ID) or 0) >= batch_id:
+        return False
+    write_deltalake(
+        txn_uri,
+        batch,
+        mode="append",
+        storage_options=s.storage_options,
+        commit_properties=CommitProperties(app_transactions=[Transaction(APP_ID, batch_id)]),
+    )
+    return True
+
+
+write_deltalake(txn_uri, events.clear(), storage_options=s.storage_options)  # empty table
+first_run = [append_batch(i, b) for i, b in batches[:3]]  # crash after batch 3...
+replay = [append_batch(i, b) for i, b in batches[1:]]  # ...restart from batch 2
+txn_table = DeltaTable(txn_uri, storage_options=s.storage_options)
+print(f"{len(batches)} batches; first run appended {sum(first_run)}, then crashed")
+print(f"the replay from batch 2 appended {sum(replay)} of {len(replay)}")
+print(f"last batch recorded for {APP_ID!r}: {txn_table.transaction_version(APP_ID)}")
+print(f"rows: {txn_table.count()} (events: {events.height})")
+assert txn_table.count() == events.height, "each batch should be stored exactly once"
+
+# %% [markdown]
+# The `txn` action is in the commit file next to the `add`, so data and batch number
+# land atomically: either both or neither.
+#
 # ## 4 · UPDATE and DELETE
 #
 # `update` and `delete` take SQL predicates. Like every change, they rewrite the
@@ -543,10 +587,19 @@ layouts.drop("partitioned by").select(pl.all().cast(pl.String)).transpose(
     include_header=True, header_name="measure", column_names=layouts["partitioned by"]
 )
 
+# %% [markdown]
+# Where does a reader find the partition values? In each file's `add` action
+# (`partitionValues`), which `get_add_actions(flatten=True)` shows as
+# `partition.<column>`. Counting the files a query can skip is then a filter on the log:
+
 # %%
-print(
-    DeltaTable(s.table_uri("l01b_part_channel"), storage_options=s.storage_options).file_uris()[0]
-)
+by_session = DeltaTable(s.table_uri("l01b_part_session_id"), storage_options=s.storage_options)
+files = pl.DataFrame(by_session.get_add_actions(flatten=True))
+print(files.select(pl.col("path").str.slice(0, 24), "partition.session_id", "num_records"))
+skippable = files.filter(pl.col("partition.session_id") != 2).height
+print(f"session_id = 2: {skippable} of {files.height} files can be skipped by the log alone")
+by_channel = DeltaTable(s.table_uri("l01b_part_channel"), storage_options=s.storage_options)
+print("a file of the table partitioned by channel:", by_channel.file_uris()[0])
 by = {row["partitioned by"]: row for row in layouts.iter_rows(named=True)}
 assert by["session_id"]["one session: KiB"] < by["none"]["one session: KiB"], (
     "partitioning by session should read less for one session"
