@@ -1,19 +1,41 @@
 """Code as a catalog: tables declared in Python modules, browsed, queried and served.
 
-::
+Declare a table (a module is a database, each declaration a table)::
 
-    from neuralake.catalog import Catalog, ModuleDatabase, Filter
+    import polars as pl
+    from neuralake.catalog import Column, DeltaTable, Filter
+
+    sessions = DeltaTable(
+        "sessions",
+        description="One row per recording session.",
+        schema={"session_id": Column(pl.Int32, "Unique id."), "task": Column(pl.String, "...")},
+        docs_filters=[Filter("task", "=", "cursor_control")],
+    )
+
+Read it lazily, with filters pushed down to the files (a list is AND, a list of lists is
+OR of ANDs; values are cast to the column types)::
+
+    sessions.scan(filters=[Filter("task", "=", "rest")], columns=["session_id"]).collect()
+
+Gather modules into a catalog, and read any table at an older version (time travel)::
+
+    from neuralake.catalog import Catalog, ModuleDatabase
     from neuralake.catalog.examples import neuro
 
     catalog = Catalog({"neuro": ModuleDatabase(neuro)})
-    catalog.db("neuro").table("sessions", filters=[Filter("task", "=", "cursor")]).collect()
+    db = catalog.db("neuro")
+    db.table("sessions", filters=[Filter("task", "=", "cursor_control")]).collect()
+    db.get("sessions").history()                  # [DeltaVersion(version, committed_at), ...]
+    db.table("sessions", version=0)               # or timestamp="2026-11-01T10:00:00Z"
 
 The pieces, one module each: ``filters`` (Filter -> Polars expression / safe SQL),
-``tables`` (Delta, Parquet, CSV), ``functions`` (@table, materialized views),
-``postgres`` (PostgreSQL over psycopg), ``database`` and ``catalog``, ``quality``
-(checks and reports), ``lineage`` (graph and drawing), ``export`` (the JSON contract),
-``site`` and ``snippets`` (static HTML), ``roapi`` (ROAPI YAML), ``pushdown`` (measure
-what a scan reads), ``cli`` (``site``, ``roapi``, ``export``, ``check`` commands).
+``names`` (identifier rules), ``schema`` (declared columns), ``tables`` (Delta,
+Parquet, CSV), ``functions`` (@table, materialized views), ``postgres`` (PostgreSQL over
+psycopg), ``database`` and ``catalog``, ``quality`` (checks and reports), ``lineage``
+(graph and drawing), ``export`` (the JSON contract), ``site`` and ``snippets`` (static
+HTML), ``roapi`` (ROAPI YAML), ``pushdown`` (measure what a scan reads), ``loader``
+(a module or ``.py`` file as a catalog), ``cli`` (``site``, ``roapi``, ``export``,
+``check``, ``refresh`` commands).
 """
 
 from neuralake.catalog.catalog import Catalog
@@ -32,7 +54,7 @@ from neuralake.catalog.quality import (
     Unique,
 )
 from neuralake.catalog.schema import Column
-from neuralake.catalog.tables import CsvTable, DeltaTable, ParquetTable, Table
+from neuralake.catalog.tables import CsvTable, DeltaTable, DeltaVersion, ParquetTable, Table
 
 __all__ = [
     "AcceptedValues",
@@ -42,6 +64,7 @@ __all__ = [
     "CsvTable",
     "Database",
     "DeltaTable",
+    "DeltaVersion",
     "Filter",
     "Freshness",
     "FunctionTable",

@@ -2,7 +2,10 @@
 
 The catalog's filters become a parameterized ``WHERE`` (``psycopg.sql`` identifiers and
 ``%s`` placeholders): a value such as ``"x' OR 1=1 --"`` is sent as data and can never
-change the query. Neuralink's datarepo built filter SQL by string concatenation.
+change the query. Neuralink's datarepo built filter SQL by string concatenation. Values
+are cast to the declared column types first, so PostgreSQL and Polars compare the same
+typed values; names (relation, columns) are identifiers, because psycopg would read a
+``%`` inside a quoted identifier as a placeholder.
 
 The read is a Polars IO source, so it stays lazy: the query runs at ``collect()``, asks
 only for the columns the plan uses, and adds ``LIMIT`` for ``.head(n)``. A ``.filter()``
@@ -21,7 +24,7 @@ from polars.io.plugins import register_io_source
 from psycopg import sql
 
 from neuralake.catalog.errors import CatalogError
-from neuralake.catalog.filters import Conjunction, Filters, to_sql
+from neuralake.catalog.filters import Conjunction, Filters, bind, to_sql
 from neuralake.catalog.names import check_name
 from neuralake.catalog.tables import Table, resolve_settings
 from neuralake.settings import Settings
@@ -76,8 +79,12 @@ class PostgresTable(Table):
     def query(
         self, filters: Filters | None, columns: list[str], limit: int | None
     ) -> tuple[sql.Composed, list[object]]:
-        """The SELECT this table sends, and its parameters (values never enter the text)."""
-        where, params = to_sql(filters)
+        """The SELECT this table sends, and its parameters (values never enter the text).
+
+        Filter values are cast to the declared column types first, as ``scan`` does.
+        """
+        declared = {c.name: c.dtype for c in self.declared_columns()}
+        where, params = to_sql(bind(filters, declared))
         relation = sql.Identifier(*self.relation.split("."))
         query = sql.SQL("SELECT {} FROM {} WHERE {}").format(
             sql.SQL(", ").join(sql.Identifier(c) for c in columns), relation, where

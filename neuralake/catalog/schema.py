@@ -20,7 +20,12 @@ from neuralake.catalog.names import check_name
 
 
 class Column(NamedTuple):
-    """A declared column: its Polars type and what it means, e.g. ``Column(pl.Int64, "…")``."""
+    """A declared column: its Polars type and what it means.
+
+    ``schema={"channel": Column(pl.Int16, "Electrode channel, 0-based.")}``. The type is
+    what readers get (``scan()`` checks filters against it and casts their values to
+    it); the description is what the site shows.
+    """
 
     dtype: pl.DataType | type[pl.DataType]
     description: str = ""
