@@ -95,6 +95,9 @@ def test_stub_keeps_the_instructions_and_nulls_what_the_check_reads():
     )
     assert assigned_names("a, (b, c) = 1, (2, 3)\nd: int = 4\na += 1") == ["a", "b", "c", "d"]
     assert assigned_names("def f():\n    x = 1\nclass C: pass\ny = f") == ["f", "C", "y"]
+    # Setting an attribute or an item changes an existing object: it binds no name, so the
+    # student's own object must not be stubbed to None.
+    assert assigned_names("x.checks = [1]\nd['k'] = 2\nfirst, *rest = [1, 2]") == ["first", "rest"]
 
 
 def test_labs_are_found_and_paired_with_their_py():

@@ -83,10 +83,21 @@ def assigned_names(code: str) -> list[str]:
         elif isinstance(node, ast.AnnAssign | ast.AugAssign):
             targets = [node.target]
         for target in targets:
-            for sub in ast.walk(target):
-                if isinstance(sub, ast.Name) and sub.id not in names:
-                    names.append(sub.id)
+            names.extend(name for name in _bound(target) if name not in names)
     return names
+
+
+def _bound(target: ast.expr) -> list[str]:
+    """The names an assignment target binds: ``a``, ``a, *b`` -- but not ``a.x`` or ``a[0]``,
+    which change an existing object (stubbing ``a = None`` there would wipe the student's ``a``).
+    """
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Starred):
+        return _bound(target.value)
+    if isinstance(target, ast.Tuple | ast.List):
+        return [name for element in target.elts for name in _bound(element)]
+    return []
 
 
 def used_names(code: str) -> set[str]:
