@@ -298,13 +298,17 @@ def test_files_are_utf8_whatever_the_locale(tmp_path: Path, settings) -> None:
     assert "100 µs" in page
 
 
-def test_cli_without_a_command_prints_usage() -> None:
+@pytest.mark.parametrize("command", [["neuralake.catalog.cli"], ["neuralake", "catalog"]])
+def test_cli_without_a_command_prints_usage(command: list[str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "neuralake.catalog.cli"], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", *command], capture_output=True, text=True, cwd=ROOT
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stdout + done.stderr
     assert "export" in done.stdout and "roapi" in done.stdout
+
+
+def test_cli_usage_errors_print_no_traceback() -> None:
     missing = subprocess.run(
         [sys.executable, "-m", "neuralake.catalog.cli", "site"],
         capture_output=True,

@@ -60,11 +60,6 @@ class FunctionTable(Table):
         return self.materialize
 
     @property
-    def versioned(self) -> bool:  # type: ignore[override]
-        """A materialized view is a Delta table, so it keeps versions; a function does not."""
-        return self.materialize
-
-    @property
     def view(self) -> DeltaTable:
         """The Delta table a materialized function writes to (same name, in the warehouse)."""
         if not self.materialize:

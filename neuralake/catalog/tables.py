@@ -109,8 +109,6 @@ class Table:
     kind: ClassVar[str] = "table"
     #: ROAPI can serve this kind of table (it reads files, not databases or functions).
     servable: ClassVar[bool] = False
-    #: The table keeps versions (a Delta log): ``scan(version=...)`` reads an older one.
-    versioned: ClassVar[bool] = False
 
     name: str
     _: KW_ONLY
@@ -230,8 +228,10 @@ class Table:
                 f"table {self.name!r} has no column {missing}: choose from {', '.join(known)}"
             )
 
-    def _as_of(self, version: int | None, timestamp: datetime | str | None, s: Settings):
-        """The Delta version to read, or ``None`` for the latest."""
+    def _as_of(
+        self, version: int | None, timestamp: datetime | str | None, s: Settings
+    ) -> int | None:
+        """The Delta version to read (checked against the log), or ``None`` for the latest."""
         if version is None and timestamp is None:
             return None
         if version is not None and timestamp is not None:
@@ -297,7 +297,6 @@ class DeltaTable(_FileTable):
 
     kind: ClassVar[str] = "delta"
     servable: ClassVar[bool] = True
-    versioned: ClassVar[bool] = True
     roapi_memory_table: bool = False
 
     def columns(self, settings: Settings | None = None) -> tuple[ColumnInfo, ...]:
