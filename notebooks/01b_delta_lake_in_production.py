@@ -24,7 +24,8 @@
 # 1. explain why concurrent appends to a table on S3 are safe (conditional writes), and
 #    handle a commit that does conflict: read delta-rs' `CommitFailedError`, reload,
 #    re-apply;
-# 2. upsert and de-duplicate with `DeltaTable.merge(...)`, and update or delete rows;
+# 2. upsert and de-duplicate with `DeltaTable.merge(...)`, make appends idempotent with
+#    transaction identifiers, and update or delete rows;
 # 3. protect a table with a `CHECK` constraint and follow its changes with the change
 #    data feed;
 # 4. choose a partition column by measuring files, write time and read time, and
@@ -738,7 +739,8 @@ assert protocols["min_reader_version"].to_list() == [1, 3], "naive timestamps ne
 # - Read-modify-write operations (update, delete, merge, overwrite) can conflict:
 #   catch `CommitFailedError`, reload the table, re-apply, with a bounded retry loop.
 # - MERGE upserts in one commit; with a de-duplicated source and the whole key in the
-#   predicate, an insert-only MERGE makes replays idempotent.
+#   predicate, an insert-only MERGE makes replays idempotent. Numbered batches can use
+#   transaction identifiers instead, committed atomically with the data.
 # - Constraints and the change data feed live in the table's metadata, so every
 #   protocol-respecting writer and reader honours them.
 # - Partition by a low-cardinality column that queries filter on; too many partition
@@ -759,7 +761,10 @@ assert protocols["min_reader_version"].to_list() == [1, 3], "naive timestamps ne
 #    the second commit fails with `CommitFailedError`. The loser reloads the table and
 #    re-runs its operation on the new version (a bounded retry loop).
 # 2. Write with an insert-only MERGE on the event key (`when_not_matched_insert_all`),
-#    after `unique()` on the key in the batch: a replayed batch inserts nothing.
+#    after `unique()` on the key in the batch: a replayed batch inserts nothing. Or, if
+#    batches are numbered, commit each with a transaction identifier
+#    (`CommitProperties(app_transactions=[Transaction(app_id, batch)])`) and skip the
+#    batches `transaction_version(app_id)` says are already there.
 # 3. The day (about 5 GB per partition, and most queries filter on it). Not
 #    `device_id`: 20,000 values would mean 20,000 tiny files per day. Use statistics
 #    (z-order by `device_id` within the day) for device filters.
