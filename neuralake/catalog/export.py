@@ -80,23 +80,22 @@ _ARROW_TYPES = {
 }
 
 
-def _arrow_columns(names: list[str], columns: tuple[ColumnInfo, ...]) -> list[dict] | None:
-    """``names`` as ROAPI columns, or ``None`` if a type is not declared or has no mapping."""
-    types = {c.name: _ARROW_TYPES.get(str(c.dtype.base_type())) for c in columns}
-    if not all(types.get(n) for n in names):
-        return None
-    return [{"name": n, "data_type": types[n], "nullable": True} for n in names]
+def _arrow_type(name: str, columns: tuple[ColumnInfo, ...]) -> str | None:
+    """The ROAPI (Arrow) type of a declared column, or ``None`` if undeclared or unmapped."""
+    dtypes = {c.name: c.dtype for c in columns}
+    return _ARROW_TYPES.get(str(dtypes[name].base_type())) if name in dtypes else None
 
 
 def _hive_parquet(table: Table, location: str | None, columns: tuple[ColumnInfo, ...]) -> dict:
     """How ROAPI serves a hive-partitioned Parquet directory.
 
     Partition values live in folder names (``channel=9/``), so ROAPI needs
-    ``partition_columns``; version 0.12.7 adds them only to tables it reads from
-    storage (not ``use_memory_table``). With the file columns declared too, ROAPI reads
-    files that repeat the partition columns (as Polars writes them) or not (as Spark
-    and pyarrow do); without them it infers the file schema and the files must not
-    repeat them ("duplicate qualified field name").
+    ``partition_columns`` (typed as declared, else as text: a folder name); version
+    0.12.7 adds them only to tables it reads from storage (not ``use_memory_table``).
+    With every file column declared too, ROAPI reads files that repeat the partition
+    columns (as Polars writes them) or not (as Spark and pyarrow do); without them it
+    infers the file schema, and the files must not repeat them ("duplicate qualified
+    field name").
     """
     parts = list(table.partition_columns)
     serve: dict[str, Any] = {
@@ -104,12 +103,14 @@ def _hive_parquet(table: Table, location: str | None, columns: tuple[ColumnInfo,
         "format": "parquet",
         "uri": location,
         "use_memory_table": False,
-        "partition_columns": _arrow_columns(parts, columns)
-        or [{"name": p, "data_type": "Utf8", "nullable": True} for p in parts],
+        "partition_columns": [
+            {"name": p, "data_type": _arrow_type(p, columns) or "Utf8", "nullable": True}
+            for p in parts
+        ],
     }
-    file_columns = _arrow_columns([c.name for c in columns if c.name not in parts], columns)
-    if columns and file_columns:
-        serve["schema"] = file_columns
+    files = [(c.name, _arrow_type(c.name, columns)) for c in columns if c.name not in parts]
+    if files and all(t for _, t in files):
+        serve["schema"] = [{"name": n, "data_type": t, "nullable": True} for n, t in files]
     return serve
 
 
