@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,7 +58,7 @@ def jupyter_env() -> dict[str, str]:
     }
 
 
-def kernel_env(environ: dict[str, str] | os._Environ = os.environ) -> dict[str, str]:
+def kernel_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """The variables to set for a lesson kernel, given the caller's environment.
 
     Jupyter folders are only defaults (a variable already set wins); ``MPLBACKEND``, if

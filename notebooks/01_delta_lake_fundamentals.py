@@ -57,7 +57,7 @@ import time
 import matplotlib.pyplot as plt
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import SchemaMismatchError
+from deltalake.exceptions import DeltaError, SchemaMismatchError
 
 import neuralake
 from neuralake import datagen, delta
@@ -313,6 +313,27 @@ write_deltalake(
     .agg(rows=pl.len(), mean_quality=pl.col("quality").mean().round(3))
     .sort("session_id")
 )
+
+# %% [markdown]
+# The safety net, tried: session 2's rows with the predicate of session 1 are refused,
+# and nothing is committed.
+
+# %%
+version_before = DeltaTable(signals_uri, storage_options=s.storage_options).version()
+try:
+    write_deltalake(
+        signals_uri,
+        second_session.head(5),
+        mode="overwrite",
+        predicate="session_id = 1",
+        storage_options=s.storage_options,
+    )
+    refused = None
+except DeltaError as error:
+    refused = str(error).splitlines()[0]
+print(f"refused: {refused}")
+assert refused is not None, "rows outside the predicate must be refused"
+assert DeltaTable(signals_uri, storage_options=s.storage_options).version() == version_before
 
 # %% [markdown]
 # ## 6 · The small-file problem: one commit per micro-batch
