@@ -24,7 +24,7 @@ from neuralake.catalog.filters import bind
 from neuralake.catalog.functions import FunctionTable
 from neuralake.catalog.lineage import LineageGraph
 from neuralake.catalog.quality import QualityReport
-from neuralake.catalog.schema import ColumnInfo
+from neuralake.catalog.roapi import serving
 from neuralake.catalog.tables import Table, _FileTable
 from neuralake.settings import Settings
 
@@ -60,80 +60,6 @@ def _warehouse_path(table: Table) -> str | None:
     if isinstance(table, FunctionTable) and table.materialize and table.view.in_warehouse:
         return table.view.uri or table.name
     return None
-
-
-#: Polars types as ROAPI's config names Arrow types (``partition_columns[].data_type``).
-_ARROW_TYPES = {
-    "Int8": "Int8",
-    "Int16": "Int16",
-    "Int32": "Int32",
-    "Int64": "Int64",
-    "UInt8": "UInt8",
-    "UInt16": "UInt16",
-    "UInt32": "UInt32",
-    "UInt64": "UInt64",
-    "Float32": "Float32",
-    "Float64": "Float64",
-    "Boolean": "Boolean",
-    "String": "Utf8",
-    "Date": "Date32",
-}
-
-
-def _arrow_type(name: str, columns: tuple[ColumnInfo, ...]) -> str | None:
-    """The ROAPI (Arrow) type of a declared column, or ``None`` if undeclared or unmapped."""
-    dtypes = {c.name: c.dtype for c in columns}
-    return _ARROW_TYPES.get(str(dtypes[name].base_type())) if name in dtypes else None
-
-
-def _hive_parquet(table: Table, location: str | None, columns: tuple[ColumnInfo, ...]) -> dict:
-    """How ROAPI serves a hive-partitioned Parquet directory.
-
-    Partition values live in folder names (``channel=9/``), so ROAPI needs
-    ``partition_columns`` (typed as declared, else as text: a folder name); version
-    0.12.7 adds them only to tables it reads from storage (not ``use_memory_table``).
-    With every file column declared too, ROAPI reads files that repeat the partition
-    columns (as Polars writes them) or not (as Spark and pyarrow do); without them it
-    infers the file schema, and the files must not repeat them ("duplicate qualified
-    field name").
-    """
-    parts = list(table.partition_columns)
-    serve: dict[str, Any] = {
-        "served": True,
-        "format": "parquet",
-        "uri": location,
-        "use_memory_table": False,
-        "partition_columns": [
-            {"name": p, "data_type": _arrow_type(p, columns) or "Utf8", "nullable": True}
-            for p in parts
-        ],
-    }
-    files = [(c.name, _arrow_type(c.name, columns)) for c in columns if c.name not in parts]
-    if files and all(t for _, t in files):
-        serve["schema"] = [{"name": n, "data_type": t, "nullable": True} for n, t in files]
-    return serve
-
-
-def _roapi(table: Table, location: str | None, columns: tuple[ColumnInfo, ...]) -> dict[str, Any]:
-    if isinstance(table, FunctionTable):
-        if table.materialize:
-            return {"served": True, "format": "delta", "uri": location, "use_memory_table": False}
-        return {
-            "served": False,
-            "reason": "function tables are computed in Python; declare "
-            "@table(materialize=True) to serve the view",
-        }
-    if table.kind == "delta":
-        memory = getattr(table, "roapi_memory_table", False)
-        return {"served": True, "format": "delta", "uri": location, "use_memory_table": memory}
-    if table.kind == "parquet":
-        if getattr(table, "partitioning", "none") == "hive":
-            return _hive_parquet(table, location, columns)
-        return {"served": True, "format": "parquet", "uri": location, "use_memory_table": True}
-    return {
-        "served": False,
-        "reason": f"{table.kind} tables are not exported to ROAPI: it serves Delta and Parquet",
-    }
 
 
 def _table_entry(
@@ -185,7 +111,7 @@ def _table_entry(
             }
         except Exception as error:  # a missing or unreadable log is a fact worth showing
             entry["freshness"] = {"error": _first_line(error)}
-    entry["roapi"] = _roapi(table, location, columns)
+    entry["roapi"] = serving(table, location, columns)
     # Values cast to the column types: what the Polars and SQL snippets must compare with.
     groups = bind(table.docs_filter_groups, {c.name: c.dtype for c in columns})
     entry["docs_filters"] = [[[f.column, f.op, _jsonable(f.value)] for f in g] for g in groups]

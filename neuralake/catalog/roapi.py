@@ -1,7 +1,9 @@
 """The ROAPI config: every Delta and Parquet table of the catalog, served over HTTP,
 the PostgreSQL wire protocol and Flight SQL.
 
-Written from the export, so ROAPI serves exactly what the site documents. All three
+:func:`serving` decides, per table, how ROAPI serves it (the export's ``roapi`` entry);
+the config is then written from the export, so ROAPI serves exactly what the site
+documents. All three
 listeners are set to the addresses in ``settings`` (127.0.0.1): left out, ROAPI's
 Postgres and Flight SQL listeners bind 0.0.0.0. Tables ROAPI cannot read (function
 tables, CSV, PostgreSQL) are listed at the top of the file with the reason. A
@@ -20,6 +22,85 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from neuralake.catalog.errors import CatalogError
+from neuralake.catalog.functions import FunctionTable
+from neuralake.catalog.schema import ColumnInfo
+from neuralake.catalog.tables import Table
+
+#: Polars types as ROAPI's config names Arrow types (``partition_columns[].data_type``).
+_ARROW_TYPES = {
+    "Int8": "Int8",
+    "Int16": "Int16",
+    "Int32": "Int32",
+    "Int64": "Int64",
+    "UInt8": "UInt8",
+    "UInt16": "UInt16",
+    "UInt32": "UInt32",
+    "UInt64": "UInt64",
+    "Float32": "Float32",
+    "Float64": "Float64",
+    "Boolean": "Boolean",
+    "String": "Utf8",
+    "Date": "Date32",
+}
+
+
+def _arrow_type(name: str, columns: tuple[ColumnInfo, ...]) -> str | None:
+    """The ROAPI (Arrow) type of a declared column, or ``None`` if undeclared or unmapped."""
+    dtypes = {c.name: c.dtype for c in columns}
+    return _ARROW_TYPES.get(str(dtypes[name].base_type())) if name in dtypes else None
+
+
+def _hive_parquet(table: Table, location: str | None, columns: tuple[ColumnInfo, ...]) -> dict:
+    """How ROAPI serves a hive-partitioned Parquet directory.
+
+    Partition values live in folder names (``channel=9/``), so ROAPI needs
+    ``partition_columns`` (typed as declared, else as text: a folder name); version
+    0.12.7 adds them only to tables it reads from storage (not ``use_memory_table``).
+    With every file column declared too, ROAPI reads files that repeat the partition
+    columns (as Polars writes them) or not (as Spark and pyarrow do); without them it
+    infers the file schema, and the files must not repeat them ("duplicate qualified
+    field name").
+    """
+    parts = list(table.partition_columns)
+    serve: dict[str, Any] = {
+        "served": True,
+        "format": "parquet",
+        "uri": location,
+        "use_memory_table": False,
+        "partition_columns": [
+            {"name": p, "data_type": _arrow_type(p, columns) or "Utf8", "nullable": True}
+            for p in parts
+        ],
+    }
+    files = [(c.name, _arrow_type(c.name, columns)) for c in columns if c.name not in parts]
+    if files and all(t for _, t in files):
+        serve["schema"] = [{"name": n, "data_type": t, "nullable": True} for n, t in files]
+    return serve
+
+
+def serving(table: Table, location: str | None, columns: tuple[ColumnInfo, ...]) -> dict[str, Any]:
+    """How ROAPI serves ``table`` (the export's ``roapi`` entry), or why it cannot."""
+    if isinstance(table, FunctionTable):
+        if table.materialize:
+            return {"served": True, "format": "delta", "uri": location, "use_memory_table": False}
+        return {
+            "served": False,
+            "reason": "function tables are computed in Python; declare "
+            "@table(materialize=True) to serve the view",
+        }
+    if table.kind == "delta":
+        memory = getattr(table, "roapi_memory_table", False)
+        return {"served": True, "format": "delta", "uri": location, "use_memory_table": memory}
+    if table.kind == "parquet":
+        if getattr(table, "partitioning", "none") == "hive":
+            return _hive_parquet(table, location, columns)
+        return {"served": True, "format": "parquet", "uri": location, "use_memory_table": True}
+    return {
+        "served": False,
+        "reason": f"{table.kind} tables are not exported to ROAPI: it serves Delta and Parquet",
+    }
 
 
 def _roapi_uri(uri: str) -> str:
@@ -53,8 +134,6 @@ def roapi_config(
     names = [t["name"] for t in tables]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        from neuralake.catalog.errors import CatalogError
-
         raise CatalogError(
             f"ROAPI has one namespace but tables {', '.join(duplicates)} exist in several "
             "databases: rename them"
