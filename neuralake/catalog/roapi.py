@@ -3,9 +3,8 @@ the PostgreSQL wire protocol and Flight SQL.
 
 :func:`serving` decides, per table, how ROAPI serves it (the export's ``roapi`` entry);
 the config is then written from the export, so ROAPI serves exactly what the site
-documents. All three
-listeners are set to the addresses in ``settings`` (127.0.0.1): left out, ROAPI's
-Postgres and Flight SQL listeners bind 0.0.0.0. Tables ROAPI cannot read (function
+documents. All three listeners are set to the addresses in ``settings`` (127.0.0.1):
+left out, ROAPI's Postgres and Flight SQL listeners bind 0.0.0.0. Tables ROAPI cannot read (function
 tables, CSV, PostgreSQL) are listed at the top of the file with the reason. A
 hive-partitioned Parquet table gets ROAPI's ``partition_columns`` (their values live in
 folder names) and its declared file columns, and is read from storage: ROAPI 0.12.7
