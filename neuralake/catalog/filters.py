@@ -52,7 +52,8 @@ class Filter(_FilterFields):
 
     ``Filter("channel", "in", [0, 1])``, ``Filter("task", "=", "rest")``,
     ``Filter("started_at", ">=", "2026-11-01")`` (cast to the column's type at read time).
-    Ops: ``= != < <= > >= in, not in, contains`` (``contains`` matches literal text).
+    Ops: ``=``, ``!=``, ``<``, ``<=``, ``>``, ``>=``, ``in``, ``not in`` (a list value) and
+    ``contains`` (literal text). ``None`` and NaN are refused: they match no row.
     """
 
     __slots__ = ()
@@ -192,17 +193,18 @@ def _cast_scalar(f: Filter, value: Any, dtype: pl.DataType) -> Any:
 
 
 def _parse_iso(f: Filter, text: str, dtype: pl.DataType) -> date | datetime | time | str:
-    parse = {pl.Date: date.fromisoformat, pl.Time: time.fromisoformat}.get(
-        dtype.base_type(), datetime.fromisoformat if isinstance(dtype, pl.Datetime) else None
-    )
-    if parse is None:
-        return text  # Duration: left to Polars' cast, which explains what it refuses
+    """ISO text as the temporal value a ``Date``/``Datetime``/``Time`` column holds."""
+    if isinstance(dtype, pl.Datetime):
+        parse, example = datetime.fromisoformat, "2026-11-01T10:30:00+00:00"
+    elif dtype == pl.Date:
+        parse, example = date.fromisoformat, "2026-11-01"
+    elif dtype == pl.Time:
+        parse, example = time.fromisoformat, "10:30:00"
+    else:
+        return text  # Duration: left to Polars' cast, which says what it refuses
     try:
         return parse(text)
     except ValueError:
-        example = {date.fromisoformat: "2026-11-01", time.fromisoformat: "10:30:00"}.get(
-            parse, "2026-11-01T10:30:00+00:00"
-        )
         raise CatalogError(f"{f}: {text!r} is not an ISO {dtype} such as {example!r}") from None
 
 
