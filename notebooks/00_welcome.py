@@ -202,8 +202,8 @@ assert first_put > warm_put, "the client's first S3 request also opens its conne
 # `warm median ms` column; compare it with `first ms`. The S3 client's very first
 # request (the put) also opened its HTTP connection, so it took longer than the warm
 # median; the get that followed reused that connection. Keep the S3 numbers in mind: a
-# Delta Lake commit is a handful of such S3 requests, and opening a table is one
-# request per commit file. That is why small, frequent writes need the care lesson 01
+# Delta Lake commit is a handful of such S3 requests, and opening a table costs at least
+# one request per commit file. That is why small, frequent writes need the care lesson 01
 # measures.
 #
 # ## Where does the data live?

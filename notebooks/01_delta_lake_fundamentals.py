@@ -416,6 +416,7 @@ def by_stage(rows: list[dict]) -> pl.DataFrame:
 
 stages = [measure("small files")]
 assert stages[0]["log requests to open"] >= MICRO_BATCHES, "opening reads every commit file"
+assert stages[0]["one channel: files opened"] == MICRO_BATCHES, "every micro-batch has channel 42"
 by_stage(stages)
 
 # %% [markdown]
