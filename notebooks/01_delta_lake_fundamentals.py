@@ -578,6 +578,7 @@ sizes
 
 # %%
 assert zordered_bytes > table_bytes, "z-order is expected to grow this table (see the text)"
+assert z["full scan: files opened"] == z["files in the table"] > 1, "a full scan opens every file"
 worst = sizes["column"][0]
 assert worst == "timestamp", f"expected timestamp to grow most, found {worst}"
 assert sizes["added"][0] > sizes["added"].sum() / 2, "timestamp should be most of the growth"
