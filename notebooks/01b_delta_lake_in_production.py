@@ -539,7 +539,8 @@ assert {"update_preimage", "update_postimage", "delete", "insert"} <= kinds, kin
 # `partition_by=["col"]` stores rows in one folder per value (`col=3/part-....parquet`),
 # and records the value in each `add` action. A query filtering on it skips whole
 # folders without even looking at statistics. The catch: every partition value gets at
-# least one file per write. Let us write the same signals three ways and measure.
+# least one file per write. Let us write the same signals three ways and measure (each
+# write is done twice and the faster counts; query times are warm medians).
 
 # %%
 LAYOUTS = {"none": None, "session_id": ["session_id"], "channel": ["channel"]}
@@ -557,14 +558,24 @@ def count_files(uri: str, predicate: pl.Expr) -> tuple[int, int]:
     return read["data files opened"], read["data bytes read"] // 1024
 
 
+def write_seconds(uri: str, partition_by: list[str] | None) -> float:
+    """Write the signals twice (create, then overwrite); the faster of the two, in s."""
+    times = []
+    for mode in ("error", "overwrite"):
+        start = time.perf_counter()
+        write_deltalake(
+            uri, signals, mode=mode, partition_by=partition_by, storage_options=s.storage_options
+        )
+        times.append(time.perf_counter() - start)
+    return round(min(times), 2)
+
+
 layouts = []
 for name, partition_by in LAYOUTS.items():
     uri = table(f"part_{name}")
-    start = time.perf_counter()
-    write_deltalake(uri, signals, partition_by=partition_by, storage_options=s.storage_options)
-    write_s = time.perf_counter() - start
+    write_s = write_seconds(uri, partition_by)
     dt = DeltaTable(uri, storage_options=s.storage_options)
-    row = {"partitioned by": name, "files": len(dt.file_uris()), "write s": round(write_s, 2)}
+    row = {"partitioned by": name, "files": len(dt.file_uris()), "write s": write_s}
     for label, predicate in (("one session", session_filter), ("one channel", channel_filter)):
         row[f"{label}: files opened"], row[f"{label}: KiB"] = count_files(uri, predicate)
         row[f"{label}: ms"] = warm_ms(
@@ -607,6 +618,7 @@ assert by["session_id"]["one session: KiB"] < by["none"]["one session: KiB"], (
 )
 assert by["channel"]["files"] >= 256, "partitioning by channel makes a file per channel"
 assert by["channel"]["one channel: files opened"] == 1, "one channel's folder only"
+assert by["channel"]["full scan: ms"] > by["none"]["full scan: ms"], "256 files scan slower"
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
@@ -616,7 +628,7 @@ for ax, column in zip(axes, ["files", "write s", "full scan: ms"], strict=True):
     ax.bar_label(bars)
     ax.set_title(column)
     ax.set_xlabel("partitioned by")
-fig.suptitle(f"{signals.height:,} rows written three ways (measured in this run)")
+fig.suptitle(f"{signals.height:,} rows written three ways (write: best of 2; scan: median)")
 fig.tight_layout()
 plt.show()
 
