@@ -1,0 +1,133 @@
+"""Lab 03: the graders tell right from wrong, the solution passes, the student version fails.
+
+The grader tests run single exercises on the stack with plain deltalake (no writer
+process); the notebook tests run both versions of the lab with papermill, which starts
+the Rust writer for real.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from lab_runs import assert_solution_passes_every_check, assert_student_fails_every_check
+
+from neuralake.errors import CheckFailed
+from neuralake.labs import lab03
+from neuralake.streaming.schemas import app_id
+
+ROOT = Path(__file__).resolve().parents[1]
+LAB03 = ROOT / "labs" / "03_writer" / "03_writer.ipynb"
+
+# What each check found when its exercise was not done.
+HINTS = [
+    "resume_at is None",
+    "has 0 commits with rows",
+    "a one-partition read opens each one",
+    "storage still holds",
+    "compaction commits between its first and last writer commits",
+]
+
+
+@pytest.fixture
+def lab_prefix(stack_settings, monkeypatch) -> Iterator[str]:
+    """Unique topic and table names, the kernel pointed at the stack, cleanup after."""
+    monkeypatch.setenv("NEURALAKE_PROFILE", stack_settings.profile)
+    prefix = f"test_lab03_{uuid.uuid4().hex[:8]}_"
+    yield prefix
+    lab03.drop(stack_settings, prefix)
+
+
+def _lab(settings, prefix: str, exercise: str) -> lab03.Lab03:
+    """A lab with only ``exercise`` built (the graders of the others are not called)."""
+    built = dict.fromkeys(lab03.EXERCISES)
+    built[exercise] = lab03.BUILDERS[exercise](settings, prefix)
+    return lab03.Lab03(settings, prefix, **built)
+
+
+@pytest.mark.stack
+def test_row_accounting_passes_compaction_and_catches_a_lost_row(stack_settings, lab_prefix):
+    lab = _lab(stack_settings, lab_prefix, "ex5")
+    options, uri = stack_settings.storage_options, lab.ex5.uri
+    with pytest.raises(CheckFailed, match="has 0 compaction commits between") as failure:
+        lab03.check_no_row_lost(lab)
+    assert "Hint 1/3" in str(failure.value)
+    with pytest.raises(CheckFailed, match="Hint 2/3"):  # the same failure, a closer hint
+        lab03.check_no_row_lost(lab)
+    # Writer-like commits (rows + txn), with compactions in between.
+    day = datetime.now(UTC).date()
+    for batch in range(4):
+        rows = lab03.bronze_rows(500, day, first_offset=batch * 500)
+        txn = Transaction(app_id("neuralake-writer", lab.ex5.topic, 0), batch * 500 + 499)
+        write_deltalake(
+            uri,
+            rows,
+            mode="append",
+            partition_by=["date"],
+            storage_options=options,
+            commit_properties=CommitProperties(app_transactions=[txn]),
+        )
+        if batch in (1, 2):
+            DeltaTable(uri, storage_options=options).optimize.compact()
+    versions = lab03.version_rows(uri, options)
+    assert versions["rows"].to_list() == [500, 1000, 1000, 1500, 1500, 2000]
+    # The topic is empty, so the last check (messages = rows + dead letters) must fail.
+    with pytest.raises(CheckFailed, match="the topic holds 0 messages; the table has 2,000"):
+        lab03.check_no_row_lost(lab)
+    DeltaTable(uri, storage_options=options).delete("kafka_offset < 10")  # a row-losing commit
+    with pytest.raises(CheckFailed, match=r"versions \[6\] changed the row count"):
+        lab03.check_no_row_lost(lab)
+
+
+@pytest.mark.stack
+def test_compaction_grader_wants_the_hot_partition_small_and_the_cold_one_untouched(
+    stack_settings, lab_prefix, capsys
+):
+    lab = _lab(stack_settings, lab_prefix, "ex3")
+    options, uri = stack_settings.storage_options, lab.ex3.uri
+    hot = lab.ex3.hot_files
+    with pytest.raises(CheckFailed, match=rf"is in {hot} files"):
+        lab03.check_compacted(lab)
+    # The default target (far above every file) compacts yesterday's partition too.
+    DeltaTable(uri, storage_options=options).optimize.compact()
+    with pytest.raises(CheckFailed, match=re.escape("yesterday's partition (date=")):
+        lab03.check_compacted(lab)
+    lab.reset("ex3")
+    cold = pl.DataFrame(
+        DeltaTable(uri, storage_options=options).get_add_actions(flatten=True)
+    ).filter(pl.col("partition.date") == lab.ex3.cold_day)
+    target = int(cold["size_bytes"].min()) - 1  # every file of yesterday is "big enough"
+    DeltaTable(uri, storage_options=options).optimize.compact(target_size=target)
+    lab03.check_compacted(lab)
+    assert "yesterday's" in capsys.readouterr().out
+
+
+@pytest.mark.stack
+def test_vacuum_grader_catches_both_too_short_and_too_long_retentions(stack_settings, lab_prefix):
+    lab = _lab(stack_settings, lab_prefix, "ex4")
+    options, uri = stack_settings.storage_options, lab.ex4.uri
+    with pytest.raises(CheckFailed, match=r"storage still holds \d+ of the \d+ files"):
+        lab03.check_vacuumed(lab)
+    DeltaTable(uri, storage_options=options).vacuum(
+        retention_hours=0, enforce_retention_duration=False, dry_run=False
+    )
+    with pytest.raises(CheckFailed, match=rf"version {lab.ex4.keep_version} no longer reads"):
+        lab03.check_vacuumed(lab)
+
+
+@pytest.mark.stack
+@pytest.mark.notebook
+def test_solution_passes_every_check(tmp_path, lab_prefix):
+    assert_solution_passes_every_check(LAB03, lab_prefix, tmp_path, checks=len(HINTS))
+
+
+@pytest.mark.stack
+@pytest.mark.notebook
+def test_student_version_fails_every_check_with_its_hint(tmp_path, lab_prefix):
+    assert_student_fails_every_check(LAB03, lab_prefix, tmp_path, HINTS)
