@@ -725,8 +725,8 @@ for path in results:
 if not results:
     print(
         "no committed JSON results: run `uv run python benchmarks/writer_throughput.py "
-        "--messages 2000000` and `benchmarks/writer_freshness.py` (a few minutes each); "
-        "docs/streaming.md records the measured numbers"
+        "--messages 2000000` and `benchmarks/writer_freshness.py --rate 10000` (a few "
+        "minutes each; each prints one JSON object)"
     )
 
 # %% [markdown]
