@@ -37,6 +37,7 @@ from neuralake.streaming.schemas import (
     arrow_schema,
     dead_letter_uri,
 )
+from neuralake.writer import binary, control
 
 # -- the wire format (pure logic) ----------------------------------------------------------
 
@@ -407,3 +408,62 @@ def test_metrics_are_read_from_a_prometheus_endpoint():
         thread.join(5)
     with pytest.raises(StackError, match="no metrics at"):
         metrics.values(url)
+
+
+@pytest.mark.stack
+def test_rust_and_python_writers_make_the_same_tables(stack_settings, topic, table):
+    """Same schemas, partitioning and protocol, and the same rows from the same messages."""
+    try:
+        exe = binary.find()
+    except StackError as err:
+        pytest.fail(str(err), pytrace=False)
+    s = stack_settings
+    produce.produce(s, topic=topic, count=3000, malformed_ratio=0.05, seed=4)
+    rust_uri = s.table_uri(f"{table}_rust")
+    env = {
+        **control.process_env(s, topic=topic, table_uri=rust_uri),
+        "NEURALAKE_WRITER_METRICS_ADDR": f"127.0.0.1:{free_port()}",
+    }
+    try:
+        result = subprocess.run(
+            [str(exe), "ingest", "--stop-at-end"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert result.returncode == 0, result.stderr[-500:]
+        assert json.loads(result.stdout.strip().splitlines()[-1])["messages"] == 3000
+        writer = baseline.Baseline(s, topic=topic, table=table)
+        writer.run(stop_at_end=True)
+        writer.close()
+        python_uri = s.table_uri(table)
+        for rust, python in [
+            (rust_uri, python_uri),
+            (dead_letter_uri(rust_uri), dead_letter_uri(python_uri)),
+        ]:
+            a, b = (neuralake.delta.open_table(u, s.storage_options) for u in (rust, python))
+            assert json.loads(a.schema().to_json()) == json.loads(b.schema().to_json())
+            assert a.metadata().partition_columns == b.metadata().partition_columns
+            protocols = [
+                (t.protocol().min_reader_version, t.protocol().min_writer_version) for t in (a, b)
+            ]
+            assert protocols == [(1, 2), (1, 2)]
+        assert neuralake.delta.open_table(
+            rust_uri, s.storage_options
+        ).metadata().partition_columns == ["date"]
+
+        def rows(uri: str) -> pl.DataFrame:
+            frame = pl.read_delta(uri, storage_options=s.storage_options)
+            return frame.sort("kafka_partition", "kafka_offset")
+
+        assert rows(rust_uri).equals(rows(python_uri))
+        coordinates = ["kafka_partition", "kafka_offset", "payload"]
+        assert (
+            rows(dead_letter_uri(rust_uri))
+            .select(coordinates)
+            .equals(rows(dead_letter_uri(python_uri)).select(coordinates))
+        )
+    finally:
+        for uri in (rust_uri, dead_letter_uri(rust_uri)):
+            drop_table(uri, s.storage_options)
