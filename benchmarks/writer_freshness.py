@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -93,6 +94,7 @@ def main() -> None:
             baseline.terminate()
             baseline.wait(30)
         control.down(s, table, echo=lambda _: None)
+        shutil.rmtree(s.state_dir / "writer" / table, ignore_errors=True)
         topics.delete_topic(s, topic)
         for target in (uri, dead_letter_uri(uri)):
             drop_table(target, s.storage_options)

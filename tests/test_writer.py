@@ -432,7 +432,10 @@ def test_two_tables_get_their_own_ports(stack_settings, writer_binary, names):
         b = control.up(s, topic=topic, table=other, echo=quiet)
         assert not {r.metrics_url for r in a} & {r.metrics_url for r in b}
         assert all(r.alive for r in a + b)
+        assert other in [r.table for r in control.status(s)]
     finally:
         control.down(s, other, echo=quiet)
+        assert other not in [r.table for r in control.status(s)]  # stopped: no longer listed
+        shutil.rmtree(s.state_dir / "writer" / other, ignore_errors=True)
         for target in (s.table_uri(other), dead_letter_uri(s.table_uri(other))):
             drop_table(target, s.storage_options)

@@ -125,9 +125,14 @@ def down(
 
 
 def status(s: Settings, table: str | None = None) -> list[WriterStatus]:
-    """One row per process of ``table`` (of every table the writer ever ran for)."""
+    """One row per process of ``table``, or of every table started and not stopped since.
+
+    ``down`` removes the pid files, so a stopped table drops out of the list; a process
+    that died keeps its pid file and shows as not alive.
+    """
     rows = []
-    for name_of_table in [table] if table else tables(s):
+    started = [t for t in tables(s) if any(_pid_file(s, t, n).exists() for n in PROCESSES)]
+    for name_of_table in [table] if table else started:
         config = _config(s, name_of_table)
         if not config:
             continue
