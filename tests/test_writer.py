@@ -439,3 +439,24 @@ def test_two_tables_get_their_own_ports(stack_settings, writer_binary, names):
         shutil.rmtree(s.state_dir / "writer" / other, ignore_errors=True)
         for target in (s.table_uri(other), dead_letter_uri(s.table_uri(other))):
             drop_table(target, s.storage_options)
+
+
+# -- building ---------------------------------------------------------------------------------
+
+
+def test_a_missing_cargo_names_rustup():
+    without_cargo = {**os.environ, "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "neuralake", "writer", "build"],
+        env=without_cargo,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: `cargo` is not on PATH")
+    assert "https://rustup.rs" in result.stderr and result.stderr.count("\n") == 1
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "system-deps.sh"
+    result = subprocess.run(["bash", script], env=without_cargo, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "rustup" in result.stderr and result.stderr.count("\n") == 1
