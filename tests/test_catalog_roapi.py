@@ -17,11 +17,12 @@ import requests
 
 import neuralake
 from neuralake import delta
-from neuralake.catalog import Catalog, Filter, ModuleDatabase, ParquetTable
+from neuralake.catalog import Catalog, DeltaTable, Filter, ModuleDatabase, ParquetTable
+from neuralake.catalog.errors import CatalogError
 from neuralake.catalog.examples import neuro
 from neuralake.catalog.examples.seed import seed
 from neuralake.catalog.export import export_catalog
-from neuralake.catalog.roapi import write_roapi
+from neuralake.catalog.roapi import RELOAD_INTERVAL_S, roapi_config, served_names, write_roapi
 from neuralake.stack.processes import free_port
 
 ROAPI = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "roapi"
@@ -169,3 +170,56 @@ def test_roapi_serves_hive_partition_columns(tmp_path: Path) -> None:
             answer = requests.post(f"http://{http}/api/sql", data=snippet, timeout=30)
             assert answer.ok, answer.text
             assert sorted((r["channel"], r["x"]) for r in answer.json()) == [(2, 30), (9, 40)]
+
+
+def _module(name: str, *tables) -> types.ModuleType:
+    module = types.ModuleType(name)
+    for t in tables:
+        setattr(module, t.name, t)
+    module.__all__ = [t.name for t in tables]
+    return module
+
+
+def test_clashing_names_are_served_as_database_table() -> None:
+    schema = {"x": pl.Int64}
+    catalog = Catalog(
+        {
+            "lab": ModuleDatabase(_module("lab", DeltaTable("signals", schema=schema))),
+            "prod": ModuleDatabase(
+                _module(
+                    "prod", DeltaTable("signals", schema=schema), DeltaTable("only", schema=schema)
+                )
+            ),
+        }
+    )
+    export = export_catalog(catalog, "m", neuralake.settings("local"), inspect=False)
+    assert served_names(export) == {
+        "lab.signals": "lab_signals",
+        "prod.signals": "prod_signals",
+        "prod.only": "only",
+    }
+    config = roapi_config(export)
+    assert [t["name"] for t in config["tables"]] == ["lab_signals", "prod_signals", "only"]
+    assert config["reload_interval"] == {"secs": RELOAD_INTERVAL_S, "nanos": 0}
+    assert config["disable_read_only"] is True  # ROAPI reloads tables only then
+
+
+def test_memory_mode_is_set_per_table_and_refused_for_partitioned_tables() -> None:
+    small = DeltaTable("small", schema={"x": pl.Int64}, roapi_memory_table=True)
+    export = export_catalog(
+        Catalog({"db": ModuleDatabase(_module("db", small))}),
+        "m",
+        neuralake.settings("local"),
+        inspect=False,
+    )
+    assert roapi_config(export)["tables"][0]["option"]["use_memory_table"] is True
+    wide = DeltaTable(
+        "wide",
+        schema={"x": pl.Int64, "d": pl.Date},
+        partition_columns=["d"],
+        roapi_memory_table=True,
+    )
+    with pytest.raises(CatalogError, match="drop roapi_memory_table=True"):
+        export_catalog(
+            Catalog({"db": ModuleDatabase(_module("db", wide))}), "m", neuralake.settings("local")
+        )

@@ -7,6 +7,7 @@ import json
 import re
 import tomllib
 import xml.etree.ElementTree as ET
+from importlib.metadata import version
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,11 +21,16 @@ from neuralake.settings import (
     STACK_ACCESS_KEY_ID,
     STACK_KAFKA_BOOTSTRAP,
     STACK_POSTGRES_DSN,
+    STACK_ROAPI_FLIGHT_SQL,
+    STACK_ROAPI_HTTP,
+    STACK_ROAPI_POSTGRES,
     STACK_S3_CONSOLE_PORT,
     STACK_S3_ENDPOINT,
     STACK_SECRET_ACCESS_KEY,
+    settings,
 )
 from neuralake.stack import versions
+from neuralake.stack.services import roapi, roapi_config_path
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -90,6 +96,50 @@ def test_credentials_match_the_stack_profile():
     pg_env = service("postgres")["environment"]
     assert (pg_env["POSTGRES_USER"], pg_env["POSTGRES_PASSWORD"]) == (dsn.username, dsn.password)
     assert pg_env["POSTGRES_DB"] == dsn.path.lstrip("/")
+
+
+ROAPI_LISTENERS = (STACK_ROAPI_HTTP, STACK_ROAPI_POSTGRES, STACK_ROAPI_FLIGHT_SQL)
+
+
+def _port(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
+
+
+def test_roapi_image_is_the_release_of_the_native_wheel():
+    assert service("roapi")["image"] == f"ghcr.io/roapi/roapi:v{version('roapi')}"
+
+
+def test_roapi_listens_where_the_native_stack_does():
+    assert host_ports("roapi") == {_port(a) for a in ROAPI_LISTENERS}
+    command = service("roapi")["command"]
+    flags = dict(zip(command[::2], command[1::2], strict=True))
+    inside = {flags["--addr-http"], flags["--addr-postgres"], flags["--addr-flight-sql"]}
+    assert {_port(a) for a in inside} == {_port(a) for a in ROAPI_LISTENERS}
+
+
+def test_native_roapi_binds_every_listener_on_loopback():
+    s = settings("stack")
+    assert all(a.startswith("127.0.0.1:") for a in ROAPI_LISTENERS)
+    assert set(roapi(s).ports) == {_port(a) for a in ROAPI_LISTENERS}
+
+
+def test_roapi_reads_the_config_the_native_stack_serves():
+    s = settings("stack")
+    (volume,) = service("roapi")["volumes"]
+    source, target, _ = volume.split(":")
+    flags = service("roapi")["command"]
+    config = flags[flags.index("--config") + 1]
+    assert (ROOT / source).resolve() / Path(config).name == roapi_config_path(s).resolve()
+    assert Path(config).parent == Path(target)
+
+
+def test_roapi_reaches_minio_with_the_stack_credentials():
+    env = service("roapi")["environment"]
+    native = settings("stack").roapi_env
+    assert {k: v for k, v in env.items() if k != "AWS_ENDPOINT_URL"} == {
+        k: v for k, v in native.items() if k != "AWS_ENDPOINT_URL"
+    }
+    assert urlparse(env["AWS_ENDPOINT_URL"]).port == urlparse(STACK_S3_ENDPOINT).port
 
 
 def pom_property(name: str, prop: str) -> str:

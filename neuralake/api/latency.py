@@ -1,0 +1,59 @@
+"""Latency percentiles of repeated queries, the way an API is judged.
+
+A mean hides the slow requests a user notices; p99 is the latency 1 request in 100
+exceeds. Each query is sent once to warm up (connections, caches), then ``runs`` times;
+each run may be a different query (``queries`` cycles), so no answer is cached.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+#: The three query shapes of the benchmark, over the bronze table's columns.
+QUERIES = {
+    "point": "SELECT * FROM {t} WHERE kafka_partition = 0 AND kafka_offset = {offset}",
+    "filter": "SELECT timestamp, voltage_uv FROM {t} "
+    "WHERE session_id = {session} AND channel = {channel} LIMIT 100",
+    "aggregate": "SELECT channel, count(voltage_uv) AS samples, avg(voltage_uv) AS mean_uv "
+    "FROM {t} WHERE session_id = {session} GROUP BY channel",
+}
+
+
+def queries(kind: str, table: str, rows: int, count: int, seed: int = 0) -> list[str]:
+    """``count`` queries of one shape with random (seeded) keys inside ``rows`` rows."""
+    rng = np.random.default_rng(seed)
+    return [
+        QUERIES[kind].format(
+            t=table,
+            offset=int(rng.integers(0, rows)),
+            session=int(rng.integers(1, 101)),
+            channel=int(rng.integers(0, 64)),
+        )
+        for _ in range(count)
+    ]
+
+
+def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:
+    """p50, p95 and p99 of latencies in milliseconds, rounded to 0.1 ms."""
+    p50, p95, p99 = np.percentile(np.asarray(samples_ms), [50, 95, 99])
+    return {
+        "p50_ms": round(float(p50), 1),
+        "p95_ms": round(float(p95), 1),
+        "p99_ms": round(float(p99), 1),
+    }
+
+
+def measure(run: Callable[[str], Any], sql: Sequence[str], warmup: int = 3) -> list[float]:
+    """Milliseconds per call of ``run(q)`` for each ``q`` in ``sql``, after ``warmup`` calls."""
+    for q in sql[:warmup]:
+        run(q)
+    samples = []
+    for q in sql:
+        started = time.perf_counter()
+        run(q)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples

@@ -1,0 +1,129 @@
+"""Run a private ROAPI, or the FastAPI baseline, on free ports for a test or a benchmark.
+
+The stack's own ROAPI (``neuralake api serve``) serves the catalog for everyone; a test
+that must control the config, or a benchmark that must not disturb the stack, starts
+its own process here and stops it when the ``with`` block ends.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from neuralake.catalog.roapi import RELOAD_INTERVAL_S
+from neuralake.errors import StackError
+from neuralake.settings import Settings
+from neuralake.stack.processes import free_port
+
+ROAPI = Path(sys.executable).parent / "roapi"  # shipped by the roapi wheel
+
+
+@dataclass(frozen=True)
+class Listeners:
+    http: str
+    postgres: str
+    flight_sql: str
+
+    @classmethod
+    def free(cls) -> Listeners:
+        return cls(*(f"127.0.0.1:{free_port()}" for _ in range(3)))
+
+
+def roapi_yaml(tables: list[dict], listeners: Listeners, reload_interval_s: int) -> dict:
+    """A ROAPI config for ``tables`` (ROAPI's own table entries) on ``listeners``."""
+    return {
+        "addr": {
+            "http": listeners.http,
+            "postgres": listeners.postgres,
+            "flight_sql": listeners.flight_sql,
+        },
+        "reload_interval": {"secs": reload_interval_s, "nanos": 0},
+        "disable_read_only": True,
+        "tables": tables,
+    }
+
+
+def delta_entry(name: str, uri: str, memory: bool = False) -> dict:
+    """ROAPI's config entry for one Delta table (provider mode unless ``memory``)."""
+    return {"name": name, "uri": uri, "option": {"format": "delta", "use_memory_table": memory}}
+
+
+@contextmanager
+def roapi(
+    tables: list[dict],
+    settings: Settings,
+    folder: Path,
+    reload_interval_s: int = RELOAD_INTERVAL_S,
+    timeout: float = 120,
+) -> Iterator[Listeners]:
+    """ROAPI serving ``tables`` on free loopback ports until the block ends."""
+    import yaml
+
+    listeners = Listeners.free()
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "roapi.yml"
+    config.write_text(yaml.safe_dump(roapi_yaml(tables, listeners, reload_interval_s)))
+    with _process(
+        [str(ROAPI), "-c", str(config)],
+        settings.roapi_env,
+        folder / "roapi.log",
+        f"http://{listeners.http}/api/schema",
+        timeout,
+    ):
+        yield listeners
+
+
+@contextmanager
+def baseline(
+    uri: str, name: str, settings: Settings, folder: Path, refresh_s: float = RELOAD_INTERVAL_S
+) -> Iterator[str]:
+    """The FastAPI + Polars baseline serving ``uri`` as ``name``; yields its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "neuralake.api.baseline", "--uri", uri, "--name", name]
+    command += ["--port", str(port), "--refresh-s", str(refresh_s)]
+    env = {"NEURALAKE_PROFILE": settings.profile}
+    folder.mkdir(parents=True, exist_ok=True)
+    with _process(command, env, folder / "baseline.log", f"http://127.0.0.1:{port}/health", 300):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def _process(
+    command: list[str], env: dict[str, str], log: Path, ready: str, timeout: float
+) -> Iterator[None]:
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while not _answers(ready):
+                if process.poll() is not None:
+                    last = (log.read_text(errors="replace").strip().splitlines() or ["?"])[-1]
+                    raise StackError(f"{Path(command[0]).name} exited: {last[:200]}: see {log}")
+                if time.monotonic() > deadline:
+                    raise StackError(f"{ready} did not answer within {timeout:.0f} s: see {log}")
+                time.sleep(0.2)
+            yield
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).ok
+    except requests.RequestException:
+        return False
