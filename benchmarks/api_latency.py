@@ -1,0 +1,162 @@
+"""Query latency of the hot path: ROAPI (provider and memory) vs a FastAPI + Polars service.
+
+Run: ``.venv/bin/python benchmarks/api_latency.py [--rows 10000000] [--queries 200]``
+with the stack up and the Rust writer built. It
+
+1. fills a fresh bronze table with ``--rows`` rows (:func:`neuralake.api.sample.bronze_rows`,
+   partitioned by ``date`` like the writer's), then starts the Rust writer on a fresh
+   topic into that table and produces ``--rate`` messages a second: the table stays fresh
+   (a commit about every second) for the whole run;
+2. writes an unpartitioned copy for ROAPI's memory mode (a partitioned Delta table cannot
+   be loaded into memory by ROAPI 0.12.7);
+3. starts a private ROAPI (provider mode on the live table, reloaded every 2 s; memory
+   mode on the copy) and the FastAPI + Polars baseline (:mod:`neuralake.api.baseline`,
+   the live table in memory, re-read when the log has a new version at most every
+   ``--baseline-refresh-s``);
+4. sends ``--queries`` point, filter and aggregate queries
+   (:data:`neuralake.api.latency.QUERIES`, random keys) to each, one at a time, over a
+   kept-alive connection, Arrow IPC answers.
+
+Prints one JSON object: p50/p95/p99 per server and query kind, the rows served, the
+writer's commits during the run, and the load average (a busy machine shows in every
+number). The target: p99 < 50 ms for point and filter queries on 10M rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import polars as pl
+import requests
+from deltalake import DeltaTable, write_deltalake
+
+import neuralake
+from neuralake.api import latency
+from neuralake.api.client import RoapiClient
+from neuralake.api.sample import bronze_rows
+from neuralake.api.server import baseline, delta_entry, roapi
+from neuralake.delta import drop_table
+from neuralake.streaming import topics
+from neuralake.streaming.produce import produce
+from neuralake.streaming.schemas import PARTITION_BY
+from neuralake.writer import control
+
+TARGET_P99_MS = 50.0
+CHUNK = 1_000_000
+
+
+def fill(uri: str, rows: int, options: dict, partitioned: bool) -> None:
+    """Write ``rows`` bronze rows in chunks of 1M (one commit each)."""
+    for i, start in enumerate(range(0, rows, CHUNK)):
+        chunk = bronze_rows(min(CHUNK, rows - start), seed=i).with_columns(
+            pl.col("kafka_offset") + start
+        )
+        write_deltalake(
+            uri,
+            chunk.to_arrow(),
+            mode="append",
+            partition_by=PARTITION_BY if partitioned else None,
+            storage_options=options,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=1_000, help="writer messages per second")
+    parser.add_argument("--baseline-refresh-s", type=float, default=30.0)
+    parser.add_argument("--keep", action="store_true", help="keep the tables afterwards")
+    args = parser.parse_args()
+
+    s = neuralake.settings("stack")
+    run = uuid.uuid4().hex[:8]
+    table, copy, topic = f"bench_api_{run}", f"bench_api_{run}_memory", f"bench-api-{run}"
+    live_uri, copy_uri = s.table_uri(table), s.table_uri(copy)
+    opts = s.storage_options
+    started = time.perf_counter()
+    fill(live_uri, args.rows, opts, partitioned=True)
+    fill(copy_uri, args.rows, opts, partitioned=False)
+    fill_s = time.perf_counter() - started
+
+    stop = threading.Event()
+
+    def stream() -> None:  # about args.rate messages a second until the queries are done
+        while not stop.is_set():
+            produce(
+                s, topic=topic, count=max(1, int(args.rate)), rate=args.rate, seed=int(time.time())
+            )
+
+    results: dict[str, dict] = {}
+    folder = Path(tempfile.mkdtemp(prefix="api_latency_"))
+    version_before = DeltaTable(live_uri, storage_options=opts).version()
+    topics.ensure_topic(s, topic, 3)
+    producer = threading.Thread(target=stream, daemon=True)
+    try:
+        control.up(s, topic=topic, table=table, echo=lambda _: None)
+        producer.start()
+        tables = [delta_entry("live", live_uri), delta_entry("memory", copy_uri, memory=True)]
+        with (
+            roapi(tables, s, folder, timeout=1800) as at,
+            baseline(live_uri, "live", s, folder, refresh_s=args.baseline_refresh_s) as base,
+            RoapiClient(at.http, timeout=120) as client,
+        ):
+            http = requests.Session()
+
+            def fastapi(sql: str) -> pl.DataFrame:
+                answer = http.post(f"{base}/sql", data=sql.encode(), timeout=120)
+                answer.raise_for_status()
+                return pl.read_ipc_stream(answer.content)
+
+            servers = {
+                "roapi_provider": (client.sql, "live"),
+                "roapi_memory": (client.sql, "memory"),
+                "fastapi_polars": (fastapi, "live"),
+            }
+            for name, (send, served) in servers.items():
+                for kind in latency.QUERIES:
+                    sql = latency.queries(kind, served, args.rows, args.queries, seed=1)
+                    results.setdefault(name, {})[kind] = latency.percentiles(
+                        latency.measure(send, sql)
+                    )
+            rows_live = client.sql("SELECT count(voltage_uv) AS n FROM live")["n"][0]
+    finally:
+        stop.set()
+        if producer.is_alive():
+            producer.join(timeout=30)
+        control.down(s, table, echo=lambda _: None)
+    commits = DeltaTable(live_uri, storage_options=opts).version() - version_before
+    if not args.keep:
+        for uri in (live_uri, copy_uri):
+            drop_table(uri, opts)
+    targets = {
+        name: all(results[name][k]["p99_ms"] < TARGET_P99_MS for k in ("point", "filter"))
+        for name in results
+    }
+    print(
+        json.dumps(
+            {
+                "rows": args.rows,
+                "rows_served_at_end": int(rows_live),
+                "writer_commits_during_run": commits,
+                "queries_per_kind": args.queries,
+                "fill_s": round(fill_s, 1),
+                "latency": results,
+                "p99_under_50ms_point_and_filter": targets,
+                "load_average_1m": round(os.getloadavg()[0], 2),
+                "cpus": os.cpu_count(),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
