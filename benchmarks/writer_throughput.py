@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -132,6 +133,7 @@ def main() -> None:
         report["speedup"] = round(
             report["rust"]["messages_per_s"] / report["python"]["messages_per_s"], 2
         )
+    report["load_average_1m"] = round(os.getloadavg()[0], 1)  # a busy machine slows all three
     report["targets"] = {
         "rust_messages_per_s": TARGET_MESSAGES_PER_S,
         "rust_met": report["rust"]["messages_per_s"] >= TARGET_MESSAGES_PER_S,

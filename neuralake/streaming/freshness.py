@@ -42,21 +42,24 @@ def measure(
     seconds: float,
     poll_s: float = 0.1,
     since_version: int | None = None,
+    until_rows: int | None = None,
 ) -> pl.DataFrame:
     """Poll the table at ``uri`` for ``seconds``; one row per newly visible Kafka message.
 
     Starts after the current version (or ``since_version``): rows already there when
-    the measurement starts are not counted.
+    the measurement starts are not counted. Stops early once ``until_rows`` rows were seen.
     """
     table = open_table(uri, storage_options)
     last = table.version() if since_version is None else since_version
     frames = []
+    seen = 0
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (until_rows is None or seen < until_rows):
         table.update_incremental()
         seen_at = datetime.now(UTC)
         for version in range(last + 1, table.version() + 1):
             frames.append(_new_rows(table, uri, version, seen_at, storage_options))
+            seen += frames[-1].height
         last = table.version()
         time.sleep(poll_s)
     if not frames:
