@@ -375,7 +375,10 @@ def test_freshness_is_measured_on_newly_visible_rows(stack_settings, topic, tabl
         )
         producer.start()
         seen = freshness.measure(
-            stack_settings.table_uri(table), stack_settings.storage_options, seconds=5
+            stack_settings.table_uri(table),
+            stack_settings.storage_options,
+            seconds=30,  # an upper bound for a busy machine; it stops at the 2000th row
+            until_rows=2000,
         )
         producer.join()
     finally:
@@ -385,7 +388,7 @@ def test_freshness_is_measured_on_newly_visible_rows(stack_settings, topic, tabl
     result = freshness.summary(seen)
     assert result["rows"] == 2000  # every row, seen once, in the version that added it
     assert seen["version"].n_unique() >= 3  # 2 s of a 200 ms flush: several commits
-    assert 0 < result["p50_s"] <= result["p99_s"] < 5
+    assert 0 < result["p50_s"] <= result["p99_s"] < 15  # the target is the benchmark's job
 
 
 def test_metrics_are_read_from_a_prometheus_endpoint():
