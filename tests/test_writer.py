@@ -198,7 +198,7 @@ def test_compact_and_vacuum_beside_ingest_keep_every_version_readable(
 
     counts = [rows_at[v] for v in sorted(rows_at)]
     assert all(a <= b for a, b in itertools.pairwise(counts)), "rows dropped"
-    assert read_latest >= 40  # the run lasted about a minute
+    assert read_latest >= 20  # the run lasted about a minute: many reads mid-run
 
     stored = {name for name in data_files(uri, s.storage_options)["name"].to_list()}
     intact = [v for v, files in files_at.items() if files and files <= stored]
