@@ -198,7 +198,7 @@ def test_the_same_seed_breaks_the_same_messages(stack_settings, topic):
 def test_the_producer_paces_a_steady_rate(stack_settings, topic):
     result = produce.produce(stack_settings, topic=topic, count=3000, rate=2000)
     assert 1.4 < result.seconds < 5.0, result  # 3000 messages at 2000/s: 1.5 s, not less
-    assert 1000 < result.messages_per_s <= 2100
+    assert 600 < result.messages_per_s <= 2100  # never faster than asked
 
 
 @pytest.mark.stack
