@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10_000)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--writer", choices=("rust", "python"), default="rust")
+    parser.add_argument("--flush-ms", type=int, default=1000, help="the writer's flush interval")
     args = parser.parse_args()
 
     s = neuralake.settings("stack")
@@ -50,11 +51,11 @@ def main() -> None:
     baseline = None
     try:
         if args.writer == "rust":
-            control.up(s, topic=topic, table=table, echo=lambda _: None)
+            control.up(s, topic=topic, table=table, flush_ms=args.flush_ms, echo=lambda _: None)
         else:
             baseline = subprocess.Popen(
                 [sys.executable, "-m", "neuralake", "writer", "baseline",
-                 "--topic", topic, "--table", table],
+                 "--topic", topic, "--table", table, "--flush-ms", str(args.flush_ms)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )  # fmt: skip
@@ -80,6 +81,7 @@ def main() -> None:
             "writer": args.writer,
             "rate": args.rate,
             "seconds": args.seconds,
+            "flush_ms": args.flush_ms,
             "poll_s": POLL_S,
             "producer_messages_per_s": produced["messages_per_s"],
             "load_average_1m": round(os.getloadavg()[0], 1),
