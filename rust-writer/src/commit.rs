@@ -1,0 +1,165 @@
+//! Writing Parquet files and committing them to the Delta log, shared by all three processes.
+//!
+//! delta-rs 1.x without its `datafusion` feature still has everything a streaming writer needs:
+//! `RecordBatchWriter` (Parquet files + `add` actions with statistics), `CommitBuilder` (an
+//! atomic commit of any actions, with the conflict checker) and checkpoints.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use delta_kernel::expressions::Scalar;
+use deltalake::kernel::transaction::{
+    CommitBuilder, CommitConflictError, CommitProperties, TransactionError,
+};
+use deltalake::kernel::{Action, Add};
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::protocol::DeltaOperation;
+use deltalake::writer::{RecordBatchWriter, WriteMode};
+use deltalake::{DeltaTable, DeltaTableError};
+use indexmap::IndexMap;
+
+use deltalake::arrow::record_batch::RecordBatch;
+
+/// Partition values of one file: column name -> typed value (empty for unpartitioned tables).
+pub type PartitionValues = IndexMap<String, Scalar>;
+
+/// Parquet settings: Snappy (cheap on CPU, read by every engine) and one row group per
+/// flush-sized file (the writer's batches are at most `--flush-rows` rows).
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(1_048_576))
+        .build()
+}
+
+/// Write one Parquet file per partition value (more if `target_file_size` rolls them over) and
+/// return their `add` actions. Nothing is visible to readers until the actions are committed;
+/// files of a batch that is never committed are orphans that `vacuum` removes later.
+pub async fn write_files(
+    table: &DeltaTable,
+    parts: impl IntoIterator<Item = (PartitionValues, RecordBatch)>,
+    target_file_size: Option<u64>,
+) -> Result<Vec<Add>> {
+    let mut writer = RecordBatchWriter::for_table(table)
+        .context("creating a Parquet writer for the table")?
+        .with_writer_properties(writer_properties());
+    if let Some(size) = target_file_size {
+        writer = writer.with_target_file_size(size);
+    }
+    for (values, batch) in parts {
+        writer
+            .write_partition(batch, &values, WriteMode::Default)
+            .await
+            .context("writing Parquet")?;
+    }
+    use deltalake::writer::DeltaWriter as _;
+    writer.flush().await.context("finishing Parquet files")
+}
+
+/// The result of a successful commit.
+#[derive(Debug, Clone, Copy)]
+pub struct Committed {
+    pub version: i64,
+    /// How often delta-rs found a newer version and resolved the conflict before landing.
+    pub conflicts_resolved: u64,
+    pub seconds: f64,
+}
+
+/// Commit `actions` on top of the table's loaded snapshot and adopt the new snapshot.
+///
+/// `max_retries` is how many concurrent commits delta-rs may resolve with its conflict checker
+/// (appends and `dataChange: false` rewrites do not conflict with each other); 0 makes any
+/// concurrent commit an error the caller handles itself. Checkpoints are the caller's job
+/// (`--checkpoint-every`), so the post-commit hook is told not to write them.
+pub async fn commit(
+    table: &mut DeltaTable,
+    actions: Vec<Action>,
+    operation: DeltaOperation,
+    max_retries: usize,
+) -> Result<Committed, DeltaTableError> {
+    let started = Instant::now();
+    let properties = CommitProperties::default()
+        .with_max_retries(max_retries)
+        .with_create_checkpoint(false);
+    let snapshot = table.snapshot()?;
+    let finalized = CommitBuilder::from(properties)
+        .with_actions(actions)
+        .build(Some(snapshot), table.log_store(), operation)
+        .await?;
+    let committed = Committed {
+        version: i64::try_from(finalized.version()).unwrap_or(i64::MAX),
+        conflicts_resolved: finalized.metrics.num_retries,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    table.state = Some(finalized.snapshot());
+    Ok(committed)
+}
+
+/// A concurrent commit prevented ours (as opposed to S3 being unreachable, say).
+pub fn is_conflict(err: &DeltaTableError) -> bool {
+    matches!(
+        err,
+        DeltaTableError::VersionAlreadyExists(_)
+            | DeltaTableError::Transaction {
+                source: TransactionError::CommitConflict(_)
+                    | TransactionError::MaxCommitAttempts(_)
+                    | TransactionError::VersionAlreadyExists(_)
+            }
+    )
+}
+
+/// Another commit carried a txn action with one of our appIds: someone else wrote (some of)
+/// these offsets.
+pub fn is_concurrent_txn(err: &DeltaTableError) -> bool {
+    matches!(
+        err,
+        DeltaTableError::Transaction {
+            source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction)
+        }
+    )
+}
+
+/// Write a checkpoint of the table's current version (a Parquet summary of the log, so opening
+/// the table reads one file instead of every JSON commit since the last checkpoint).
+pub async fn checkpoint(table: &DeltaTable) -> Result<()> {
+    deltalake::checkpoints::create_checkpoint(table, None)
+        .await
+        .context("writing a checkpoint")
+}
+
+/// The loaded version as a signed number (-1 before the first commit), as metrics and the
+/// JSON summaries report it.
+pub fn version_of(table: &DeltaTable) -> i64 {
+    table
+        .version()
+        .and_then(|v| i64::try_from(v).ok())
+        .unwrap_or(-1)
+}
+
+/// Reload the table to its latest version (after a conflict or a failed commit).
+pub async fn refresh(table: &mut DeltaTable) -> Result<()> {
+    table
+        .update_state()
+        .await
+        .context("reloading the table's latest version")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflicts_are_told_apart_from_io_errors() {
+        let conflict = DeltaTableError::Transaction {
+            source: TransactionError::CommitConflict(CommitConflictError::ConcurrentTransaction),
+        };
+        assert!(is_conflict(&conflict));
+        assert!(is_concurrent_txn(&conflict));
+        let exists = DeltaTableError::VersionAlreadyExists(3);
+        assert!(is_conflict(&exists));
+        assert!(!is_concurrent_txn(&exists));
+        let io = DeltaTableError::Generic("connection refused".into());
+        assert!(!is_conflict(&io));
+    }
+}

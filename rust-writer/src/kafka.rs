@@ -1,0 +1,185 @@
+//! Kafka plumbing: the consumer's configuration, the start-up checks, and assignment.
+//!
+//! Partitions are assigned manually (`assign`, not `subscribe`): the writer reads every
+//! partition of the topic, and the position of each comes from the Delta table's txn versions.
+//! With a consumer-group subscription a rebalance could hand a partition to another member in
+//! the middle of a batch, and every rebalance would need the table re-read before consuming.
+//! `group.id` is still set, only so offsets committed after each Delta commit show up in lag
+//! tools.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use rdkafka::config::{ClientConfig, FromClientConfig};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::{Offset, Timestamp, TopicPartitionList};
+
+use crate::errors::StartupError;
+
+/// How long start-up waits for the broker before giving up.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Consumer configuration tuned for catch-up throughput with low idle latency.
+pub fn consumer_config(bootstrap: &str, group_id: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group_id)
+        .set("client.id", "neuralake-writer")
+        // Offsets live in the Delta log; Kafka's copy is written explicitly after each commit.
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        // A position below the log start (retention deleted it) restarts at the earliest kept.
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        // Bigger fetches while catching up; a fetch returns after 100 ms when idle.
+        .set("max.partition.fetch.bytes", "8388608")
+        .set("fetch.wait.max.ms", "100")
+        // Prefetch at most 32 MiB per partition (librdkafka's default is 64 MiB).
+        .set("queued.max.messages.kbytes", "32768");
+    config
+}
+
+/// Create a consumer (base or stream) with [`consumer_config`].
+pub fn create<C: FromClientConfig>(bootstrap: &str, group_id: &str) -> Result<C> {
+    consumer_config(bootstrap, group_id).create().map_err(|e| {
+        StartupError::new(format!(
+            "cannot create a Kafka consumer for {bootstrap}: {e}: check --kafka-bootstrap"
+        ))
+        .into()
+    })
+}
+
+/// The topic's partitions, or a start-up error naming the fix (broker down, topic missing).
+pub fn partitions<C: Consumer>(consumer: &C, bootstrap: &str, topic: &str) -> Result<Vec<i32>> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), STARTUP_TIMEOUT)
+        .map_err(|e| {
+            StartupError::new(format!(
+                "cannot reach Kafka at {bootstrap} within {} s ({e}): start the stack \
+                 (neuralake stack up) or pass --kafka-bootstrap",
+                STARTUP_TIMEOUT.as_secs()
+            ))
+        })?;
+    let found = metadata.topics().iter().find(|t| t.name() == topic);
+    match found {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+            let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+            ids.sort_unstable();
+            Ok(ids)
+        }
+        _ => Err(StartupError::new(format!(
+            "topic '{topic}' does not exist on {bootstrap}: create it (neuralake produce \
+             creates it) or pass --topic"
+        ))
+        .into()),
+    }
+}
+
+/// The high watermark (next offset to be written) of every partition, asked from the broker.
+pub fn high_watermarks<C: Consumer>(
+    consumer: &C,
+    topic: &str,
+    partitions: &[i32],
+) -> KafkaResult<BTreeMap<i32, i64>> {
+    partitions
+        .iter()
+        .map(|&p| {
+            let (_low, high) = consumer.fetch_watermarks(topic, p, STARTUP_TIMEOUT)?;
+            Ok((p, high))
+        })
+        .collect()
+}
+
+/// Assign every partition at its resume position (`None`: the beginning). Calling it again
+/// replaces the assignment, which is how the writer re-seeks after dropping a batch.
+pub fn assign<C: Consumer>(
+    consumer: &C,
+    topic: &str,
+    positions: &BTreeMap<i32, Option<i64>>,
+) -> KafkaResult<()> {
+    let mut list = TopicPartitionList::new();
+    for (&p, next) in positions {
+        let offset = next.map_or(Offset::Beginning, Offset::Offset);
+        list.add_partition_offset(topic, p, offset)?;
+    }
+    consumer.assign(&list)
+}
+
+/// The partitions' high watermarks, refreshed by a background thread (for the lag metric).
+#[derive(Debug, Clone, Default)]
+pub struct Watermarks(Arc<Mutex<BTreeMap<i32, i64>>>);
+
+impl Watermarks {
+    /// The latest high watermark seen per partition.
+    pub fn get(&self) -> BTreeMap<i32, i64> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn set(&self, partition: i32, high: i64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(partition, high);
+    }
+}
+
+/// Poll the high watermarks every `every` on a thread of its own, with a client of its own:
+/// on the consumer's connection a ListOffsets request waits behind the fetch long-poll
+/// (measured: about 100 ms per partition), which would stall the ingest loop. The thread lives
+/// as long as the process; a failed poll is logged and retried at the next tick.
+pub fn spawn_watermark_poller(
+    bootstrap: &str,
+    group_id: &str,
+    topic: &str,
+    partitions: &[i32],
+    every: Duration,
+) -> Result<Watermarks> {
+    let client: BaseConsumer = create(bootstrap, group_id)?;
+    let marks = Watermarks::default();
+    let (shared, topic, partitions) = (marks.clone(), topic.to_string(), partitions.to_vec());
+    std::thread::Builder::new()
+        .name("watermarks".into())
+        .spawn(move || {
+            loop {
+                for &p in &partitions {
+                    match client.fetch_watermarks(&topic, p, STARTUP_TIMEOUT) {
+                        Ok((_low, high)) => shared.set(p, high),
+                        Err(e) => tracing::warn!(error = %e, partition = p, "reading the high watermark failed"),
+                    }
+                }
+                std::thread::sleep(every);
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("starting the watermark thread: {e}"))?;
+    Ok(marks)
+}
+
+/// The message's Kafka timestamp in epoch microseconds, if it has one.
+pub fn timestamp_us(ts: Timestamp) -> Option<i64> {
+    ts.to_millis().map(|ms| ms.saturating_mul(1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_timestamps_become_micros() {
+        assert_eq!(timestamp_us(Timestamp::CreateTime(1_500)), Some(1_500_000));
+        assert_eq!(timestamp_us(Timestamp::NotAvailable), None);
+    }
+
+    #[test]
+    fn offsets_are_never_auto_committed() {
+        let c = consumer_config("127.0.0.1:9092", "g");
+        assert_eq!(c.get("enable.auto.commit"), Some("false"));
+        assert_eq!(c.get("group.id"), Some("g"));
+    }
+}

@@ -1,0 +1,300 @@
+//! Prometheus metrics and the tiny HTTP server that exposes them at `/metrics`.
+//!
+//! HTTP 200 at `/metrics` is also the health gate the lab's process manager waits for. The
+//! server binds to a loopback address by default: metrics say nothing secret, but nothing on
+//! this port needs to be reachable from another machine.
+//!
+//! prometheus-client appends `_total` to counters, so `messages` is exposed as
+//! `neuralake_writer_messages_total`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use anyhow::Result;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::errors::StartupError;
+
+/// Label of the per-partition gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabel {
+    pub partition: String,
+}
+
+impl PartitionLabel {
+    pub fn new(partition: i32) -> Self {
+        Self {
+            partition: partition.to_string(),
+        }
+    }
+}
+
+/// Buckets for durations from 5 ms to ~80 s.
+fn seconds_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 15))
+}
+
+/// Metrics of `ingest`.
+#[derive(Clone)]
+pub struct IngestMetrics {
+    pub ready: Gauge,
+    pub messages: Counter,
+    pub rows: Counter,
+    pub dead_letters: Counter,
+    pub batches: Counter,
+    pub bytes: Counter,
+    pub commit_seconds: Histogram,
+    pub commit_conflicts: Counter,
+    pub consumer_lag: Family<PartitionLabel, Gauge>,
+    pub committed_offset: Family<PartitionLabel, Gauge>,
+    pub freshness_seconds: Gauge<f64, AtomicU64>,
+    pub table_version: Gauge,
+}
+
+impl IngestMetrics {
+    /// Create and register every ingest metric.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            ready: Gauge::default(),
+            messages: Counter::default(),
+            rows: Counter::default(),
+            dead_letters: Counter::default(),
+            batches: Counter::default(),
+            bytes: Counter::default(),
+            commit_seconds: seconds_histogram(),
+            commit_conflicts: Counter::default(),
+            consumer_lag: Family::default(),
+            committed_offset: Family::default(),
+            freshness_seconds: Gauge::default(),
+            table_version: Gauge::default(),
+        };
+        let r = registry;
+        r.register(
+            "neuralake_writer_ready",
+            "1 once the table is open and partitions assigned",
+            m.ready.clone(),
+        );
+        r.register(
+            "neuralake_writer_messages",
+            "Kafka messages consumed",
+            m.messages.clone(),
+        );
+        r.register(
+            "neuralake_writer_rows",
+            "Rows committed to the bronze table",
+            m.rows.clone(),
+        );
+        r.register(
+            "neuralake_writer_dead_letters",
+            "Malformed messages committed to the dead-letter table",
+            m.dead_letters.clone(),
+        );
+        r.register(
+            "neuralake_writer_batches",
+            "Batches committed to the bronze table",
+            m.batches.clone(),
+        );
+        r.register(
+            "neuralake_writer_bytes",
+            "Parquet bytes written to the bronze table",
+            m.bytes.clone(),
+        );
+        r.register(
+            "neuralake_writer_commit_seconds",
+            "Duration of one bronze commit (Parquet upload and log commit)",
+            m.commit_seconds.clone(),
+        );
+        r.register(
+            "neuralake_writer_commit_conflicts",
+            "Concurrent commits met while committing",
+            m.commit_conflicts.clone(),
+        );
+        r.register(
+            "neuralake_writer_consumer_lag",
+            "Messages in the partition not yet committed to the table",
+            m.consumer_lag.clone(),
+        );
+        r.register(
+            "neuralake_writer_committed_offset",
+            "Last Kafka offset committed to the table",
+            m.committed_offset.clone(),
+        );
+        r.register(
+            "neuralake_writer_freshness_seconds",
+            "At the last commit: commit end minus the oldest Kafka timestamp of the batch",
+            m.freshness_seconds.clone(),
+        );
+        r.register(
+            "neuralake_writer_table_version",
+            "Bronze table version after the last commit",
+            m.table_version.clone(),
+        );
+        m
+    }
+}
+
+/// Metrics of `compact`.
+#[derive(Clone)]
+pub struct CompactMetrics {
+    pub runs: Counter,
+    pub files_removed: Counter,
+    pub files_added: Counter,
+    pub bytes_rewritten: Counter,
+    pub conflicts: Counter,
+    pub seconds: Histogram,
+}
+
+impl CompactMetrics {
+    /// Create and register every compaction metric.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            runs: Counter::default(),
+            files_removed: Counter::default(),
+            files_added: Counter::default(),
+            bytes_rewritten: Counter::default(),
+            conflicts: Counter::default(),
+            seconds: seconds_histogram(),
+        };
+        let r = registry;
+        r.register(
+            "neuralake_compact_runs",
+            "Compaction passes",
+            m.runs.clone(),
+        );
+        r.register(
+            "neuralake_compact_files_removed",
+            "Small files removed by compaction",
+            m.files_removed.clone(),
+        );
+        r.register(
+            "neuralake_compact_files_added",
+            "Files written by compaction",
+            m.files_added.clone(),
+        );
+        r.register(
+            "neuralake_compact_bytes_rewritten",
+            "Bytes of small files rewritten",
+            m.bytes_rewritten.clone(),
+        );
+        r.register(
+            "neuralake_compact_conflicts",
+            "Commit conflicts met by compaction",
+            m.conflicts.clone(),
+        );
+        r.register(
+            "neuralake_compact_seconds",
+            "Duration of one compaction pass",
+            m.seconds.clone(),
+        );
+        m
+    }
+}
+
+/// Metrics of `vacuum`.
+#[derive(Clone)]
+pub struct VacuumMetrics {
+    pub runs: Counter,
+    pub files_deleted: Counter,
+    pub seconds: Histogram,
+}
+
+impl VacuumMetrics {
+    /// Create and register every vacuum metric.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            runs: Counter::default(),
+            files_deleted: Counter::default(),
+            seconds: seconds_histogram(),
+        };
+        registry.register("neuralake_vacuum_runs", "Vacuum passes", m.runs.clone());
+        registry.register(
+            "neuralake_vacuum_files_deleted",
+            "Unreferenced files deleted",
+            m.files_deleted.clone(),
+        );
+        registry.register(
+            "neuralake_vacuum_seconds",
+            "Duration of one vacuum pass",
+            m.seconds.clone(),
+        );
+        m
+    }
+}
+
+/// The text exposition of a registry.
+pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut body = String::new();
+    encode(&mut body, registry)?;
+    Ok(body)
+}
+
+async fn metrics_handler(State(registry): State<Arc<Registry>>) -> impl IntoResponse {
+    match render(&registry) {
+        Ok(body) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// Bind `addr` now (a busy port is a start-up error) and serve `/metrics` in the background.
+pub async fn serve(addr: SocketAddr, registry: Registry) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        StartupError::new(format!(
+            "cannot serve metrics on {addr}: {e}: stop the process using it or pass --metrics-addr"
+        ))
+    })?;
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .with_state(Arc::new(registry));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics server stopped");
+        }
+    });
+    tracing::info!(%addr, "serving /metrics");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposes_the_contract_names() {
+        let mut registry = Registry::default();
+        let m = IngestMetrics::register(&mut registry);
+        m.messages.inc_by(3);
+        m.consumer_lag.get_or_create(&PartitionLabel::new(2)).set(7);
+        m.commit_seconds.observe(0.1);
+        let text = render(&registry).unwrap();
+        assert!(text.contains("neuralake_writer_messages_total 3"), "{text}");
+        assert!(
+            text.contains("neuralake_writer_consumer_lag{partition=\"2\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("neuralake_writer_commit_seconds_count 1"),
+            "{text}"
+        );
+        assert!(text.contains("neuralake_writer_ready 0"), "{text}");
+    }
+}

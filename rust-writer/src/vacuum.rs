@@ -1,0 +1,124 @@
+//! `vacuum`: delete data files the table no longer references, once they are older than the
+//! retention.
+//!
+//! Compaction removes small files from the table, but only logically: the `remove` action keeps
+//! them readable for time travel and for readers that opened an older version. Vacuum deletes
+//! them for real once they are older than `--retention-hours`. It runs in FULL mode: besides
+//! the files named by `remove` actions it lists the table's folder and deletes any Parquet file
+//! no live version references, which covers the orphans of a writer killed between writing its
+//! files and committing them.
+//!
+//! The retention is a promise to readers: a query that started on version N less than the
+//! retention ago can still read all of N's files; time travel to a version whose files were
+//! vacuumed fails. It is also a promise to writers: a file written but not yet committed must
+//! survive until its commit. The writer commits within seconds of writing and rewrites its
+//! files on every retry, so the lab can use retentions of minutes (0.01 h = 36 s). Below
+//! delta-rs's default safety limit (168 h) the check is disabled explicitly.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use deltalake::DeltaTable;
+use deltalake::operations::vacuum::VacuumMode;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::commit;
+use crate::config::{VacuumArgs, table_name};
+use crate::errors::startup;
+use crate::metrics::VacuumMetrics;
+use crate::schema;
+use crate::startup::{open_table, shutdown_signal};
+
+/// Default metrics port of `vacuum`.
+pub const METRICS_PORT: u16 = 9466;
+
+/// The one JSON line printed by `--once`.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct PassReport {
+    pub files_deleted: u64,
+    pub version: i64,
+}
+
+/// The retention as a chrono duration, or `None` for a negative or non-finite value.
+pub fn retention(hours: f64) -> Option<chrono::Duration> {
+    (hours.is_finite() && hours >= 0.0)
+        .then(|| chrono::Duration::milliseconds((hours * 3_600_000.0).round() as i64))
+}
+
+/// Run `vacuum`: a pass every `--interval-s`, or one pass with `--once`.
+pub async fn run(args: VacuumArgs) -> Result<()> {
+    let Some(retention) = retention(args.retention_hours) else {
+        return startup(format!(
+            "--retention-hours must be a number >= 0, got {}",
+            args.retention_hours
+        ));
+    };
+    let uri = args.common.table_uri()?;
+    let mut table = open_table(&uri, &args.common.s3, &schema::bronze(), table_name(&uri)).await?;
+    let mut registry = Registry::default();
+    let metrics = VacuumMetrics::register(&mut registry);
+    if args.once {
+        let report = pass(&mut table, retention, &metrics).await?;
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    crate::metrics::serve(args.common.metrics_addr_or(METRICS_PORT), registry).await?;
+    info!(table = %uri, retention_hours = args.retention_hours, interval_s = args.interval_s, "vacuum ready");
+    let mut shutdown = shutdown_signal();
+    loop {
+        match pass(&mut table, retention, &metrics).await {
+            Ok(report) => info!(?report, "vacuum pass done"),
+            Err(e) => warn!(
+                error = format!("{e:#}"),
+                "vacuum pass failed; next pass retries"
+            ),
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_secs(args.interval_s)) => {}
+        }
+    }
+}
+
+/// One vacuum pass on the latest version.
+pub async fn pass(
+    table: &mut DeltaTable,
+    retention: chrono::Duration,
+    metrics: &VacuumMetrics,
+) -> Result<PassReport> {
+    let started = Instant::now();
+    table.update_state().await.context("reloading the table")?;
+    let (vacuumed, result) = table
+        .clone()
+        .vacuum()
+        .with_retention_period(retention)
+        .with_enforce_retention_duration(false)
+        .with_mode(VacuumMode::Full)
+        .with_dry_run(false)
+        .await
+        .context("vacuuming")?;
+    *table = vacuumed;
+    let deleted = result.files_deleted.len() as u64;
+    metrics.runs.inc();
+    metrics.files_deleted.inc_by(deleted);
+    metrics.seconds.observe(started.elapsed().as_secs_f64());
+    Ok(PassReport {
+        files_deleted: deleted,
+        version: commit::version_of(table),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_accepts_fractions_of_hours() {
+        assert_eq!(retention(0.01), Some(chrono::Duration::seconds(36)));
+        assert_eq!(retention(168.0), Some(chrono::Duration::hours(168)));
+        assert_eq!(retention(-1.0), None);
+        assert_eq!(retention(f64::NAN), None);
+    }
+}
