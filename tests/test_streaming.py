@@ -387,7 +387,7 @@ def test_freshness_is_measured_on_newly_visible_rows(stack_settings, topic, tabl
         writer.close()
     result = freshness.summary(seen)
     assert result["rows"] == 2000  # every row, seen once, in the version that added it
-    assert seen["version"].n_unique() >= 3  # 2 s of a 200 ms flush: several commits
+    assert seen["version"].n_unique() >= 2  # 2 s of a 200 ms flush: more than one commit
     assert 0 < result["p50_s"] <= result["p99_s"] < 15  # the target is the benchmark's job
 
 

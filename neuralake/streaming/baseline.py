@@ -58,6 +58,15 @@ DEFAULT_TABLE = "neural_signals_bronze_baseline"
 DEFAULT_APP = "neuralake-baseline"
 RETRY_DELAYS_S = (0.5, 1, 2, 4, 8, 15)  # backoff for S3 failures, then 15 s until it works
 
+# What a batch collects per row: the bronze columns but `date`, timestamps as epoch µs.
+_COLUMNS = pl.Schema(
+    {
+        **{name: dtype for name, dtype in BRONZE.items() if name != "date"},
+        "timestamp": pl.Int64,
+        "kafka_timestamp": pl.Int64,
+    }
+)
+
 
 @dataclass(frozen=True)
 class FlushRule:
@@ -87,7 +96,7 @@ class Summary:
 class Batch:
     """Messages consumed since the last commit, as columns ready for a DataFrame."""
 
-    columns: dict[str, list] = field(default_factory=lambda: {name: [] for name in BRONZE})
+    columns: dict[str, list] = field(default_factory=lambda: {name: [] for name in _COLUMNS})
     dead: list[dict] = field(default_factory=list)
     first: dict[int, int] = field(default_factory=dict)  # partition -> first offset
     last: dict[int, int] = field(default_factory=dict)  # partition -> last offset
@@ -137,17 +146,12 @@ class Batch:
         return self.full(rule) or (time.monotonic() - self.started) * 1000 >= rule.ms
 
     def frame(self) -> pl.DataFrame:
-        data = {name: values for name, values in self.columns.items() if name != "date"}
-        frame = pl.DataFrame(
-            data,
-            schema={
-                **{name: dtype for name, dtype in BRONZE.items() if name != "date"},
-                "timestamp": pl.Int64,
-                "kafka_timestamp": pl.Int64,
-            },
-        )
-        frame = frame.with_columns(pl.col("timestamp", "kafka_timestamp").cast(BRONZE["timestamp"]))
-        return frame.with_columns(date=pl.col("timestamp").dt.date()).select(BRONZE.names())
+        """The rows as the bronze table's columns: timestamps from µs, ``date`` derived."""
+        frame = pl.DataFrame(self.columns, schema=_COLUMNS)
+        return frame.with_columns(
+            pl.col("timestamp", "kafka_timestamp").cast(BRONZE["timestamp"]),
+            date=pl.col("timestamp").cast(BRONZE["timestamp"]).dt.date(),
+        ).select(BRONZE.names())
 
 
 class Baseline:
