@@ -51,7 +51,7 @@
 # %% tags=["parameters"]
 PREFIX = "lab03_"  # topic and table names start with this
 RATE = 3_000  # exercise 2: messages per second from the steady producer
-SECONDS = 12  # exercise 2: how long the producer runs
+SECONDS = 15  # exercise 2: how long the producer runs
 
 # %%
 import time
@@ -134,7 +134,7 @@ print(
 # %% tags=["solution"]
 # Run the writer for lab.ex2.table on lab.ex2.topic with a flush of your choice while
 # produce(...) sends RATE messages a second for SECONDS seconds; then stop it.
-FLUSH_MS = 2_000  # 60 s / 2.2 s (flush + commit) = ~27 files a minute; p90 about 2.3 s
+FLUSH_MS = 2_500  # <= 60 s / (2.5 s + a commit) = 24 files/min; freshness ~2.5 s + a commit
 control.up(s, topic=lab.ex2.topic, table=lab.ex2.table, flush_ms=FLUSH_MS)
 produce(s, topic=lab.ex2.topic, count=RATE * SECONDS, rate=RATE)
 while topics.group_lag(s, f"neuralake-writer.{lab.ex2.table}", lab.ex2.topic)["lag"].sum():

@@ -51,8 +51,8 @@ APP = "neuralake-writer"  # the writer's default --app-id
 EX1_MESSAGES = (12_000, 9_000)
 
 # Exercise 2: the bounds a good flush setting meets at the lab's steady rate.
-FILES_PER_MINUTE_MAX = 40
-FRESHNESS_P90_MAX_S = 3.0
+FILES_PER_MINUTE_MAX = 30
+FRESHNESS_P90_MAX_S = 4.0
 MIN_COMMITS = 4  # a run with fewer commits than this is not a measurement
 
 # Exercise 3: today's partition arrives as many small files; yesterday's is compacted.
