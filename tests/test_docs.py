@@ -1,0 +1,267 @@
+"""The documentation site: it builds from the executed notebooks, every lesson page shows
+its plots, no internal link is broken, nothing loads from off the site, and the API
+reference covers the library's public modules.
+
+The site is built from ``build/notebooks/``, which the notebook tests fill. A lesson
+whose executed copy is missing, failed, or older than its source is run here first
+(against the stack), so this file also works on its own.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import nbformat
+import pytest
+
+from neuralake import docsite, notebooks
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def images(notebook: Path) -> int:
+    """How many PNG or SVG outputs an executed notebook holds."""
+    nb = nbformat.read(notebook, as_version=4)
+    return sum(
+        1
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if {"image/png", "image/svg+xml"} & set(out.get("data", {}))
+    )
+
+
+def usable(executed: Path, source: Path) -> bool:
+    """An executed copy that ran without error after its source last changed."""
+    if not executed.exists() or executed.stat().st_mtime < source.stat().st_mtime:
+        return False
+    nb = nbformat.read(executed, as_version=4)
+    return not any(
+        out.output_type == "error"
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+    )
+
+
+class Links(HTMLParser):
+    """Every ``href``/``src`` of a page, with the tag it sits on, and every ``id``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str, str]] = []  # (tag, attribute, url)
+        self.rel: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("href", "src") and value is not None:
+                self.links.append((tag, name, value))
+            if name == "id" and value:
+                self.ids.add(value)
+
+
+@functools.cache
+def parse(page: Path) -> Links:
+    parser = Links()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+@pytest.fixture(scope="module")
+def site(request: pytest.FixtureRequest) -> docsite.SiteReport:
+    """The site, built into build/site/ from the executed lessons (run here if stale)."""
+    stale = [
+        lesson
+        for lesson in notebooks.lessons()
+        if not usable(notebooks.BUILD_DIR / lesson.name, lesson.with_suffix(".py"))
+    ]
+    if stale:
+        request.getfixturevalue("stack_settings")  # the lessons need the running stack
+        for lesson in stale:
+            notebooks.run(lesson)
+    report = docsite.build()
+    print(f"site built in {report.seconds:.1f} s")
+    return report
+
+
+def pages() -> list[Path]:
+    return sorted(docsite.SITE.rglob("*.html"))
+
+
+@pytest.mark.stack
+def test_site_builds_with_every_lesson_and_lab(site: docsite.SiteReport):
+    assert site.index.exists()
+    assert site.lessons == [p.stem for p in notebooks.lessons()]
+    for lesson in site.lessons:
+        assert (docsite.SITE / "lessons" / f"{lesson}.html").exists(), lesson
+    from neuralake.labs.build import find_labs
+
+    assert len(site.labs) == len(find_labs())
+    for lab in find_labs():
+        text = _text(docsite.SITE / "labs" / f"{lab.stem}.html")
+        cells = nbformat.read(lab, as_version=4).cells
+        solutions = [c.source for c in cells if "solution" in c.metadata.get("tags", [])]
+        assert text.count("# YOUR CODE HERE") >= len(solutions), f"{lab.stem}: no stubs"
+        for solution in solutions:  # the code under the instructions must not be there
+            code = [line for line in solution.splitlines() if line and not line.startswith("#")]
+            assert " ".join(" ".join(code).split()) not in text, f"{lab.stem}: a solution shows"
+
+
+@pytest.mark.stack
+def test_every_lesson_page_has_its_plots(site: docsite.SiteReport):
+    for lesson in site.lessons:
+        expected = images(notebooks.BUILD_DIR / f"{lesson}.ipynb")
+        if "matplotlib" in (ROOT / "notebooks" / f"{lesson}.py").read_text():
+            assert expected, f"{lesson} plots, but its executed copy holds no image"
+        page = docsite.SITE / "lessons" / f"{lesson}.html"
+        shown = [
+            url
+            for tag, _, url in parse(page).links
+            if tag == "img" and url.startswith(("data:image/png;base64,", "data:image/svg"))
+        ]
+        assert len(shown) >= expected, f"{lesson}: {len(shown)} images shown of {expected}"
+        pngs = [u for u in shown if u.startswith("data:image/png")]
+        assert all(base64.b64decode(u.split(",", 1)[1])[:8] == PNG for u in pngs), lesson
+
+
+@pytest.mark.stack
+def test_no_internal_link_is_broken(site: docsite.SiteReport):
+    broken = []
+    for page in pages():
+        for _, _, url in parse(page).links:
+            parts = urlsplit(url)
+            if parts.scheme or parts.netloc or url.startswith(("#", "data:")):
+                continue
+            base = docsite.SITE if parts.path.startswith("/") else page.parent  # 404.html
+            path = unquote(parts.path).lstrip("/")
+            target = (base / path).resolve() if parts.path else page
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                broken.append(f"{page.relative_to(docsite.SITE)} -> {url}")
+            elif (
+                parts.fragment
+                and target.suffix == ".html"
+                and unquote(parts.fragment) not in parse(target).ids
+            ):
+                broken.append(f"{page.relative_to(docsite.SITE)} -> {url} (no such anchor)")
+    assert not broken, f"{len(broken)} broken links, e.g. {broken[:5]}"
+
+
+@pytest.mark.stack
+def test_nothing_loads_from_off_the_site(site: docsite.SiteReport):
+    """Scripts, styles, images and frames come from the site itself: it works offline."""
+    loaded = {"script", "link", "img", "iframe", "source", "audio", "video"}
+    off_site = []
+    for page in pages():
+        for tag, attribute, url in parse(page).links:
+            is_asset = tag in loaded and not (tag == "link" and attribute != "href")
+            if is_asset and tag == "link" and "stylesheet" not in _rel(page, url):
+                continue
+            if is_asset and urlsplit(url).scheme in ("http", "https"):
+                off_site.append(f"{page.relative_to(docsite.SITE)}: <{tag}> {url}")
+        text = page.read_text(encoding="utf-8")
+        for marker in ("fonts.googleapis.com", "cdnjs.cloudflare.com", "cdn.jsdelivr.net"):
+            if marker in text:
+                off_site.append(f"{page.relative_to(docsite.SITE)}: {marker}")
+    for css in docsite.SITE.rglob("*.css"):
+        if "url(http" in css.read_text(encoding="utf-8").replace(" ", ""):
+            off_site.append(f"{css.relative_to(docsite.SITE)}: url(http...)")
+    assert not off_site, off_site[:5]
+
+
+def _rel(page: Path, url: str) -> str:
+    """The ``rel`` of the ``<link>`` in ``page`` that points at ``url``."""
+    text = page.read_text(encoding="utf-8")
+    at = text.find(f'href="{url}"')
+    start = text.rfind("<link", 0, at)
+    return text[start:at] + text[at : text.find(">", at)]
+
+
+@pytest.mark.stack
+def test_api_reference_has_the_public_modules(site: docsite.SiteReport):
+    modules = docsite.public_modules()
+    for required in ("neuralake.settings", "neuralake.delta", "neuralake.catalog"):
+        assert required in modules
+    assert set(site.api_modules) == set(modules)
+    for module in modules:
+        page = docsite.SITE / "reference" / f"{module}.html"
+        doc = _module_docstring(module)
+        if doc:
+            first = doc.strip().splitlines()[0].split("``")[0].split("`")[0][:30]
+            assert first in _text(page), f"{module}: its docstring is not on its page"
+
+
+def _module_docstring(module: str) -> str | None:
+    path = ROOT / Path(*module.split("."))
+    source = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    return ast.get_docstring(ast.parse(source.read_text(encoding="utf-8")))
+
+
+def _text(page: Path) -> str:
+    """A page's visible text, whitespace collapsed."""
+
+    class Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.parts: list[str] = []
+
+        def handle_data(self, data: str) -> None:
+            self.parts.append(data)
+
+    parser = Text()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return " ".join(" ".join(parser.parts).split())
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def served(site: docsite.SiteReport) -> Iterator[str]:
+    handler = functools.partial(_Quiet, directory=str(docsite.SITE))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.stack
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+def test_lesson_page_in_chromium_shows_its_plot_and_asks_nothing_off_site(
+    served: str, site: docsite.SiteReport, tmp_path: Path
+):
+    from playwright.sync_api import sync_playwright
+
+    lesson = next(name for name in site.lessons if images(notebooks.BUILD_DIR / f"{name}.ipynb"))
+    requested: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("request", lambda r: requested.append(r.url))
+        page.goto(f"{served}/lessons/{lesson}.html", wait_until="networkidle")
+        plot = page.locator(".jupyter-wrapper img[src^='data:image/png']").first
+        plot.scroll_into_view_if_needed()
+        width = plot.evaluate("img => img.naturalWidth")
+        plot.screenshot(path=str(tmp_path / "plot.png"))
+        page.goto(f"{served}/index.html", wait_until="networkidle")
+        page.fill("input.md-search__input", "delta")
+        results = page.locator(".md-search-result__item")
+        results.first.wait_for(timeout=10_000)
+        browser.close()
+    assert width > 100, f"the first plot of {lesson} did not render"
+    off_site = [u for u in requested if not u.startswith((served, "data:"))]
+    assert not off_site, off_site[:5]
