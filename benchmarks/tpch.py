@@ -1,0 +1,29 @@
+"""Regenerate the committed TPC-H report: SF1, four engines, three runs each.
+
+Run: ``.venv/bin/python benchmarks/tpch.py`` with the stack up (``make up``). It writes
+``docs/benchmarks/tpch-sf1/{results.json,table.md,*.png}``; the first run generates the
+data (about 2 minutes), later runs reuse it. Any ``neuralake bench`` option can follow,
+e.g. ``benchmarks/tpch.py --scale 10 --out build/tpch-sf10``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from neuralake.bench.cli import app
+from neuralake.errors import NeuralakeError
+
+DEFAULTS = [
+    "--suite", "tpch",
+    "--scale", "1",
+    "--engines", "polars,datafusion,duckdb,spark",
+    "--runs", "3",
+    "--out", "docs/benchmarks/tpch-sf1",
+]  # fmt: skip
+
+if __name__ == "__main__":
+    try:
+        app(DEFAULTS + sys.argv[1:], standalone_mode=False)
+    except NeuralakeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
