@@ -96,7 +96,7 @@ print(f"five exercises set up in {time.perf_counter() - start:.1f} s")
 bronze = DeltaTable(lab.ex1.uri, storage_options=s.storage_options)
 resume_at = {
     p: bronze.transaction_version(app_id("neuralake-writer", lab.ex1.topic, p)) + 1
-    for p in topics.partitions(s, lab.ex1.topic)
+    for p in topics.describe(s, lab.ex1.topic)["partition"]
 }
 group = topics.group_lag(s, lab.ex1.group, lab.ex1.topic)
 committed = dict(zip(group["partition"], group["committed"], strict=True))

@@ -345,7 +345,7 @@ def check_offsets(lab: Lab03, resume_at: dict | None, replayed: int | None) -> N
         f"resume_at has partitions {sorted(given)}; the topic has {parts}",
         Hint(
             concept="Every partition of a topic has its own offsets.",
-            api="neuralake.streaming.topics.partitions(s, lab.ex1.topic)",
+            api="topics.describe(s, lab.ex1.topic) lists them (lesson 03, section 7).",
             call="build the dict with one entry for each partition in range(3)",
         ),
         key=key("ex1"),
