@@ -443,8 +443,9 @@ plt.show()
 # each compaction commit (green) folds the small files it planned with into one (files
 # the writer added meanwhile wait for the next pass); each vacuum pass (purple) deletes
 # from storage the files whose removal is older than the retention, so the grey line
-# comes back down to the red one about one retention later. The read time follows the
-# file count, with this shared machine's noise on top.
+# comes back down to the red one about one retention later. The read times below are
+# single reads: on a quiet machine they follow the file count, on a shared one their
+# noise can hide it. The file counts are exact: they come from the log.
 #
 # ### The writer's metrics, before and after
 #
