@@ -193,6 +193,11 @@ def test_compact_and_vacuum_beside_ingest_keep_every_version_readable(
         time.sleep(1.0)
     sent = result_of(thread, out)
     wait_caught_up(s, topic, table)
+    ingest = metrics.values(_metrics_url(s, table, "ingest"))
+    assert ingest["neuralake_writer_rows_total"] == sent.good
+    compact = metrics.values(_metrics_url(s, table, "compact"))
+    assert compact["neuralake_compact_files_removed_total"] > 0
+    control.down(s, table, echo=quiet)  # vacuum must not delete files while we check them
     table_now.update_incremental()
     walk_to(table_now.version())
 
@@ -215,10 +220,6 @@ def test_compact_and_vacuum_beside_ingest_keep_every_version_readable(
     ever_added = len(set().union(*files_at.values()))
     assert len(final.file_uris()) < ever_added / 4, "compaction did not shrink the file count"
     assert len(stored) < ever_added, "vacuum deleted nothing"
-    ingest = metrics.values(_metrics_url(s, table, "ingest"))
-    assert ingest["neuralake_writer_rows_total"] == sent.good
-    compact = metrics.values(_metrics_url(s, table, "compact"))
-    assert compact["neuralake_compact_files_removed_total"] > 0
 
 
 def _wait_for_table(uri: str, s, timeout: float = 30) -> DeltaTable:
@@ -256,7 +257,7 @@ def test_writer_rides_out_s3_and_kafka_restarts(isolated_env, writer_binary):
             time.sleep(3)  # the writer runs on without it for a while
             assert all(r.alive for r in control.status(s, table)), "a writer process died"
             stack_control.up(s, only=["minio", "kafka"], echo=quiet)
-        sent = result_of(thread, out, timeout=180)
+        sent = result_of(thread, out, timeout=240)
         wait_caught_up(s, topic, table, timeout=120)
         assert_exactly_once(s, table, sent.good, sent.malformed)
         assert all(r.alive for r in control.status(s, table))

@@ -42,7 +42,11 @@ PRODUCER_CONFIG = {
     "batch.size": 1_000_000,
     "compression.type": "lz4",
     "queue.buffering.max.messages": 500_000,
+    # A broker that restarts may be away for a while: keep retrying for 2 minutes, then
+    # report each undelivered message through its delivery report (never drop it quietly).
+    "message.timeout.ms": 120_000,
 }
+FLUSH_TIMEOUT_S = 130  # a little longer than message.timeout.ms: every report arrives
 
 
 @dataclass(frozen=True)
@@ -103,10 +107,10 @@ def produce(
                 break
         if failures:
             break
-    remaining = producer.flush(30)
+    remaining = producer.flush(FLUSH_TIMEOUT_S)
     seconds = time.perf_counter() - started
     if failures or remaining:
-        first = failures[0].str() if failures else f"{remaining} messages still queued after 30 s"
+        first = failures[0].str() if failures else f"{remaining} messages still queued"
         raise StackError(f"producing to {topic!r} on {s.kafka_bootstrap} failed: {first}")
     return Produced(sent, sent - malformed, malformed, round(seconds, 3), round(sent / seconds))
 
