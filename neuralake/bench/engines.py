@@ -162,7 +162,7 @@ class DuckDBEngine:
             self.con.register(name, delta_dataset(uri, self.settings))
 
     def run(self, query: Query) -> pl.DataFrame:
-        return pl.from_arrow(self.con.sql(query.sql).fetch_arrow_table())
+        return pl.from_arrow(self.con.sql(query.sql).to_arrow_table())
 
     def close(self) -> None:
         self.con.close()
