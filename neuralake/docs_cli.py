@@ -28,9 +28,14 @@ def build(
     labs: Annotated[Path, typer.Option(help="Student versions of the labs.")] = docsite.BUILD
     / "labs",
     out: Annotated[Path, typer.Option(help="Where to write the site.")] = docsite.SITE,
+    allow_failed: Annotated[
+        bool, typer.Option(help="Publish lessons whose executed copy failed (shows the error).")
+    ] = False,
 ) -> None:
     """Stage the executed lessons, student labs, catalog site and API pages; run mkdocs."""
-    report = docsite.build(notebooks_dir=notebooks, labs_dir=labs, site_dir=out)
+    report = docsite.build(
+        notebooks_dir=notebooks, labs_dir=labs, site_dir=out, allow_failed=allow_failed
+    )
     typer.echo(
         f"wrote {report.index}: {len(report.lessons)} lessons, {len(report.labs)} labs, "
         f"{len(report.api_modules)} API pages in {report.seconds:.1f} s"

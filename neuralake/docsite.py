@@ -102,8 +102,13 @@ def build(
     labs_dir: Path = BUILD / "labs",
     site_dir: Path = SITE,
     catalog_site: Path = BUILD / "catalog_site",
+    allow_failed: bool = False,
 ) -> SiteReport:
-    """Collect everything into the staging folder and run ``mkdocs build --strict``."""
+    """Collect everything into the staging folder and run ``mkdocs build --strict``.
+
+    A lesson whose executed copy failed or did not finish stops the build (its page
+    would show a traceback), unless ``allow_failed``.
+    """
     from mkdocs.commands.build import build as mkdocs_build
     from mkdocs.config import load_config
     from mkdocs.exceptions import Abort
@@ -114,6 +119,13 @@ def build(
         raise NeuralakeError(
             f"no executed lessons in {notebooks_dir}: run `make run` (or "
             "`neuralake notebooks run`) first"
+        )
+    broken = [row for row in run_times(lessons) if row["status"] != "ok"]
+    if broken and not allow_failed:
+        first = broken[0]
+        raise NeuralakeError(
+            f"the executed copy of {first['notebook']} is {first['status']}: run it again "
+            f"with `neuralake notebooks run {first['notebook'][:2]}`"
         )
     if STAGING.exists():
         shutil.rmtree(STAGING)
@@ -299,10 +311,20 @@ def run_times(executed: list[Path]) -> list[dict[str, Any]]:
                 "cells_s": round(sum(seconds), 1),
                 "slowest_cell_s": round(max(seconds, default=0.0), 1),
                 "code_cells": len(seconds),
-                "ran_at": str(meta.get("end_time", ""))[:19].replace("T", " "),
+                "status": _status(meta),
+                "ran_at": str(meta.get("end_time") or meta.get("start_time") or "")[:19].replace(
+                    "T", " "
+                ),
             }
         )
     return rows
+
+
+def _status(papermill_meta: dict) -> str:
+    """``ok``, ``failed`` (a cell raised) or ``unfinished`` (still running, or killed)."""
+    if papermill_meta.get("exception"):
+        return "failed"
+    return "ok" if papermill_meta.get("end_time") else "unfinished"
 
 
 def run_times_page(executed: list[Path]) -> str:
@@ -316,13 +338,13 @@ def run_times_page(executed: list[Path]) -> str:
         "and trying the exercises needs the time each lesson's header states; these",
         "numbers say how long the machine part takes.",
         "",
-        "| lesson | run (s) | cells (s) | slowest cell (s) | code cells | ran at (UTC) |",
-        "|---|---:|---:|---:|---:|---|",
+        "| lesson | run (s) | cells (s) | slowest cell (s) | code cells | status | ran at (UTC) |",
+        "|---|---:|---:|---:|---:|---|---|",
     ]
     for row in run_times(executed):
         lines.append(
             f"| {row['notebook']} | {row['run_s']} | {row['cells_s']} | "
-            f"{row['slowest_cell_s']} | {row['code_cells']} | {row['ran_at']} |"
+            f"{row['slowest_cell_s']} | {row['code_cells']} | {row['status']} | {row['ran_at']} |"
         )
     return "\n".join(lines) + "\n"
 
