@@ -13,7 +13,8 @@ with the stack up and the Rust writer built. It
    mode on the copy) and the FastAPI + Polars baseline (:mod:`neuralake.api.baseline`,
    the live table in memory, re-read when the log has a new version at most every
    ``--baseline-refresh-s``);
-4. sends ``--queries`` point, filter and aggregate queries
+4. sends ``--queries`` point, filter and aggregate queries (``--provider-queries`` to
+   the provider, whose queries take seconds each at 10M rows on a busy 2-core machine)
    (:data:`neuralake.api.latency.QUERIES`, random keys) to each, one at a time, over a
    kept-alive connection, Arrow IPC answers.
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -71,6 +73,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument(
+        "--provider-queries",
+        type=int,
+        default=50,
+        help="queries per kind for provider mode (seconds each at 10M rows on 2 busy cores)",
+    )
     parser.add_argument("--rate", type=float, default=1_000, help="writer messages per second")
     parser.add_argument("--baseline-refresh-s", type=float, default=30.0)
     parser.add_argument("--keep", action="store_true", help="keep the tables afterwards")
@@ -116,13 +124,13 @@ def main() -> None:
                 return pl.read_ipc_stream(answer.content)
 
             servers = {
-                "roapi_provider": (client.sql, "live"),
-                "roapi_memory": (client.sql, "memory"),
-                "fastapi_polars": (fastapi, "live"),
+                "roapi_provider": (client.sql, "live", args.provider_queries),
+                "roapi_memory": (client.sql, "memory", args.queries),
+                "fastapi_polars": (fastapi, "live", args.queries),
             }
-            for name, (send, served) in servers.items():
+            for name, (send, served, count) in servers.items():
                 for kind in latency.QUERIES:
-                    sql = latency.queries(kind, served, args.rows, args.queries, seed=1)
+                    sql = latency.queries(kind, served, args.rows, count, seed=1)
                     results.setdefault(name, {})[kind] = latency.percentiles(
                         latency.measure(send, sql)
                     )
@@ -132,6 +140,8 @@ def main() -> None:
         if producer.is_alive():
             producer.join(timeout=30)
         control.down(s, table, echo=lambda _: None)
+        topics.delete_topic(s, topic)
+        shutil.rmtree(s.state_dir / "writer" / table, ignore_errors=True)
     commits = DeltaTable(live_uri, storage_options=opts).version() - version_before
     if not args.keep:
         for uri in (live_uri, copy_uri):
@@ -146,7 +156,7 @@ def main() -> None:
                 "rows": args.rows,
                 "rows_served_at_end": int(rows_live),
                 "writer_commits_during_run": commits,
-                "queries_per_kind": args.queries,
+                "queries_per_kind": {name: count for name, (_, _, count) in servers.items()},
                 "fill_s": round(fill_s, 1),
                 "latency": results,
                 "p99_under_50ms_point_and_filter": targets,

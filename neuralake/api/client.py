@@ -32,8 +32,8 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 #: ROAPI 0.12.7's scan panics when a query reads no data column of a partitioned Delta
 #: table (``count(*)`` filtered on the partition column only); the hint names the fix.
 _PANIC_HINTS = {
-    "StructArray": "ROAPI 0.12.7 cannot count rows without reading a column of a "
-    "partitioned Delta table: count a data column instead, e.g. count(voltage_uv)",
+    "StructArray": "count(*) of a partitioned Delta table panics in ROAPI 0.12.7: "
+    "count a data column instead, e.g. count(voltage_uv)",
 }
 
 

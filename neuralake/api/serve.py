@@ -43,3 +43,18 @@ def serve(
 def write_config(export: dict, settings: Settings, reload_interval_s: int) -> Path:
     """The export as ROAPI config at the path the stack starts ROAPI from."""
     return write_roapi(export, roapi_config_path(settings), reload_interval_s=reload_interval_s)
+
+
+def unserve(settings: Settings) -> bool:
+    """Stop the stack's ROAPI and remove its config (True if there was one).
+
+    A config that names dropped tables would stop ROAPI from starting at the next
+    ``make up``; tests that serve throw-away tables call this when they are done.
+    """
+    from neuralake.stack import control, processes
+
+    path = roapi_config_path(settings)
+    processes.stop(control._pid_file(settings, "roapi"))
+    existed = path.exists()
+    path.unlink(missing_ok=True)
+    return existed
