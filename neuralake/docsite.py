@@ -106,8 +106,8 @@ def build(
 ) -> SiteReport:
     """Collect everything into the staging folder and run ``mkdocs build --strict``.
 
-    A lesson whose executed copy failed or did not finish stops the build (its page
-    would show a traceback), unless ``allow_failed``.
+    A lesson without an executed copy, or whose copy failed or did not finish, stops the
+    build (its page would be missing, or show a traceback), unless ``allow_failed``.
     """
     from mkdocs.commands.build import build as mkdocs_build
     from mkdocs.config import load_config
@@ -120,12 +120,13 @@ def build(
             f"no executed lessons in {notebooks_dir}: run `make run` (or "
             "`neuralake notebooks run`) first"
         )
-    broken = [row for row in run_times(lessons) if row["status"] != "ok"]
+    executed = {p.name for p in lessons}
+    missing = [p.stem for p in notebooks.lessons() if p.name not in executed]
+    broken = missing + [row["notebook"] for row in run_times(lessons) if row["status"] != "ok"]
     if broken and not allow_failed:
-        first = broken[0]
         raise NeuralakeError(
-            f"the executed copy of {first['notebook']} is {first['status']}: run it again "
-            f"with `neuralake notebooks run {first['notebook'][:2]}`"
+            f"lesson {broken[0]} has no successful executed copy in {notebooks_dir}: run it "
+            f"with `neuralake notebooks run {broken[0][:2]}`"
         )
     if STAGING.exists():
         shutil.rmtree(STAGING)
@@ -135,9 +136,10 @@ def build(
     lab_nav = _copy_notebooks(_student_labs(labs_dir), STAGING / "labs")
     catalog = _catalog_site(catalog_site, STAGING / "catalog")
     (STAGING / "run-times.md").write_text(run_times_page(lessons), encoding="utf-8")
-    api_nav = _api_reference(STAGING / "reference")
+    api_modules = public_modules()
+    api_nav = _api_reference(STAGING / "reference", api_modules)
 
-    nav: list[Any] = _pages(GUIDES)
+    nav: list[Any] = _pages(GUIDES) + _other_guides()
     nav.append({"Lessons": lesson_nav})
     nav.append({"Labs (student versions)": lab_nav})
     if catalog:
@@ -162,7 +164,7 @@ def build(
         index=site_dir / "index.html",
         lessons=[p.stem for p in lessons],
         labs=[next(iter(entry.values())) for entry in lab_nav],
-        api_modules=[next(iter(entry.values())) for entry in api_nav],
+        api_modules=api_modules,
         seconds=time.perf_counter() - started,
     )
 
@@ -187,6 +189,16 @@ def _warnings() -> Iterator[list[str]]:
 
 def _pages(titles: dict[str, str]) -> list[dict[str, str]]:
     return [{title: page} for title, page in titles.items() if (STAGING / page).exists()]
+
+
+def _other_guides() -> list[dict[str, str]]:
+    """Guides in ``docs/`` that ``GUIDES`` and ``TEACHING`` do not name, by their title."""
+    named = {*GUIDES.values(), *TEACHING.values(), "catalog-site.md"}
+    return [
+        {_markdown_title(page): page.name}
+        for page in sorted(STAGING.glob("*.md"))
+        if page.name not in named
+    ]
 
 
 def _copy_guides(docs: Path, staging: Path) -> None:
@@ -248,8 +260,10 @@ def _catalog_site(built: Path, target: Path) -> bool:
 
 
 def _benchmarks_nav(folder: Path) -> list[dict[str, str]]:
-    """The benchmark report's pages (another part of the lab writes ``docs/benchmarks/``)."""
-    pages = sorted(folder.glob("*.md"), key=lambda p: (p.name != "index.md", p.name))
+    """The benchmark report's pages (``docs/benchmarks/``, written by ``benchmarks/``):
+    the folder's index first, then every report under it."""
+    first = ("index.md", "README.md")
+    pages = sorted(folder.rglob("*.md"), key=lambda p: (p.parent != folder, p.name not in first, p))
     return [{_markdown_title(p): str(p.relative_to(STAGING))} for p in pages]
 
 
@@ -277,15 +291,19 @@ def public_modules(package: Path = ROOT / "neuralake") -> list[str]:
     return sorted(names)
 
 
-def _api_reference(folder: Path) -> list[dict[str, str]]:
-    """One page per public module: ``::: module`` for mkdocstrings to fill in."""
+def _api_reference(folder: Path, modules: list[str]) -> list[Any]:
+    """One page per module (``::: module``, filled in by mkdocstrings); the navigation
+    groups each package's modules under the package."""
     folder.mkdir(parents=True, exist_ok=True)
-    nav = []
-    for module in public_modules():
+    groups: dict[str, list[dict[str, str]]] = {}
+    for module in modules:
         page = folder / f"{module}.md"
         page.write_text(f"# `{module}`\n\n::: {module}\n", encoding="utf-8")
-        nav.append({module: str(page.relative_to(STAGING))})
-    return nav
+        parts = module.split(".")
+        is_package = any(m.startswith(f"{module}.") for m in modules)
+        group = ".".join(parts[:2]) if len(parts) > 2 or is_package else parts[0]
+        groups.setdefault(group, []).append({module: str(page.relative_to(STAGING))})
+    return [{name: entries} for name, entries in groups.items()]
 
 
 def cell_seconds(notebook: Path) -> list[float]:

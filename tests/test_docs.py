@@ -265,3 +265,50 @@ def test_lesson_page_in_chromium_shows_its_plot_and_asks_nothing_off_site(
     assert width > 100, f"the first plot of {lesson} did not render"
     off_site = [u for u in requested if not u.startswith((served, "data:"))]
     assert not off_site, off_site[:5]
+
+
+# -- pure parts, no stack ----------------------------------------------------------------
+
+
+def test_hook_drops_off_site_scripts_and_keeps_the_site_s_own():
+    page = (
+        '<script src="assets/javascripts/bundle.js"></script>'
+        '<script src=""> </script>'
+        '<script type="module">import("https://cdnjs.cloudflare.com/x.mjs")</script>'
+        "<script>var local = 1;</script>"
+    )
+    kept = docsite.on_post_page(page, page=None, config=None)
+    assert (
+        kept
+        == '<script src="assets/javascripts/bundle.js"></script><script>var local = 1;</script>'
+    )
+
+
+def test_run_times_come_from_papermill_metadata(tmp_path):
+    cells = [nbformat.v4.new_code_cell("a"), nbformat.v4.new_code_cell("b")]
+    for cell, seconds in zip(cells, (1.25, 3.5), strict=True):
+        cell.metadata["papermill"] = {"duration": seconds}
+    done = nbformat.v4.new_notebook(cells=cells)
+    done.metadata["papermill"] = {"duration": 6.0, "end_time": "2026-01-02T03:04:05.6"}
+    failed = nbformat.v4.new_notebook(cells=cells)
+    failed.metadata["papermill"] = {"duration": 2.0, "exception": True, "end_time": "x"}
+    nbformat.write(done, tmp_path / "00_done.ipynb")
+    nbformat.write(failed, tmp_path / "01_failed.ipynb")
+    rows = docsite.run_times([tmp_path / "00_done.ipynb", tmp_path / "01_failed.ipynb"])
+    assert rows[0] | {"ran_at": ""} == {
+        "notebook": "00_done",
+        "run_s": 6.0,
+        "cells_s": 4.8,
+        "slowest_cell_s": 3.5,
+        "code_cells": 2,
+        "status": "ok",
+        "ran_at": "",
+    }
+    assert rows[0]["ran_at"] == "2026-01-02 03:04:05"
+    assert rows[1]["status"] == "failed"
+
+
+def test_api_reference_leaves_out_the_command_line_wrappers():
+    modules = docsite.public_modules()
+    assert "neuralake.settings" in modules and "neuralake.labs.grade" in modules
+    assert not [m for m in modules if m.endswith((".cli", "docs_cli", "__main__"))]
