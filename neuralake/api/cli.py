@@ -13,10 +13,10 @@ import typer
 
 import neuralake
 from neuralake.api.client import RoapiClient
+from neuralake.api.serve import reload as reload_roapi
 from neuralake.api.serve import serve as serve_catalog
 from neuralake.catalog.loader import load_catalog
 from neuralake.errors import NeuralakeError
-from neuralake.stack.services import reload_roapi
 
 app = typer.Typer(help="The hot path: serve the catalog through ROAPI and query it.")
 

@@ -14,8 +14,10 @@ from pathlib import Path
 from neuralake.catalog import Catalog
 from neuralake.catalog.export import export_catalog
 from neuralake.catalog.roapi import RELOAD_INTERVAL_S, served_names, skipped, write_roapi
+from neuralake.errors import StackError
 from neuralake.settings import Settings
-from neuralake.stack.services import reload_roapi, roapi_config_path
+from neuralake.stack import control, processes
+from neuralake.stack.services import roapi_config_path
 
 
 def serve(
@@ -36,7 +38,7 @@ def serve(
     for table, reason in skipped(export):
         echo(f"skipped {table}: {reason}")
     echo(f"wrote {path}")
-    reload_roapi(settings, echo=echo)
+    reload(settings, echo=echo)
     return served_names(export)
 
 
@@ -51,10 +53,28 @@ def unserve(settings: Settings) -> bool:
     A config that names dropped tables would stop ROAPI from starting at the next
     ``make up``; tests that serve throw-away tables call this when they are done.
     """
-    from neuralake.stack import control, processes
-
     path = roapi_config_path(settings)
     processes.stop(control._pid_file(settings, "roapi"))
     existed = path.exists()
     path.unlink(missing_ok=True)
     return existed
+
+
+def reload(settings: Settings, echo: Callable[[str], None] = print) -> None:
+    """Restart the stack's ROAPI on its current config and wait until it answers.
+
+    ROAPI 0.12.7 cannot add a table with options (``format: delta``) at run time
+    (``POST /api/table`` takes only a name and a URI), so a new config means a restart:
+    provider tables load in well under a second, memory tables as long as a full read.
+    """
+    if not roapi_config_path(settings).exists():
+        raise StackError(
+            f"no ROAPI config at {roapi_config_path(settings)}: write one with "
+            "`neuralake api serve`"
+        )
+    if (control._marker(settings) or {}).get("mode") == "docker":
+        raise StackError(
+            "the stack runs in Docker: reload ROAPI with `docker compose restart roapi`"
+        )
+    processes.stop(control._pid_file(settings, "roapi"))
+    control.up(settings, only=["roapi"], echo=echo)

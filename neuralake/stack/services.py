@@ -195,7 +195,8 @@ def roapi(s: Settings) -> Service:
     """ROAPI on the config that ``neuralake api serve`` (or ``catalog roapi``) wrote.
 
     The config sets ``reload_interval`` and ``disable_read_only``, so ROAPI re-reads each
-    table on its own; a changed *list* of tables needs :func:`reload_roapi`.
+    table on its own; a changed *list* of tables needs a restart
+    (:func:`neuralake.api.serve.reload`).
     """
     config = roapi_config_path(s)
     binary = Path(sys.executable).parent / "roapi"  # shipped by the roapi wheel
@@ -211,29 +212,6 @@ def roapi(s: Settings) -> Service:
         check=health.check_roapi,
         start_timeout=120,
     )
-
-
-def reload_roapi(s: Settings, echo: Callable[[str], None] = print) -> None:
-    """Restart ROAPI on its current config and wait until it answers.
-
-    ROAPI 0.12.7 cannot add a table with options (``format: delta``) at run time
-    (``POST /api/table`` takes only a name and a URI), so a new config means a restart:
-    provider tables load in well under a second, memory tables as long as a full read.
-    """
-    from neuralake.stack import control  # control imports this module
-
-    if not roapi_config_path(s).exists():
-        raise StackError(
-            f"no ROAPI config at {roapi_config_path(s)}: write one with `neuralake api serve`"
-        )
-    if (control._marker(s) or {}).get("mode") == "docker":
-        raise StackError(
-            "the stack runs in Docker: reload ROAPI with `docker compose restart roapi`"
-        )
-    from neuralake.stack import processes
-
-    processes.stop(control._pid_file(s, "roapi"))
-    control.up(s, only=["roapi"], echo=echo)
 
 
 def _java(home: Path, cache: Path) -> list[str]:
