@@ -22,8 +22,8 @@ Then ``mkdocs build --strict`` writes ``build/site/``. Nothing is fetched at bui
 view time: the theme's Google fonts are off (``theme.font: false``), and the CDN
 scripts nbconvert adds to every notebook page (MathJax, Mermaid, which the lessons do
 not use) are removed by :func:`on_post_page`, a mkdocs hook. Pages are files
-(``use_directory_urls: false``), so the site also works from ``file://`` and from any
-static file server.
+(``use_directory_urls: false``), so the site works from any static file server, and
+from ``file://`` except for its search.
 """
 
 from __future__ import annotations
