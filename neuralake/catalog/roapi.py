@@ -14,7 +14,7 @@ Two ways to serve a Delta table, chosen per table (``DeltaTable(roapi_memory_tab
 
 - **provider** (default): DataFusion scans the table's current Parquet files on every
   query; every ``reload_interval`` ROAPI reads the new log entries, so a commit is
-  served within about that interval (measured in ``tests/test_api_roapi.py``). The
+  served within about that interval (measured in ``tests/test_api.py``). The
   writer's partitioned bronze table can only be served this way: ROAPI's memory loader
   reads the raw Parquet files, which do not hold the partition columns, and fails with
   "Mismatch between schema and batches" (0.12.7 and 0.13.0 alike).
