@@ -58,3 +58,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("NEURALAKE_ROAPI_POSTGRES", f"127.0.0.1:{base + 6}")
     monkeypatch.setenv("NEURALAKE_ROAPI_FLIGHT_SQL", f"127.0.0.1:{base + 7}")
     return tmp_path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The docs site is built from the lessons the notebook tests execute: build it last."""
+    items.sort(key=lambda item: item.path.name == "test_docs.py")
