@@ -61,7 +61,8 @@ pub async fn write_files(
 #[derive(Debug, Clone, Copy)]
 pub struct Committed {
     pub version: i64,
-    /// How often delta-rs found a newer version and resolved the conflict before landing.
+    /// Commits by others that landed between our snapshot and our commit, which delta-rs's
+    /// conflict checker found compatible (the version gap minus one).
     pub conflicts_resolved: u64,
     pub seconds: f64,
 }
@@ -83,13 +84,14 @@ pub async fn commit(
         .with_max_retries(max_retries)
         .with_create_checkpoint(false);
     let snapshot = table.snapshot()?;
+    let read_version = snapshot.version();
     let finalized = CommitBuilder::from(properties)
         .with_actions(actions)
         .build(Some(snapshot), table.log_store(), operation)
         .await?;
     let committed = Committed {
         version: i64::try_from(finalized.version()).unwrap_or(i64::MAX),
-        conflicts_resolved: finalized.metrics.num_retries,
+        conflicts_resolved: finalized.version().saturating_sub(read_version + 1),
         seconds: started.elapsed().as_secs_f64(),
     };
     table.state = Some(finalized.snapshot());

@@ -133,6 +133,9 @@ struct Ingest {
     bronze_schema: SchemaRef,
     dead: DeltaTable,
     dead_schema: SchemaRef,
+    /// The bronze table's txn versions as of the loaded snapshot: updated by our own commits,
+    /// re-read from the log only after a failed or conflicting commit.
+    held: TableOffsets,
     /// The dead-letter table's txn versions (what it already holds).
     dead_offsets: TableOffsets,
     /// Next offset to commit per partition (`None`: from the beginning).
@@ -242,6 +245,7 @@ impl Ingest {
             dead,
             dead_schema,
             dead_offsets,
+            held: table_offsets,
             next,
             targets,
             policy,
@@ -510,23 +514,38 @@ impl Ingest {
     ) -> Result<Outcome> {
         let app = self.args.app_id.clone();
         let mut backoff = Backoff::for_io();
+        let mut reload = false;
         loop {
-            match offsets::read_table_offsets(&self.bronze, &app, &self.topic, &self.partitions)
-                .await
-            {
-                Ok(held) if !offsets.already_committed(&held).is_empty() => {
-                    return Ok(Outcome::Superseded(held));
+            if reload {
+                // After a failure or a conflict the snapshot may be stale: reload it and re-read
+                // what the table holds before deciding whether this batch is still ours to write.
+                let reread = match commit::refresh(&mut self.bronze).await {
+                    Ok(()) => {
+                        offsets::read_table_offsets(
+                            &self.bronze,
+                            &app,
+                            &self.topic,
+                            &self.partitions,
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e),
+                };
+                match reread {
+                    Ok(held) => self.held = held,
+                    Err(e) => {
+                        warn!(
+                            error = format!("{e:#}"),
+                            "reloading the table failed; retrying"
+                        );
+                        backoff.wait().await;
+                        continue;
+                    }
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    warn!(
-                        error = format!("{e:#}"),
-                        "reading txn versions failed; retrying"
-                    );
-                    backoff.wait().await;
-                    let _ = commit::refresh(&mut self.bronze).await;
-                    continue;
-                }
+            }
+            reload = true;
+            if !offsets.already_committed(&self.held).is_empty() {
+                return Ok(Outcome::Superseded(self.held.clone()));
             }
             let adds = if parts.is_empty() {
                 Ok(Vec::new())
@@ -573,9 +592,6 @@ impl Ingest {
                     if !commit::is_conflict(&e) {
                         backoff.wait().await;
                     }
-                    if let Err(e) = commit::refresh(&mut self.bronze).await {
-                        warn!(error = format!("{e:#}"), "reloading the table failed");
-                    }
                 }
             }
         }
@@ -585,6 +601,7 @@ impl Ingest {
     fn acknowledge(&mut self, offsets: &BatchOffsets) {
         let mut list = TopicPartitionList::new();
         for (p, r) in offsets.ranges() {
+            self.held.insert(*p, Some(r.last));
             self.next.insert(*p, Some(r.last + 1));
             if let Err(e) = list.add_partition_offset(&self.topic, *p, Offset::Offset(r.last + 1)) {
                 warn!(error = %e, partition = p, "building the Kafka offset commit");
@@ -672,10 +689,29 @@ impl Ingest {
             .iter()
             .map(|(p, v)| (*p, offsets::resume_at(*v)))
             .collect();
-        if let Ok(dead) =
-            offsets::read_table_offsets(&self.dead, &app, &self.topic, &self.partitions).await
-        {
-            self.dead_offsets = dead;
+        self.held = held;
+        let mut backoff = Backoff::for_io();
+        loop {
+            let dead = match commit::refresh(&mut self.dead).await {
+                Ok(()) => {
+                    offsets::read_table_offsets(&self.dead, &app, &self.topic, &self.partitions)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match dead {
+                Ok(dead) => {
+                    self.dead_offsets = dead;
+                    break;
+                }
+                Err(e) => {
+                    warn!(
+                        error = format!("{e:#}"),
+                        "re-reading the dead-letter offsets failed; retrying"
+                    );
+                    backoff.wait().await;
+                }
+            }
         }
         let mut backoff = Backoff::for_io();
         while let Err(e) = kafka::assign(&self.consumer, &self.topic, &self.next) {
