@@ -5,6 +5,9 @@ Plots (matplotlib, no display needed):
 - ``speedup_vs_spark.png``  per query, Spark's median time / each engine's median time.
 - ``times_log.png``         per query, every engine's median time on a log scale.
 - ``ceiling.png``           each engine's Q1 scan rate as a fraction of the machine's.
+
+Figures are built with ``matplotlib.figure.Figure``, not ``pyplot``: they need no display
+and leave a notebook's inline backend alone.
 """
 
 from __future__ import annotations
@@ -12,12 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: works in CI and in a terminal without a display
-
-import matplotlib.pyplot as plt
 import polars as pl
+from matplotlib.figure import Figure
 
 from neuralake.bench.ceiling import fractions
 
@@ -50,7 +49,7 @@ def _grouped_bars(ax, wide: pl.DataFrame, engines: list[str]) -> None:
         ax.bar([p + i * width for p in x], wide[engine].to_list(), width, label=engine)
     ax.set_xticks([p + width * (len(engines) - 1) / 2 for p in x], wide["query"].to_list())
     ax.tick_params(axis="x", labelrotation=90)
-    ax.legend()
+    ax.legend(loc="upper left", ncols=len(engines), fontsize="small")
 
 
 def plot(document: dict, out: Path) -> list[Path]:
@@ -60,7 +59,8 @@ def plot(document: dict, out: Path) -> list[Path]:
     title = f"{document['suite']} SF{document['scale']:g}, median of {document['runs']} runs"
     written = []
 
-    fig, ax = plt.subplots(figsize=(12, 4.5))
+    fig = Figure(figsize=(12, 4.5))
+    ax = fig.subplots()
     _grouped_bars(ax, wide, engines)
     ax.set_yscale("log")
     ax.set_ylabel("median time (s, log scale)")
@@ -68,12 +68,12 @@ def plot(document: dict, out: Path) -> list[Path]:
     fig.tight_layout()
     written.append(out / "times_log.png")
     fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
 
     if "spark" in engines:
         others = [e for e in engines if e != "spark"]
         ratio = wide.select("query", *[(pl.col("spark") / pl.col(e)).alias(e) for e in others])
-        fig, ax = plt.subplots(figsize=(12, 4.5))
+        fig = Figure(figsize=(12, 4.5))
+        ax = fig.subplots()
         _grouped_bars(ax, ratio, others)
         ax.axhline(1, color="black", linewidth=0.8)
         ax.set_yscale("log")
@@ -82,11 +82,11 @@ def plot(document: dict, out: Path) -> list[Path]:
         fig.tight_layout()
         written.append(out / "speedup_vs_spark.png")
         fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
 
     if document.get("ceiling"):
         share = fractions(document["ceiling"], document["results"])
-        fig, ax = plt.subplots(figsize=(6, 3.5))
+        fig = Figure(figsize=(6, 3.5))
+        ax = fig.subplots()
         ax.bar(list(share), list(share.values()))
         ax.axhline(1, color="black", linewidth=0.8)
         ax.set_ylabel("fraction of the scan ceiling")
@@ -94,7 +94,6 @@ def plot(document: dict, out: Path) -> list[Path]:
         fig.tight_layout()
         written.append(out / "ceiling.png")
         fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
     return written
 
 
