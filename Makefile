@@ -26,7 +26,7 @@ JUPYTER_ENV := JUPYTER_RUNTIME_DIR=$(JUPYTER_STATE)/runtime JUPYTER_DATA_DIR=$(J
 	JUPYTER_CONFIG_DIR=$(JUPYTER_STATE)/config IPYTHONDIR=$(JUPYTER_STATE)/ipython
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: help setup lab test lint format up down status run labs clean
+.PHONY: help setup lab test lint format up down status run labs docs clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -57,8 +57,11 @@ lab: up  ## Set up, start the stack and open JupyterLab on 127.0.0.1:8888
 run: up  ## Execute every notebook headless into build/notebooks/
 	$(NL) notebooks run
 
-labs: setup  ## Build the student versions of the labs (solutions removed)
-	$(NL) labs build
+labs: setup  ## The student bundle: labs without solutions, a README, a zip (build/classroom/)
+	$(NL) labs bundle
+
+docs: setup  ## Build the documentation site from build/notebooks/ into build/site/
+	$(NL) docs build
 
 RUST := --manifest-path rust-writer/Cargo.toml
 

@@ -9,6 +9,7 @@ import typer
 
 from neuralake import notebooks
 from neuralake.catalog.cli import app as catalog_app
+from neuralake.docs_cli import app as docs_app
 from neuralake.errors import NeuralakeError
 from neuralake.labs.cli import app as labs_app
 from neuralake.settings import settings
@@ -23,6 +24,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(labs_app, name="labs")
 app.add_typer(writer_app, name="writer")
+app.add_typer(docs_app, name="docs")
 app.command("produce")(produce)
 
 
@@ -59,6 +61,9 @@ def main() -> None:
     except NeuralakeError as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)
+    except typer.TyperException as err:  # a usage error: its message and the usage, no traceback
+        err.show()
+        sys.exit(err.exit_code)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except typer.Abort:
