@@ -62,14 +62,24 @@ pub struct Job {
     pub bytes: i64,
 }
 
-/// Plan a pass: for every partition with at least `min_files` files smaller than `target`,
-/// pack its small files into bins of at most `target` bytes (first-fit decreasing: largest
-/// files first, each into the first bin it fits). Bins of one file are dropped: rewriting a
-/// single file gains nothing. Deterministic: partitions in order, ties broken by path.
+/// A file is "small", and worth rewriting, below this fraction of the target. Files between
+/// it and the target are left alone: a compacted file comes out a little below the target (its
+/// rows compress better in one big file than in many small ones), and the next pass must not
+/// pick its own output again.
+pub const SMALL_FRACTION: f64 = 0.5;
+
+/// Plan a pass: for every partition with at least `min_files` small files (below
+/// [`SMALL_FRACTION`] of `target`), split them into the fewest bins of about `target` bytes:
+/// `k = round(total / target)` bins (at least 1), filled largest file first, each file into
+/// the bin with the fewest bytes so far (longest-processing-time balancing). The bins come out
+/// within one small file of each other, so a partition's tail is spread over all its bins
+/// instead of ending as a few small leftovers that the next pass would rewrite again.
+/// Deterministic: partitions in order, ties broken by path.
 pub fn plan(files: &[FileEntry], target: i64, min_files: usize) -> Vec<Job> {
+    let small_below = (target as f64 * SMALL_FRACTION) as i64;
     let mut by_partition: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, f) in files.iter().enumerate() {
-        if f.size < target {
+        if f.size < small_below {
             by_partition
                 .entry(f.partition.as_str())
                 .or_default()
@@ -87,22 +97,24 @@ pub fn plan(files: &[FileEntry], target: i64, min_files: usize) -> Vec<Job> {
                 .cmp(&files[a].size)
                 .then_with(|| files[a].path.cmp(&files[b].path))
         });
-        let mut bins: Vec<Job> = Vec::new();
+        let total: i64 = small.iter().map(|&i| files[i].size).sum();
+        let count = ((total as f64 / target as f64).round() as usize).clamp(1, small.len() / 2);
+        let mut bins: Vec<Job> = (0..count)
+            .map(|_| Job {
+                partition: partition.to_string(),
+                files: Vec::new(),
+                bytes: 0,
+            })
+            .collect();
         for i in small {
-            let size = files[i].size;
-            match bins.iter_mut().find(|b| b.bytes + size <= target) {
-                Some(bin) => {
-                    bin.files.push(i);
-                    bin.bytes += size;
-                }
-                None => bins.push(Job {
-                    partition: partition.to_string(),
-                    files: vec![i],
-                    bytes: size,
-                }),
-            }
+            let lightest = bins
+                .iter_mut()
+                .min_by_key(|b| b.bytes)
+                .expect("at least one bin");
+            lightest.files.push(i);
+            lightest.bytes += files[i].size;
         }
-        jobs.extend(bins.into_iter().filter(|b| b.files.len() >= 2));
+        jobs.extend(bins);
     }
     jobs
 }
@@ -257,7 +269,7 @@ async fn compact_partition(
     let mut bytes = 0u64;
     for job in jobs {
         let files: Vec<&LogicalFileView> = job.files.iter().map(|&i| &views[i]).collect();
-        adds.extend(rewrite(table, &files, args.target_size).await?);
+        adds.extend(rewrite(table, &files).await?);
         removes.extend(files.iter().map(|f| f.remove_action(false)));
         bytes += job.bytes.max(0) as u64;
     }
@@ -304,12 +316,10 @@ async fn compact_partition(
     Ok(outcome)
 }
 
-/// Stream the rows of `files` (all of one partition) into new files of about `target_size`.
-async fn rewrite(
-    table: &DeltaTable,
-    files: &[&LogicalFileView],
-    target_size: u64,
-) -> Result<Vec<Add>> {
+/// Stream the rows of `files` (one bin of one partition) into ONE new file. The planner already
+/// sized the bin; letting the writer roll files at the target here would split a bin into a
+/// full file and a small remainder, the very tail the planner avoids.
+async fn rewrite(table: &DeltaTable, files: &[&LogicalFileView]) -> Result<Vec<Add>> {
     let Some(first) = files.first() else {
         return Ok(Vec::new());
     };
@@ -324,9 +334,8 @@ async fn rewrite(
         })
         .unwrap_or_default();
     let store = table.object_store();
-    let mut writer = RecordBatchWriter::for_table(table)?
-        .with_writer_properties(commit::writer_properties())
-        .with_target_file_size(target_size);
+    let mut writer =
+        RecordBatchWriter::for_table(table)?.with_writer_properties(commit::writer_properties());
     for file in files {
         let reader = ParquetObjectReader::new(store.clone(), file.object_store_path())
             .with_file_size(file.size().max(0) as u64);
@@ -369,6 +378,10 @@ mod tests {
             .collect()
     }
 
+    fn sizes(jobs: &[Job]) -> Vec<i64> {
+        jobs.iter().map(|j| j.bytes).collect()
+    }
+
     #[test]
     fn partitions_below_min_files_are_left_alone() {
         let f = files(&[("a", 10), ("a", 10), ("a", 10)]);
@@ -377,28 +390,52 @@ mod tests {
     }
 
     #[test]
-    fn large_files_are_never_rewritten() {
-        let f = files(&[("a", 100), ("a", 150), ("a", 10), ("a", 10)]);
+    fn files_near_the_target_are_never_rewritten() {
+        // 60 and 150 are at least half the target: only the two 10s are small.
+        let f = files(&[("a", 60), ("a", 150), ("a", 10), ("a", 10)]);
         let jobs = plan(&f, 100, 2);
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].files, vec![2, 3]);
     }
 
     #[test]
-    fn first_fit_decreasing_fills_bins_up_to_the_target() {
-        let f = files(&[("a", 60), ("a", 50), ("a", 40), ("a", 30), ("a", 20)]);
-        let jobs = plan(&f, 100, 2);
-        // 60 + 40 = 100, 50 + 30 + 20 = 100.
-        let bins: Vec<Vec<usize>> = jobs.iter().map(|j| j.files.clone()).collect();
-        assert_eq!(bins, vec![vec![0, 2], vec![1, 3, 4]]);
-        assert!(jobs.iter().all(|j| j.bytes <= 100));
+    fn the_lessons_53_files_become_3_even_bins_without_tails() {
+        // Lesson 04: 53 files of ~44 KB at a 799,252-byte target (2.33 MB in all).
+        let specs: Vec<(&str, i64)> = (0..53).map(|i| ("d", 43_000 + i * 40)).collect();
+        let jobs = plan(&files(&specs), 799_252, 4);
+        assert_eq!(jobs.len(), 3, "2.33 MB / 0.8 MB rounds to 3 files");
+        let (lo, hi) = (
+            sizes(&jobs).into_iter().min(),
+            sizes(&jobs).into_iter().max(),
+        );
+        assert!(
+            hi.unwrap() - lo.unwrap() <= 45_080,
+            "bins within one file: {jobs:?}"
+        );
+        assert_eq!(jobs.iter().map(|j| j.files.len()).sum::<usize>(), 53);
     }
 
     #[test]
-    fn single_file_bins_are_dropped_and_partitions_kept_apart() {
-        let f = files(&[("a", 90), ("a", 90), ("b", 5), ("b", 5)]);
+    fn a_small_remainder_is_spread_not_left_as_a_tail() {
+        // 2.2 targets of data: 2 bins of 1.1 targets, not 2 full bins and a 0.2 tail.
+        let f = files(&[("a", 20); 11]);
         let jobs = plan(&f, 100, 2);
-        assert_eq!(jobs.len(), 1, "90 + 90 > 100: two single-file bins in a");
+        assert_eq!(sizes(&jobs), vec![120, 100]);
+    }
+
+    #[test]
+    fn less_than_a_target_becomes_one_file() {
+        let f = files(&[("a", 5), ("a", 7), ("a", 9), ("a", 11)]);
+        let jobs = plan(&f, 100, 4);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].bytes, 32);
+    }
+
+    #[test]
+    fn partitions_are_planned_apart() {
+        let f = files(&[("a", 90), ("a", 5), ("b", 5), ("b", 5)]);
+        let jobs = plan(&f, 100, 2);
+        assert_eq!(jobs.len(), 1, "a has one small file only");
         assert_eq!(jobs[0].partition, "b");
     }
 

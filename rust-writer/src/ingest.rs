@@ -56,8 +56,13 @@ pub const METRICS_PORT: u16 = 9464;
 /// Conflicts delta-rs may resolve per commit before handing the error to us.
 const COMMIT_RETRIES: usize = 15;
 
-/// How often the high watermarks for the lag metric are polled.
-const LAG_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the watermarks for the lag metric are polled (on a client of their own).
+const WATERMARK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How often the lag gauge is recomputed while consuming, not only at commit: a batch fills
+/// for up to `--flush-ms`, and a gauge refreshed only at commit time reads about 0 at the tail
+/// of a stream while the table is a whole batch behind.
+const LAG_UPDATE: Duration = Duration::from_millis(250);
 
 /// The one JSON line printed by `--stop-at-end`.
 #[derive(Debug, Default, Serialize)]
@@ -146,6 +151,8 @@ struct Ingest {
     metrics: IngestMetrics,
     commits_since_checkpoint: u64,
     watermarks: kafka::Watermarks,
+    /// When the lag gauge was last recomputed.
+    lag_updated: Instant,
     summary: Summary,
 }
 
@@ -223,7 +230,7 @@ impl Ingest {
             &group_id,
             &topic,
             &partitions,
-            LAG_INTERVAL,
+            WATERMARK_INTERVAL,
         )?;
         let version = commit::version_of(&bronze);
         metrics.table_version.set(version);
@@ -252,6 +259,7 @@ impl Ingest {
             metrics,
             commits_since_checkpoint: 0,
             watermarks,
+            lag_updated: Instant::now(),
             summary: Summary {
                 version,
                 ..Summary::default()
@@ -325,12 +333,11 @@ impl Ingest {
                         }
                     }
                     Ok(Err(e)) => warn!(error = %e, "Kafka consumer error (librdkafka retries)"),
-                    Err(_timer) => {
-                        if pending.messages == 0 {
-                            self.update_lag();
-                        }
-                    }
+                    Err(_timer) => {}
                 }
+            }
+            if self.lag_updated.elapsed() >= LAG_UPDATE {
+                self.update_lag();
             }
             if self
                 .policy
@@ -643,17 +650,18 @@ impl Ingest {
         self.summary.batches += 1;
     }
 
-    /// Consumer lag per partition: the latest high watermark (polled in the background) minus
-    /// the next offset to commit.
-    fn update_lag(&self) {
+    /// Consumer lag per partition: the latest high watermark (polled in the background every
+    /// 200 ms) minus the next offset to commit to Delta. Called after every commit and at least
+    /// every 250 ms while a batch fills, so it tracks the broker while catching up.
+    fn update_lag(&mut self) {
+        self.lag_updated = Instant::now();
         let marks = self.watermarks.get();
         for (p, next) in &self.next {
-            if let Some(high) = marks.get(p) {
-                let position = next.unwrap_or(0);
+            if let Some(&(low, high)) = marks.get(p) {
                 self.metrics
                     .consumer_lag
                     .get_or_create(&PartitionLabel::new(*p))
-                    .set((high - position).max(0));
+                    .set(kafka::lag(low, high, *next));
             }
         }
     }

@@ -15,11 +15,13 @@
 //! files on every retry, so the lab can use retentions of minutes (0.01 h = 36 s). Below
 //! delta-rs's default safety limit (168 h) the check is disabled explicitly.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use deltalake::DeltaTable;
 use deltalake::operations::vacuum::VacuumMode;
+use futures::TryStreamExt;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tracing::{info, warn};
@@ -90,6 +92,7 @@ pub async fn pass(
 ) -> Result<PassReport> {
     let started = Instant::now();
     table.update_state().await.context("reloading the table")?;
+    let existing = existing_files(table).await?;
     let (vacuumed, result) = table
         .clone()
         .vacuum()
@@ -100,7 +103,7 @@ pub async fn pass(
         .await
         .context("vacuuming")?;
     *table = vacuumed;
-    let deleted = result.files_deleted.len() as u64;
+    let deleted = count_really_deleted(&result.files_deleted, &existing);
     metrics.runs.inc();
     metrics.files_deleted.inc_by(deleted);
     metrics.seconds.observe(started.elapsed().as_secs_f64());
@@ -110,9 +113,46 @@ pub async fn pass(
     })
 }
 
+/// Every object under the table's folder, as paths relative to the table root.
+async fn existing_files(table: &DeltaTable) -> Result<HashSet<String>> {
+    table
+        .object_store()
+        .list(None)
+        .map_ok(|meta| meta.location.to_string())
+        .try_collect()
+        .await
+        .context("listing the table's files")
+}
+
+/// How many of the paths delta-rs reports as deleted existed before the pass.
+///
+/// delta-rs keeps a `remove` action (a tombstone) in the snapshot until the table's
+/// `deletedFileRetentionDuration` (7 days by default) expires, and every vacuum pass issues a
+/// DELETE for every expired tombstone again. S3 answers a DELETE of a missing key with 204 and
+/// delta-rs also counts "not found" as deleted, so its `files_deleted` re-lists the files an
+/// earlier pass already removed. Counting only paths that were listed before the pass reports
+/// what this pass really deleted.
+pub fn count_really_deleted(reported: &[String], existing: &HashSet<String>) -> u64 {
+    reported.iter().filter(|p| existing.contains(*p)).count() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_already_gone_are_not_counted_again() {
+        let existing: HashSet<String> = ["date=2026-11-23/a.parquet", "b.parquet"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let reported: Vec<String> = ["date=2026-11-23/a.parquet", "gone.parquet", "b.parquet"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(count_really_deleted(&reported, &existing), 2);
+        assert_eq!(count_really_deleted(&reported, &HashSet::new()), 0);
+    }
 
     #[test]
     fn retention_accepts_fractions_of_hours() {
