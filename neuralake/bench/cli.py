@@ -30,11 +30,16 @@ SUITES = ("tpch", "neural")
 def bench(
     ctx: typer.Context,
     suite: Annotated[str, typer.Option(help="tpch or neural.")] = "tpch",
-    scale: Annotated[float, typer.Option(help="TPC-H scale factor (SF1 is 1 GB).")] = 0.01,
+    scale: Annotated[
+        float, typer.Option(help="TPC-H scale factor (SF1 is 1 GB); neural: millions of rows.")
+    ] = 0.01,
     engines: Annotated[
-        str, typer.Option(help="Comma-separated: polars,datafusion,duckdb,spark.")
+        str,
+        typer.Option(help="Comma-separated: polars,datafusion,duckdb,spark (or roapi)."),
     ] = "polars,datafusion,duckdb,spark",
-    runs: Annotated[int, typer.Option(min=1, help="Timed runs after one warm-up.")] = 3,
+    runs: Annotated[
+        int, typer.Option(min=0, help="Timed runs after one warm-up (0: check answers only).")
+    ] = 3,
     queries: Annotated[
         str | None, typer.Option(help="Only these TPC-H queries, e.g. 1,6,13.")
     ] = None,

@@ -3,7 +3,8 @@
 For every engine and query: one warm-up run (its answer is kept for
 :mod:`neuralake.bench.verify`; its time is not reported, since it includes first-use
 costs such as Spark compiling code or a cold S3 connection pool), then ``runs`` timed
-runs. The report gives the median and the spread (min and max). Each answer is
+runs (``runs=0``: answers only, and the one time kept is the warm-up's). The report
+gives the median and the spread (min and max). Each answer is
 checked against the first engine's as soon as it arrives, and nothing is returned
 unless all agree, so a wrong fast engine never makes it into a result file.
 """
@@ -99,7 +100,8 @@ def run_suite(
                 warmup, answer = _timed(partial(engine.run, query))
                 answers[query.name][name] = answer
                 verify.check(query.name, answers[query.name])  # fail fast, not after an hour
-                times = [_timed(partial(engine.run, query))[0] for _ in range(runs)]
+                # runs=0 checks answers only: the one time kept is the warm-up's.
+                times = [_timed(partial(engine.run, query))[0] for _ in range(runs)] or [warmup]
                 rows.append(
                     {
                         "query": query.name,
