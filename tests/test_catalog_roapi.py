@@ -22,7 +22,13 @@ from neuralake.catalog.errors import CatalogError
 from neuralake.catalog.examples import neuro
 from neuralake.catalog.examples.seed import seed
 from neuralake.catalog.export import export_catalog
-from neuralake.catalog.roapi import RELOAD_INTERVAL_S, roapi_config, served_names, write_roapi
+from neuralake.catalog.roapi import (
+    MEMORY_RELOAD_INTERVAL_S,
+    RELOAD_INTERVAL_S,
+    roapi_config,
+    served_names,
+    write_roapi,
+)
 from neuralake.stack.processes import free_port
 
 ROAPI = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "roapi"
@@ -212,7 +218,9 @@ def test_memory_mode_is_set_per_table_and_refused_for_partitioned_tables() -> No
         neuralake.settings("local"),
         inspect=False,
     )
-    assert roapi_config(export)["tables"][0]["option"]["use_memory_table"] is True
+    (entry,) = roapi_config(export)["tables"]
+    assert entry["option"]["use_memory_table"] is True
+    assert entry["reload_interval"] == {"secs": MEMORY_RELOAD_INTERVAL_S, "nanos": 0}
     wide = DeltaTable(
         "wide",
         schema={"x": pl.Int64, "d": pl.Date},

@@ -132,6 +132,10 @@ def _roapi_uri(uri: str) -> str:
 #: is (plus the re-read itself: a few ms for a provider, a full load for a memory table).
 RELOAD_INTERVAL_S = 2
 
+#: Seconds between re-reads of a memory table (its own ``reload_interval``, which
+#: overrides the global one): each re-read loads the whole table, so not every 2 s.
+MEMORY_RELOAD_INTERVAL_S = 300
+
 
 def served_names(export: dict[str, Any]) -> dict[str, str]:
     """Table id -> the name ROAPI serves it as: ``table``, or ``database_table`` on a clash."""
@@ -168,6 +172,8 @@ def roapi_config(
             "uri": _roapi_uri(serve["uri"]),
             "option": {"format": serve["format"], "use_memory_table": serve["use_memory_table"]},
         }
+        if serve["use_memory_table"]:
+            entry["reload_interval"] = {"secs": MEMORY_RELOAD_INTERVAL_S, "nanos": 0}
         if serve.get("schema"):
             entry["schema"] = {"columns": serve["schema"]}
         if serve.get("partition_columns"):
