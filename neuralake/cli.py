@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from neuralake import notebooks
+from neuralake.api.cli import app as api_app
 from neuralake.catalog.cli import app as catalog_app
 from neuralake.docs_cli import app as docs_app
 from neuralake.errors import NeuralakeError
@@ -25,6 +26,7 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(labs_app, name="labs")
 app.add_typer(writer_app, name="writer")
 app.add_typer(docs_app, name="docs")
+app.add_typer(api_app, name="api")
 app.command("produce")(produce)
 
 

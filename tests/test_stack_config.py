@@ -106,7 +106,8 @@ def _port(address: str) -> int:
 
 
 def test_roapi_image_is_the_release_of_the_native_wheel():
-    assert service("roapi")["image"] == f"ghcr.io/roapi/roapi:v{version('roapi')}"
+    assert version("roapi") == versions.ROAPI_VERSION
+    assert service("roapi")["image"] == versions.ROAPI_IMAGE
 
 
 def test_roapi_listens_where_the_native_stack_does():

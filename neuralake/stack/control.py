@@ -58,8 +58,7 @@ def up(
         )
     services = _select(native_services(s), only)
     if docker:
-        # ROAPI is not in docker-compose.yml yet: its image is added with the API lesson.
-        services = [svc for svc in services if svc.name != "roapi"]
+        # ROAPI sits in compose's `api` profile; naming it starts it once a config exists.
         _compose(s, "up", "--detach", "--wait", *[svc.name for svc in services])
     else:
         for svc in services:

@@ -29,3 +29,9 @@ HADOOP_AWS_VERSION = "3.5.0"
 # the official image of the same major version in Docker.
 POSTGRES_MAJOR = "15"
 POSTGRES_IMAGE = f"postgres:{POSTGRES_MAJOR}"
+
+# ROAPI: natively the binary shipped in the `roapi` wheel (pyproject.toml); in Docker the
+# image of the same release. No newer release builds from the crate registry (its
+# `roapi` and `columnq` crates are placeholders): see docs/api.md.
+ROAPI_VERSION = "0.12.7"
+ROAPI_IMAGE = f"ghcr.io/roapi/roapi:v{ROAPI_VERSION}"
