@@ -23,6 +23,7 @@ How each engine reads a Delta table on S3:
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import sys
@@ -221,6 +222,7 @@ class RoapiEngine:
         self.process = subprocess.Popen(
             cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
+        atexit.register(self.close)  # never leave a server behind, even without close()
         self.url = f"http://127.0.0.1:{http}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
