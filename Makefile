@@ -26,7 +26,7 @@ JUPYTER_ENV := JUPYTER_RUNTIME_DIR=$(JUPYTER_STATE)/runtime JUPYTER_DATA_DIR=$(J
 	JUPYTER_CONFIG_DIR=$(JUPYTER_STATE)/config IPYTHONDIR=$(JUPYTER_STATE)/ipython
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: help setup lab test lint format up down status run labs docs clean
+.PHONY: help setup lab test lint format up down status run labs docs bench clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ run: up  ## Execute every notebook headless into build/notebooks/
 
 labs: setup  ## The student bundle: labs without solutions, a README, a zip (build/classroom/)
 	$(NL) labs bundle
+
+bench: up  ## Regenerate the TPC-H SF1 report in docs/benchmarks/tpch-sf1 (about 10 minutes)
+	$(RUN) python benchmarks/tpch.py
 
 docs: setup  ## Build the documentation site from build/notebooks/ into build/site/
 	$(NL) docs build

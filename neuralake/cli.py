@@ -9,6 +9,7 @@ import typer
 
 from neuralake import notebooks
 from neuralake.api.cli import app as api_app
+from neuralake.bench.cli import app as bench_app
 from neuralake.catalog.cli import app as catalog_app
 from neuralake.docs_cli import app as docs_app
 from neuralake.errors import NeuralakeError
@@ -27,6 +28,7 @@ app.add_typer(labs_app, name="labs")
 app.add_typer(writer_app, name="writer")
 app.add_typer(docs_app, name="docs")
 app.add_typer(api_app, name="api")
+app.add_typer(bench_app, name="bench")
 app.command("produce")(produce)
 
 

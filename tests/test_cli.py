@@ -33,5 +33,15 @@ def test_usage_errors_show_usage_not_a_traceback(args: list[str], says: str):
 def test_every_command_group_has_help():
     result = neuralake("--help")
     assert result.returncode == 0
-    for group in ("stack", "catalog", "labs", "writer", "produce", "docs", "api", "notebooks"):
+    for group in (
+        "stack",
+        "catalog",
+        "labs",
+        "writer",
+        "produce",
+        "docs",
+        "api",
+        "bench",
+        "notebooks",
+    ):
         assert group in result.stdout
