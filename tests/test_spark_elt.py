@@ -21,7 +21,6 @@ import pyarrow as pa
 import pytest
 import requests
 import yaml
-from confluent_kafka.admin import AdminClient
 from deltalake import DeltaTable, QueryBuilder
 from typer.testing import CliRunner
 
@@ -29,7 +28,7 @@ import neuralake
 from neuralake import datagen, delta
 from neuralake.spark import cli, compare, elt, guard, session
 from neuralake.stack.processes import free_port
-from neuralake.streaming import baseline, produce
+from neuralake.streaming import baseline, produce, topics
 
 pytestmark = pytest.mark.stack
 
@@ -82,8 +81,7 @@ def world(stack_settings) -> Iterator[World]:
         delta.drop_table(uri, s.storage_options)
     delta.drop_table(tables.uri(s, "bronze") + "_dead_letters", s.storage_options)
     delta.drop_table(s.table_uri(tables.dims_prefix.rstrip("/")), s.storage_options)
-    for done in AdminClient(s.kafka_config).delete_topics([topic]).values():
-        done.result()
+    topics.delete_topic(s, topic)
 
 
 def _options(tables: elt.Tables) -> list[str]:
