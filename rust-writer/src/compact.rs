@@ -1,8 +1,9 @@
 //! `compact`: rewrite the many small files a low-latency writer produces into few large ones.
 //!
 //! A writer that commits every second writes one file per partition per second: 86,400 files a
-//! day, each read with its own request. Compaction bin-packs the small files of each partition
-//! into files of about `--target-size` and commits, in one Delta commit per partition, `remove`
+//! day, each read with its own request. Compaction rewrites the small files of each partition
+//! into the fewest files of about `--target-size` (sized on the bytes actually written) and
+//! commits, in one Delta commit per partition, `remove`
 //! actions for the old files and `add` actions for the new ones, all with `dataChange: false`
 //! (the rows are the same, only their layout changes). Readers of older versions still see the
 //! old files until `vacuum` deletes them after the retention.
