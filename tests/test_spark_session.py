@@ -45,3 +45,14 @@ def test_session_is_configured_and_fast_the_second_time(stack_settings):
     assert first.conf.get("spark.sql.extensions") == "io.delta.sql.DeltaSparkSessionExtension"
     assert first.conf.get("spark.sql.shuffle.partitions") == "4"
     assert first.conf.get("spark.hadoop.fs.s3a.endpoint") == stack_settings.s3_endpoint
+
+
+def test_jars_command_prints_the_classpath_for_spark_submit():
+    from typer.testing import CliRunner
+
+    from neuralake.spark import cli
+
+    result = CliRunner().invoke(cli.app, ["jars"])
+    assert result.exit_code == 0, result.output
+    jars = result.output.strip().split(",")
+    assert any("delta-spark" in jar for jar in jars) and all(jar.endswith(".jar") for jar in jars)

@@ -9,6 +9,7 @@ import typer
 
 from neuralake.settings import settings
 from neuralake.spark import elt, guard
+from neuralake.stack.install import spark_jars
 
 app = typer.Typer(help="Spark, the cold path: the ELT job and the write guard.")
 
@@ -36,3 +37,13 @@ def owner(table: Annotated[str, typer.Argument(help="Table name in the warehouse
     uri = s.table_uri(table)
     app_id = guard.writer_app_id(uri, s.storage_options)
     typer.echo(json.dumps({"table": uri, "writer_owned": app_id is not None, "txn": app_id}))
+
+
+@app.command()
+def jars() -> None:
+    """Print the Delta and S3A jars, comma-separated, for ``spark-submit --jars``.
+
+    spark-submit starts the driver's JVM before Python runs, so jars given later as
+    ``spark.jars`` in the session builder never reach its class path.
+    """
+    typer.echo(",".join(str(jar) for jar in spark_jars()))

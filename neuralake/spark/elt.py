@@ -16,8 +16,9 @@ records the last bronze version; the writer's compaction commits carry
 is recomputed only for the (session, day) pairs a batch touched, then merged. Every
 silver and gold commit records the bronze versions it covers in its ``userMetadata``.
 
-Run it with ``neuralake spark elt`` or ``spark-submit neuralake/spark/elt.py``; the same
-code runs on a cluster when ``NEURALAKE_SPARK_MASTER`` names one (docs/spark.md).
+Run it with ``neuralake spark elt``, or
+``spark-submit --jars "$(neuralake spark jars)" neuralake/spark/elt.py``; the same code
+runs on a cluster when ``--master`` or ``NEURALAKE_SPARK_MASTER`` names one (docs/spark.md).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 
 from neuralake.catalog.examples import neuro
 from neuralake.catalog.quality import AcceptedValues, NotNull, Range
-from neuralake.errors import TableNotFoundError
+from neuralake.errors import NeuralakeError, TableNotFoundError
 from neuralake.settings import Settings
 from neuralake.settings import settings as load_settings
 from neuralake.spark import guard
@@ -326,7 +327,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{name.replace('_', '-')}", default=getattr(defaults, name))
     args = parser.parse_args(argv)
     tables = Tables(args.bronze, args.silver, args.gold, args.dims_prefix)
-    print(run(load_settings(), tables).to_json())
+    try:
+        print(run(load_settings(), tables).to_json())
+    except NeuralakeError as error:  # one line, as the CLI prints it
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
