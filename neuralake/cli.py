@@ -15,6 +15,7 @@ from neuralake.docs_cli import app as docs_app
 from neuralake.errors import NeuralakeError
 from neuralake.labs.cli import app as labs_app
 from neuralake.settings import settings
+from neuralake.spark.cli import app as spark_app
 from neuralake.stack.cli import app as stack_app
 from neuralake.writer.cli import app as writer_app
 from neuralake.writer.cli import produce
@@ -29,6 +30,7 @@ app.add_typer(writer_app, name="writer")
 app.add_typer(docs_app, name="docs")
 app.add_typer(api_app, name="api")
 app.add_typer(bench_app, name="bench")
+app.add_typer(spark_app, name="spark")
 app.command("produce")(produce)
 
 

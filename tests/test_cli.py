@@ -42,6 +42,7 @@ def test_every_command_group_has_help():
         "docs",
         "api",
         "bench",
+        "spark",
         "notebooks",
     ):
         assert group in result.stdout
