@@ -78,10 +78,14 @@ display(SVG(filename="../docs/img/architecture.svg"))
 # | 01 Delta Lake fundamentals | the transaction log, time travel, small files, data skipping | MinIO + delta-rs |
 # | 01b Delta Lake in production | concurrent writers and conflicts, MERGE, constraints, change data feed, partitioning | MinIO + delta-rs |
 # | 02 Code as a Catalog | tables defined in Python, a generated catalog site, pushdown | MinIO + PostgreSQL |
+# | 03 The low-latency writer | ingest, compaction and vacuum as three processes; the small-file problem; `txn` actions; conditional writes | Rust writer + MinIO |
+# | 04 Kafka into Delta, exactly once | topics, partitions, consumer groups, lag; a kill -9 that loses nothing; dead letters and replay; freshness | Kafka + Rust writer |
+# | 05 Serving with ROAPI | SQL, REST, GraphQL, Postgres wire and Flight SQL on the live table; latency against a hand-written service | ROAPI |
+# | 07 Benchmarks | Polars, DataFusion, DuckDB and Spark on TPC-H: answers checked, then timed | all engines |
 #
-# The streaming path (Kafka and the Rust writer), serving with ROAPI, Spark and the
-# benchmarks are still being built; they will be added as lessons of their own. Each
-# lesson has a lab in `labs/` with auto-graded exercises.
+# Lessons 01 to 05 each have a lab in `labs/` with auto-graded exercises. Spark's
+# cold path (the ELT job from bronze to silver and gold) is in the library and
+# `docs/spark.md`; its lesson (06) and the end-to-end lesson (08) are still to come.
 #
 # Everything is configured in one place, `neuralake.settings()`: endpoints,
 # credentials, bucket, warehouse. Switch profile (`local`, `stack`, `aws`) and the
