@@ -447,12 +447,15 @@ print(
 # the writer confirms its offsets to Kafka. While the process is dead it only grows;
 # after the restart the writer drains the backlog in one or two batches.
 #
-# Compare the two maxima printed under the plot. The writer's gauge is refreshed only
-# at its commits (and when it is idle), against high watermarks it polls once a
-# second: during a steady stream it compares its fresh position with a stale high
-# watermark, so it under-reads, and it says nothing while the process is down. Use it
-# to spot a writer that stopped committing; measure lag, and alert on it, from the
-# broker's side (the AdminClient), which does not depend on the consumer being alive.
+# Compare the two curves and the maxima printed under the plot. The writer's gauge is
+# the high watermark (re-read every 200 ms) minus the next offset the *table* needs
+# (its `txn` version + 1); the AdminClient counts from the group's committed offset,
+# which the writer writes right after each Delta commit. So while the writer runs the
+# two track each other within about one batch. The difference is what happens while
+# the process is dead: the gauge has a gap (no process, no metrics), while the broker's
+# side keeps counting, so the AdminClient's maximum can be larger than the gauge's: find
+# where on the plot it was reached. Alert on lag from the broker's side, which does not
+# depend on the consumer being alive; read the gauge to see what the writer believes.
 #
 # The table printed at the kill compares two records of progress per partition: the
 # next offset the table needs (its `txn` version + 1) and the group's committed offset
