@@ -33,6 +33,9 @@ def test_master_comes_from_the_environment_for_a_real_cluster(monkeypatch):
 
 @pytest.mark.stack
 def test_session_is_configured_and_fast_the_second_time(stack_settings):
+    from pyspark.sql import SparkSession
+
+    already_running = SparkSession.getActiveSession() is not None  # an earlier test's
     started = time.perf_counter()
     first = spark.session(stack_settings)
     cold = time.perf_counter() - started
@@ -41,7 +44,9 @@ def test_session_is_configured_and_fast_the_second_time(stack_settings):
     warm = time.perf_counter() - started
     print(f"session(): cold {cold:.1f} s, warm {warm * 1000:.1f} ms")
     assert second is first
-    assert warm < 0.5 < cold  # the JVM starts once per process
+    assert warm < 0.5  # the JVM starts once per process
+    if not already_running:
+        assert cold > 0.5, "the first call should have started the JVM"
     assert first.conf.get("spark.sql.extensions") == "io.delta.sql.DeltaSparkSessionExtension"
     assert first.conf.get("spark.sql.shuffle.partitions") == "4"
     assert first.conf.get("spark.hadoop.fs.s3a.endpoint") == stack_settings.s3_endpoint

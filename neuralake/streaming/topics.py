@@ -51,11 +51,23 @@ def ensure_topic(s: Settings, topic: str, partitions: int = 3) -> bool:
     return True
 
 
-def delete_topic(s: Settings, topic: str) -> None:
-    """Delete ``topic`` and its messages (tests and lessons clean up with it)."""
-    client = admin(s)
-    if topic in _topic_names(client, s):
-        client.delete_topics([topic])[topic].result(timeout=TIMEOUT_S)
+def delete_topic(s: Settings, topic: str, attempts: int = 3) -> None:
+    """Delete ``topic`` and its messages (tests and lessons clean up with it).
+
+    A delete whose client handle was torn down under it (``_DESTROY``, seen once while a
+    Spark JVM shared the process) is tried again with a fresh client; any other error, or
+    the same one ``attempts`` times, is raised.
+    """
+    for attempt in range(1, attempts + 1):
+        client = admin(s)
+        if topic not in _topic_names(client, s):
+            return
+        try:
+            client.delete_topics([topic])[topic].result(timeout=TIMEOUT_S)
+            return
+        except KafkaException as err:
+            if err.args[0].code() != KafkaError._DESTROY or attempt == attempts:
+                raise
 
 
 def partitions(s: Settings, topic: str) -> list[int]:
