@@ -258,9 +258,17 @@ def test_lesson_page_in_chromium_shows_its_plot_and_asks_nothing_off_site(
         width = plot.evaluate("img => img.naturalWidth")
         plot.screenshot(path=str(tmp_path / "plot.png"))
         page.goto(f"{served}/index.html", wait_until="networkidle")
-        page.fill("input.md-search__input", "delta")
+        # The search index loads in a web worker; a query typed before it is ready is lost.
+        page.wait_for_function(
+            "() => !/Initializing/.test("
+            "document.querySelector('.md-search-result__meta')?.textContent ?? 'Initializing')",
+            timeout=30_000,
+        )
+        search = page.locator("input.md-search__input")
+        search.click()
+        search.press_sequentially("delta", delay=50)  # key events, as a person types
         results = page.locator(".md-search-result__item")
-        results.first.wait_for(timeout=10_000)
+        results.first.wait_for(state="attached", timeout=20_000)
         browser.close()
     assert width > 100, f"the first plot of {lesson} did not render"
     off_site = [u for u in requested if not u.startswith((served, "data:"))]
