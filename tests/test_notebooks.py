@@ -15,6 +15,7 @@ import nbformat
 import pytest
 
 from neuralake import notebooks
+from neuralake.writer import control
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRED = sorted(
@@ -124,7 +125,16 @@ def test_exactly_one_parameters_cell(ipynb: Path):
 @pytest.mark.notebook
 @pytest.mark.parametrize("lesson", notebooks.lessons(), ids=[p.name for p in notebooks.lessons()])
 def test_lesson_runs_against_the_stack(lesson: Path, stack_settings):
-    output, seconds = notebooks.run(lesson)
+    before = {row.table for row in control.status(stack_settings) if row.alive}
+    try:
+        output, seconds = notebooks.run(lesson)
+    except Exception:
+        # A lesson that fails half way leaves its writer processes running; stop the ones
+        # it started so the next lesson starts from a quiet stack (and CI can exit).
+        after = {row.table for row in control.status(stack_settings) if row.alive}
+        for table in sorted(after - before):
+            control.down(stack_settings, table)
+        raise
     executed = nbformat.read(output, as_version=4)
     errors = [
         o
