@@ -210,6 +210,33 @@ def test_clashing_names_are_served_as_database_table() -> None:
     assert config["disable_read_only"] is True  # ROAPI reloads tables only then
 
 
+def test_snippets_query_the_served_name_when_names_clash() -> None:
+    schema = {"x": pl.Int64}
+    catalog = Catalog(
+        {
+            "lab": ModuleDatabase(
+                _module(
+                    "lab", DeltaTable("signals", schema=schema, docs_filters=[Filter("x", ">", 1)])
+                )
+            ),
+            "prod": ModuleDatabase(
+                _module(
+                    "prod", DeltaTable("signals", schema=schema), DeltaTable("only", schema=schema)
+                )
+            ),
+        }
+    )
+    export = export_catalog(catalog, "m", neuralake.settings("local"), inspect=False)
+    sql = {t["id"]: t["snippets"]["sql"] for t in export["tables"]}
+    assert sql == {
+        "lab.signals": "SELECT * FROM lab_signals WHERE x > 1 LIMIT 100",
+        "prod.signals": "SELECT * FROM prod_signals LIMIT 100",
+        "prod.only": "SELECT * FROM only LIMIT 100",
+    }
+    curl = next(t["snippets"]["curl"] for t in export["tables"] if t["id"] == "prod.signals")
+    assert "'SELECT * FROM prod_signals LIMIT 100'" in curl
+
+
 def test_memory_mode_is_set_per_table_and_refused_for_partitioned_tables() -> None:
     small = DeltaTable("small", schema={"x": pl.Int64}, roapi_memory_table=True)
     export = export_catalog(

@@ -20,11 +20,11 @@ from typing import Any
 import neuralake
 from neuralake.catalog import snippets
 from neuralake.catalog.catalog import Catalog
-from neuralake.catalog.filters import bind
+from neuralake.catalog.filters import Conjunction, bind
 from neuralake.catalog.functions import FunctionTable
 from neuralake.catalog.lineage import LineageGraph
 from neuralake.catalog.quality import QualityReport
-from neuralake.catalog.roapi import serving
+from neuralake.catalog.roapi import served_names, serving
 from neuralake.catalog.tables import Table, _FileTable
 from neuralake.settings import Settings
 
@@ -64,7 +64,8 @@ def _warehouse_path(table: Table) -> str | None:
 
 def _table_entry(
     db: str, module: str, table: Table, s: Settings, inspect: bool, ids: set[str]
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[Conjunction]]:
+    """The table's export entry, and its docs filters bound to the column types."""
     location = table.location(s)
     entry: dict[str, Any] = {
         "id": f"{db}.{table.name}",
@@ -115,7 +116,6 @@ def _table_entry(
     # Values cast to the column types: what the Polars and SQL snippets must compare with.
     groups = bind(table.docs_filter_groups, {c.name: c.dtype for c in columns})
     entry["docs_filters"] = [[[f.column, f.op, _jsonable(f.value)] for f in g] for g in groups]
-    sql = snippets.sql_query(table.name, groups)
     entry["snippets"] = {
         "python": snippets.python_catalog(module, db, table.name, table.docs_filter_groups),
         "polars": snippets.polars_direct(
@@ -125,10 +125,25 @@ def _table_entry(
             groups,
             entry["partitioning"],
         ),
-        "sql": sql if entry["roapi"]["served"] else None,
-        "curl": snippets.curl(s.roapi_http, sql) if entry["roapi"]["served"] else None,
+        "sql": None,  # set by _serving_snippets: the served name depends on every table
+        "curl": None,
     }
-    return entry
+    return entry, groups
+
+
+def _serving_snippets(
+    tables: list[dict[str, Any]], filters: dict[str, list[Conjunction]], s: Settings
+) -> None:
+    """SQL and curl snippets under the name ROAPI serves each table as.
+
+    A name two databases share is served as ``{database}_{table}`` (ROAPI has one
+    namespace), so a table's snippet can only be written once every table is known.
+    """
+    names = served_names({"tables": tables})
+    for t in tables:
+        if t["id"] in names:
+            sql = snippets.sql_query(names[t["id"]], filters[t["id"]])
+            t["snippets"]["sql"], t["snippets"]["curl"] = sql, snippets.curl(s.roapi_http, sql)
 
 
 def export_catalog(
@@ -146,7 +161,9 @@ def export_catalog(
     s = settings or neuralake.settings()
     items = list(catalog.items())
     ids = {f"{db}.{t.name}" for db, t in items}
-    tables = [_table_entry(db, module, t, s, inspect, ids) for db, t in items]
+    entries = [_table_entry(db, module, t, s, inspect, ids) for db, t in items]
+    tables = [entry for entry, _ in entries]
+    _serving_snippets(tables, {entry["id"]: groups for entry, groups in entries}, s)
     reports = [r.to_dict() if isinstance(r, QualityReport) else r for r in quality or []]
     by_id = {r["table"]: r for r in reports}
     graph = LineageGraph.build(ids, ((u, t["id"]) for t in tables for u in t["upstream"]))
