@@ -3,8 +3,9 @@
 Lessons use ``deltalake`` and ``polars`` directly; these helpers only summarise what those
 APIs return (:func:`inspect`, :func:`history`, :func:`file_stats`), read the transaction
 log on any warehouse (:func:`log_files`, :func:`read_commit`), count what a query really
-reads from S3 (:class:`RequestLog`), and turn storage failures into one-line errors that
-name the fix (:func:`storage_errors`).
+reads from S3 (:class:`RequestLog`), turn storage failures into one-line errors that
+name the fix (:func:`storage_errors`, :func:`first_line`), and give a lesson a clean table
+to start from (:func:`fresh_table`).
 """
 
 from __future__ import annotations
@@ -365,7 +366,7 @@ def storage_errors(uri: str, storage_options: dict[str, str] | None = None) -> I
         yield
     except SchemaMismatchError as error:
         raise TableSchemaError(
-            f"the data does not match the schema of {uri}: {_first_line(error)}; "
+            f"the data does not match the schema of {uri}: {first_line(error)}; "
             "fix the columns or pass schema_mode='merge' to add new ones"
         ) from error
     except (DeltaTableNotFound, FileNotFoundError) as error:
@@ -419,7 +420,8 @@ def diagnose(uri: str, storage_options: dict[str, str]) -> StorageError | None:
     return None
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (delta-rs' messages run to many lines)."""
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
@@ -447,3 +449,9 @@ def drop_table(uri: str, storage_options: dict[str, str] | None = None) -> int:
                 client.delete_objects(Bucket=url.netloc, Delete={"Objects": keys, "Quiet": True})
                 count += len(keys)
         return count
+
+
+def fresh_table(uri: str, storage_options: dict[str, str] | None = None) -> str:
+    """``uri``, after dropping any table stored there: a lesson that re-runs starts clean."""
+    drop_table(uri, storage_options)
+    return uri

@@ -51,7 +51,6 @@ SEED = 7
 
 # %%
 import json
-import statistics
 import time
 
 import matplotlib.pyplot as plt
@@ -61,6 +60,7 @@ from deltalake.exceptions import DeltaError, SchemaMismatchError
 
 import neuralake
 from neuralake import datagen, delta
+from neuralake.timing import warm_ms  # one warm-up call, then the median of `repeats`
 
 s = neuralake.settings()
 assert s.profile == "stack", "this lesson measures S3 requests: start the stack (make up)"
@@ -68,21 +68,8 @@ print(f"profile: {s.profile}   warehouse: {s.warehouse_uri}")
 
 
 def table(name: str) -> str:
-    """This lesson's copy of a table: dropped first, so re-running starts clean."""
-    uri = s.table_uri(f"l01_{name}")
-    delta.drop_table(uri, s.storage_options)
-    return uri
-
-
-def warm_ms(fn, repeats: int = REPEATS) -> float:
-    """Median wall time of ``fn()`` in milliseconds, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 1)
+    """This lesson's copy of a table, dropped first so that re-running starts clean."""
+    return delta.fresh_table(s.table_uri(f"l01_{name}"), s.storage_options)
 
 
 # %% [markdown]
@@ -212,7 +199,7 @@ bad = first_session.head(3).with_columns(pl.col("channel").cast(pl.String).alias
 try:
     write_deltalake(signals_uri, bad, mode="append", storage_options=s.storage_options)
 except SchemaMismatchError as error:
-    print(f"refused, {type(error).__name__}: {str(error).splitlines()[0][:110]}")
+    print(f"refused, {type(error).__name__}: {delta.first_line(error)[:110]}")
 print("version still", DeltaTable(signals_uri, storage_options=s.storage_options).version())
 
 # %% [markdown]
@@ -330,7 +317,7 @@ try:
     )
     refused = None
 except DeltaError as error:
-    refused = str(error).splitlines()[0]
+    refused = delta.first_line(error)
 print(f"refused: {refused}")
 assert refused is not None, "rows outside the predicate must be refused"
 assert DeltaTable(signals_uri, storage_options=s.storage_options).version() == version_before
@@ -400,7 +387,7 @@ def measure(stage: str) -> dict:
             row[f"{name}: KiB read"] = read["data bytes read"] // 1024
     now = DeltaTable(small_uri, storage_options=s.storage_options)
     for name, query in (("full scan", full_scan), ("one channel", one_channel)):
-        row[f"{name}: ms"] = warm_ms(lambda query=query: query(now, s.storage_options))
+        row[f"{name}: ms"] = warm_ms(lambda query=query: query(now, s.storage_options), REPEATS)
     return row
 
 

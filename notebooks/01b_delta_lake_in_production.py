@@ -49,7 +49,6 @@ SEED = 7
 
 # %%
 import json
-import statistics
 import subprocess
 import sys
 import threading
@@ -64,32 +63,17 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 
 import neuralake
 from neuralake import datagen, delta
+from neuralake.delta import first_line  # delta-rs errors run to many lines
+from neuralake.timing import warm_ms
 
+# The setup of lesson 01: the stack's settings, and table(name) for a fresh table.
 s = neuralake.settings()
 assert s.profile == "stack", "this lesson uses the stack's S3: start it first (make up)"
 print(f"profile: {s.profile}   warehouse: {s.warehouse_uri}")
 
 
 def table(name: str) -> str:
-    """This lesson's copy of a table: dropped first, so re-running starts clean."""
-    uri = s.table_uri(f"l01b_{name}")
-    delta.drop_table(uri, s.storage_options)
-    return uri
-
-
-def warm_ms(fn, repeats: int = REPEATS) -> float:
-    """Median wall time of ``fn()`` in milliseconds, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 1)
-
-
-def first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0]
+    return delta.fresh_table(s.table_uri(f"l01b_{name}"), s.storage_options)
 
 
 # %% [markdown]
@@ -584,14 +568,16 @@ for name, partition_by in LAYOUTS.items():
                 .filter(predicate)
                 .select(pl.col("voltage_uv").mean())
                 .collect()
-            )
+            ),
+            REPEATS,
         )
     row["full scan: ms"] = warm_ms(
         lambda dt=dt: (
             pl.scan_delta(dt, storage_options=s.storage_options)
             .select(pl.col("voltage_uv").mean())
             .collect()
-        )
+        ),
+        REPEATS,
     )
     layouts.append(row)
 layouts = pl.DataFrame(layouts)
@@ -680,7 +666,9 @@ def opening() -> dict:
     with delta.RequestLog(s.storage_options) as log:
         DeltaTable(stream_uri, storage_options=log.storage_options)
         requests = log.summary()["log requests"]
-    ms = warm_ms(lambda: DeltaTable(stream_uri, storage_options=s.storage_options).version())
+    ms = warm_ms(
+        lambda: DeltaTable(stream_uri, storage_options=s.storage_options).version(), REPEATS
+    )
     return {"log requests": requests, "open ms": ms}
 
 

@@ -46,7 +46,6 @@ ENGINES = ["polars", "datafusion", "duckdb"]  # Spark is in the SF1 report (sect
 
 # %%
 import json
-import statistics
 import time
 from functools import partial
 
@@ -64,23 +63,13 @@ from neuralake.bench.engines import delta_dataset
 from neuralake.bench.queries import polars_tpch, sql, tpch
 from neuralake.bench.run import run_suite
 from neuralake.settings import project_dir
+from neuralake.timing import warm_ms
 
 s = neuralake.settings()
 assert s.profile != "local", "lesson 07 reads its tables from S3: start the stack with `make up`"
 started = time.perf_counter()
 uris = data.write_tables(s, SCALE)  # generated once per scale, then reused
 print(f"TPC-H SF{SCALE:g} ready in {time.perf_counter() - started:.1f} s: {uris['lineitem']}")
-
-
-def warm_ms(fn, repeats: int = RUNS) -> float:
-    """Median wall time of ``fn()`` in milliseconds, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 1)
 
 
 # %% [markdown]
@@ -205,7 +194,7 @@ for name in ENGINES:
         {
             "engine": name,
             "first run ms": first_ms,
-            "warm median ms": warm_ms(partial(engine.run, q1)),
+            "warm median ms": warm_ms(partial(engine.run, q1), RUNS),
         }
     )
     engine.close()
