@@ -1,20 +1,24 @@
-"""Benchmarks: all engines agree on all 22 TPC-H queries; compare and verify can fail."""
+"""Benchmarks: all engines agree on all 22 TPC-H queries; compare and verify can fail; the
+report renders the committed SF1 results and the writer's and ROAPI's figures."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from neuralake.bench import verify
+from neuralake.bench import report, verify
 from neuralake.bench.cli import app
 from neuralake.bench.engines import engine_names
 from neuralake.bench.queries import tpch
 from neuralake.errors import ConfigError
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+SF1 = ROOT / "docs" / "benchmarks" / "tpch-sf1"
 
 
 def _document(medians: dict[tuple[str, str], float]) -> dict:
@@ -85,3 +89,202 @@ def test_all_engines_agree_on_all_22_queries_at_tiny_scale(stack_settings, tmp_p
     for png in ("times_log.png", "speedup_vs_spark.png", "ceiling.png"):
         assert (tmp_path / png).stat().st_size > 10_000
     assert document["machine"]["packages"]["polars"]
+
+
+def test_the_committed_sf1_results_still_plot_tabulate_and_compare(tmp_path):
+    document = json.loads((SF1 / "results.json").read_text())
+    written = report.plot(document, tmp_path)
+    assert sorted(p.name for p in written) == [
+        "ceiling.png",
+        "speedup_vs_spark.png",
+        "times_log.png",
+    ]
+    assert all(p.stat().st_size > 10_000 for p in written)
+    table = report.markdown_table(document)
+    assert table.count("\n| q") == 22 and "speed-up vs Spark" in table
+    pairs = len(document["results"])
+    same = runner.invoke(app, ["compare", str(SF1 / "results.json"), str(SF1 / "results.json")])
+    assert same.exit_code == 0, same.output
+    assert f"0 of {pairs} slower" in same.output
+
+
+# The writer's and ROAPI's figures. Each fixture has the shape its script prints (see
+# benchmarks/*.py); the numbers are chosen to sit on either side of a target.
+
+
+def _throughput(messages=2_000_000, rust=380_000, python=95_000, load=1.2) -> dict:
+    def side(rate: int) -> dict:
+        return {"messages": messages, "seconds": messages / rate, "messages_per_s": rate}
+
+    run = {"messages": messages, "ceiling": {"messages_per_s": 500_000.4}, "rust": side(rust)}
+    if python:
+        run["python"] = side(python)
+    return {**run, "load_average_1m": load}
+
+
+def _freshness(writer="rust", rate=10_000.0, p99=1.14, load=1.6) -> dict:
+    seen = p99 is not None
+    return {
+        "writer": writer,
+        "rate": rate,
+        "flush_ms": 1000,
+        "producer_messages_per_s": 9_990,
+        "load_average_1m": load,
+        "rows": 300_000 if seen else 0,
+        "p50_s": 0.62 if seen else None,
+        "p99_s": p99,
+        "max_s": p99 + 0.05 if seen else None,
+    }
+
+
+def _compaction(open_before=0.30, open_after=0.05) -> dict:
+    return {
+        "rows": 100_000,
+        "files_before": 200,
+        "bytes_before": 4_000_000,
+        "files_after": 1,
+        "bytes_after": 2_000_000,
+        "before": {"open_scan_s": open_before, "scan_only_s": 0.2},
+        "after": {"open_scan_s": open_after, "scan_only_s": 0.02},
+        "load_average_1m": 0.9,
+    }
+
+
+def _latency(memory=(20.0, 30.0), fastapi=(25.0, 60.0), rows=10_000_000) -> dict:
+    def kinds(point: float, filter_: float) -> dict:
+        p99 = {"point": point, "filter": filter_, "aggregate": 40.0}
+        return {kind: {"p50_ms": ms / 2, "p99_ms": ms} for kind, ms in p99.items()}
+
+    servers = {"roapi_provider": (900.0, 700.0), "roapi_memory": memory, "fastapi_polars": fastapi}
+    latency = {name: kinds(*p99) for name, p99 in servers.items()}
+    return {"rows": rows, "latency": latency, "load_average_1m": 3.5, "cpus": 2}
+
+
+def _met(checks: list[report.Check]) -> dict[str, bool]:
+    return {c.measure: c.met for c in checks if c.met is not None}
+
+
+def test_catch_up_needs_2m_messages_100k_msg_s_and_5x_python():
+    assert all(_met(report.writer_throughput_checks(_throughput(python=70_000))).values())
+    missed = _met(report.writer_throughput_checks(_throughput(python=95_000)))
+    assert [m for m, ok in missed.items() if not ok] == ["Rust / Python"]  # 4.0x
+    tiny = _met(report.writer_throughput_checks(_throughput(messages=3_000, python=4_000)))
+    assert tiny["messages in the preloaded topic"] is False  # a tiny run proves nothing
+    skipped = _met(report.writer_throughput_checks(_throughput(python=0)))
+    assert skipped["Rust / Python"] is False
+    ceiling = {c.measure: c.value for c in report.writer_throughput_checks(_throughput())}
+    assert ceiling["Rust / consume ceiling"] == "0.76"
+
+
+def test_freshness_target_is_the_rust_writers_at_10k_msg_s():
+    assert all(_met(report.writer_freshness_checks(_freshness())).values())
+    assert _met(report.writer_freshness_checks(_freshness(p99=2.0)))["freshness p99"] is False
+    slow = _met(report.writer_freshness_checks(_freshness(rate=500.0)))
+    assert slow["producer rate, requested"] is False
+    assert _met(report.writer_freshness_checks(_freshness(writer="python", p99=5.0))) == {}
+    nothing = _met(report.writer_freshness_checks(_freshness(p99=None)))
+    assert nothing["freshness p99"] is False
+
+
+def test_compaction_target_is_open_plus_scan_at_5x():
+    assert _met(report.compaction_read_checks(_compaction(0.30, 0.05))) == {
+        "open + scan speed-up": True
+    }
+    assert _met(report.compaction_read_checks(_compaction(0.19, 0.05))) == {
+        "open + scan speed-up": False
+    }
+
+
+def test_roapi_needs_p99_under_50_ms_on_10m_rows_and_to_beat_fastapi():
+    assert all(_met(report.api_latency_checks(_latency())).values())
+    behind = _met(report.api_latency_checks(_latency(memory=(20.0, 30.0), fastapi=(10.0, 60.0))))
+    assert behind == {
+        "rows in the live table": True,
+        "best ROAPI mode: p99 point / filter": True,
+        "ahead of FastAPI: p99 point / filter": False,
+    }
+    slow = _met(report.api_latency_checks(_latency(memory=(725.0, 1006.0), fastapi=(326.0, 63.0))))
+    assert not any(ok for m, ok in slow.items() if m != "rows in the live table")
+    assert (
+        _met(report.api_latency_checks(_latency(rows=100_000)))["rows in the live table"] is False
+    )
+
+
+def _save(folder: Path, name: str, text: str) -> None:
+    (folder / f"{name}.json").write_text(text)
+
+
+def test_section_shows_each_result_its_target_and_load_and_not_run_for_the_rest(tmp_path):
+    _save(tmp_path, "writer_throughput", json.dumps(_throughput(), indent=2))
+    runs = [_freshness(), _freshness(writer="python", p99=5.06, load=15.3)]
+    _save(tmp_path, "writer_freshness", json.dumps(runs))
+    table_then_json = "| files | 200 | 1 |\n| --- | ---: | ---: |\n" + json.dumps(_compaction())
+    _save(tmp_path, "compaction_read", table_then_json)  # compaction_read.py prints both
+    section = report.writer_and_roapi(tmp_path, linked_from=tmp_path / "tpch-sf1")
+    summary = {line.split(" | ")[0].strip("| "): line for line in section.splitlines()[:6]}
+    assert (
+        "**not met**: Rust / Python | 1.2 |"
+        in summary["Rust writer: catch-up of a preloaded topic"]
+    )
+    assert "[`writer_throughput.json`](../writer_throughput.json)" in section
+    assert "| 2 | **met** | 1.6, 15.3 |" in summary["Rust writer: freshness as a reader sees it"]
+    assert "| 1 | **met** | 0.9 |" in summary["Rust writer: one-partition read after compaction"]
+    api = summary["ROAPI: hot-path query latency on 10M rows, against FastAPI + Polars"]
+    assert "**not run**" in api
+    assert "no `api_latency.json` yet" in section
+    assert "| Rust / Python | >= 5.0x | 4.0x **not met** |" in section
+    assert "| freshness p99 | < 2.00 s | 1.14 s **met** | 5.06 s |" in section
+    assert "| files before -> after |  | 200 -> 1 |" in section
+
+
+def test_result_files_are_read_as_the_scripts_print_them(tmp_path):
+    path = tmp_path / "writer_freshness.json"
+    assert report.load_runs(path) is None
+    path.write_text(json.dumps(_freshness(), indent=2) + "\n" + json.dumps(_freshness(p99=3.0)))
+    assert [run["p99_s"] for run in report.load_runs(path)] == [1.14, 3.0]  # appended with >>
+    path.write_text('{"writer": "rust", "rate": ')
+    with pytest.raises(ConfigError, match="broken JSON"):
+        report.load_runs(path)
+    path.write_text("| only | a table |\n")
+    with pytest.raises(ConfigError, match="holds no JSON result"):
+        report.load_runs(path)
+    path.write_text(json.dumps({"writer": "rust"}))
+    with pytest.raises(
+        ConfigError, match=r"lacks the field 'rate'.*benchmarks/writer_freshness\.py"
+    ):
+        report.writer_and_roapi(tmp_path)
+
+
+def test_report_command_rewrites_only_the_generated_section(tmp_path):
+    readme = tmp_path / "tpch-sf1" / "README.md"
+    readme.parent.mkdir()
+    readme.write_text(
+        f"# Report\n\nbefore\n\n{report.MARK_START}\nSTALE TEXT\n{report.MARK_END}\n\nafter\n"
+    )
+    _save(tmp_path, "compaction_read", json.dumps(_compaction(0.19, 0.05)))
+    args = ["report", "--out", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "**not met**: open + scan speed-up" in result.output
+    text = readme.read_text()
+    assert (
+        "STALE TEXT" not in text
+        and text.startswith("# Report\n\nbefore\n")
+        and text.endswith("after\n")
+    )
+    assert "3.8x **not met**" in text
+    assert runner.invoke(app, args).exit_code == 0 and readme.read_text() == text  # idempotent
+    readme.write_text("# Report without markers\n")
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, ConfigError)
+    assert "add the lines <!--" in str(result.exception)
+
+
+def test_the_committed_report_carries_the_committed_results(monkeypatch):
+    """Fails when a benchmark's JSON changed and the report was not regenerated."""
+    monkeypatch.chdir(ROOT)  # the section names the files as `neuralake bench report` does
+    text = (SF1 / "README.md").read_text()
+    section = report.writer_and_roapi(Path("docs/benchmarks"), Path("docs/benchmarks/tpch-sf1"))
+    assert f"{report.MARK_START}\n\n{section}\n\n{report.MARK_END}" in text, (
+        "docs/benchmarks/tpch-sf1/README.md is stale: run `neuralake bench report`"
+    )

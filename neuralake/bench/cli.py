@@ -1,9 +1,11 @@
-"""``neuralake bench``: run a suite, write results and plots; ``bench compare`` two runs.
+"""``neuralake bench``: run a suite, write results and plots; ``bench compare`` two runs;
+``bench report`` puts the writer's and ROAPI's figures into the TPC-H report.
 
 Examples::
 
     neuralake bench --suite tpch --scale 0.01 --engines polars,duckdb --runs 3 --out build/bench
     neuralake bench compare docs/benchmarks/tpch-sf1/results.json build/bench/results.json
+    neuralake bench report --out docs/benchmarks
 """
 
 from __future__ import annotations
@@ -112,3 +114,26 @@ def compare(
     typer.echo(f"{slower} of {len(changes)} slower by more than {threshold:.0%}")
     if slower:
         raise typer.Exit(1)
+
+
+@app.command("report")
+def report_command(
+    out: Annotated[
+        Path,
+        typer.Option(help="The benchmarks folder: holds the writer's and ROAPI's JSON results."),
+    ] = Path("docs/benchmarks"),
+    readme: Annotated[
+        Path | None,
+        typer.Option(help="The report to update (default: OUT/tpch-sf1/README.md)."),
+    ] = None,
+) -> None:
+    """Write the writer's and ROAPI's figures (targets met or not, load) into the report."""
+    if not out.is_dir():
+        raise ConfigError(
+            f"{out} is not a folder: pass the benchmarks folder, e.g. docs/benchmarks"
+        )
+    target = readme or out / "tpch-sf1" / "README.md"
+    section = report.writer_and_roapi(out, linked_from=target.parent)
+    report.update_section(target, section)
+    typer.echo(section.split("\n\n", 1)[0])  # the summary table
+    typer.echo(f"updated: {target}")
