@@ -14,6 +14,8 @@
 //! survive until its commit. The writer commits within seconds of writing and rewrites its
 //! files on every retry, so the lab can use retentions of minutes (0.01 h = 36 s). Below
 //! delta-rs's default safety limit (168 h) the check is disabled explicitly.
+//!
+//! Each pass also deletes the log's own expired files (see [`cleanup_log`]).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -40,6 +42,9 @@ pub const METRICS_PORT: u16 = 9466;
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct PassReport {
     pub files_deleted: u64,
+    /// Commit and checkpoint files of the log deleted because they are older than the
+    /// table's `logRetentionDuration` (30 days by default) and before the last checkpoint.
+    pub log_files_deleted: u64,
     pub version: i64,
 }
 
@@ -104,13 +109,29 @@ pub async fn pass(
         .context("vacuuming")?;
     *table = vacuumed;
     let deleted = count_really_deleted(&result.files_deleted, &existing);
+    let log_files_deleted = cleanup_log(table).await?;
     metrics.runs.inc();
     metrics.files_deleted.inc_by(deleted);
     metrics.seconds.observe(started.elapsed().as_secs_f64());
     Ok(PassReport {
         files_deleted: deleted,
+        log_files_deleted,
         version: commit::version_of(table),
     })
+}
+
+/// Delete the log's expired commit and checkpoint files (Delta's "metadata cleanup").
+///
+/// A writer that commits every second adds 86,400 JSON commits a day to `_delta_log/`.
+/// Readers never read the ones before the last checkpoint, but they stay on storage (and in
+/// every listing of the folder) until a cleanup removes them. Only files older than the
+/// table's `logRetentionDuration` and older than the last checkpoint go, so time travel keeps
+/// working within that retention.
+async fn cleanup_log(table: &DeltaTable) -> Result<u64> {
+    let deleted = deltalake::checkpoints::cleanup_metadata(table, None)
+        .await
+        .context("deleting expired log files")?;
+    Ok(deleted as u64)
 }
 
 /// Every object under the table's folder, as paths relative to the table root.
