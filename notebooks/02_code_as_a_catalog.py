@@ -70,6 +70,7 @@ from deltalake import DeltaTable as DeltaLog
 from IPython.display import HTML, display
 
 import neuralake
+from neuralake.api.server import roapi
 from neuralake.catalog import (
     Catalog,
     CatalogError,
@@ -85,7 +86,7 @@ from neuralake.catalog.examples.seed import seed
 from neuralake.catalog.export import export_catalog
 from neuralake.catalog.pushdown import measure
 from neuralake.catalog.quality import run_checks
-from neuralake.catalog.roapi import roapi_config, skipped, write_roapi
+from neuralake.catalog.roapi import roapi_config, skipped
 from neuralake.catalog.site import build_site
 from neuralake.settings import project_dir
 from neuralake.stack.processes import free_port
@@ -482,7 +483,8 @@ out = project_dir() / "build" / "catalog_site"
 started = time.perf_counter()
 export = export_catalog(catalog, "neuralake.catalog.examples.neuro", s, quality=reports)
 index = build_site(export, out)
-print(f"built {len(export['tables'])} pages in {time.perf_counter() - started:.2f} s: {index}")
+built_s = time.perf_counter() - started
+print(f"built {len(export['tables'])} pages in {built_s:.2f} s: {index.relative_to(project_dir())}")
 page = (out / "tables" / "neuro.sessions.html").read_text()
 HTML(
     f'<div><iframe srcdoc="{escape(page)}" style="width:100%;height:720px;border:1px solid #ccc">'
@@ -512,101 +514,62 @@ with pl.Config(fmt_str_lengths=60):
     )
 
 # %% [markdown]
-# Start the real `roapi` binary on a config, on ports the kernel just picked (so it
-# never collides with a ROAPI the stack runs), and wait until it answers. Its output
-# goes to a log file: when it does not start, the error is in its own words.
+# ROAPI is one binary, `roapi -c <config>`; it reads the S3 endpoint and keys from its
+# environment (`s.roapi_env`). Run it for real on a config that points at a table that
+# does not exist, to see how it fails: it exits, and says why in its own words.
 
 # %%
 ROAPI = Path(sys.executable).parent / "roapi"  # installed by the roapi wheel
-
-
-def addresses() -> dict[str, str]:
-    return {name: f"127.0.0.1:{free_port()}" for name in ("http", "postgres", "flight_sql")}
-
-
-def start_roapi(config_path: Path, http: str) -> subprocess.Popen:
-    """Start roapi and wait until it answers; if it cannot start, raise with its error."""
-    log_path = config_path.with_suffix(".log")
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [str(ROAPI), "-c", str(config_path)],
-            env={**os.environ, **s.roapi_env, "NO_COLOR": "1"},  # S3 endpoint and keys
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 30
-    while server.poll() is None and time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://{http}/api/schema", timeout=1).ok:
-                return server
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    server.terminate()
-    server.wait(timeout=10)
-    said = [line for line in log_path.read_text().splitlines() if "error" in line.lower()]
-    raise RuntimeError(f"roapi exited with code {server.returncode}: " + " | ".join(said[-2:]))
-
-
-# %% [markdown]
-# First a config that points at a table that does not exist, to see how ROAPI fails:
-
-# %%
-broken_addr = addresses()
 broken_config = out / "roapi-broken.yaml"
 missing = s.table_uri("catalog/no_such_table").removeprefix("file://")
-broken_config.write_text(
-    yaml.safe_dump(
-        {
-            "addr": broken_addr,
-            "tables": [{"name": "missing", "uri": missing, "option": {"format": "delta"}}],
-        }
-    )
+free = {name: f"127.0.0.1:{free_port()}" for name in ("http", "postgres", "flight_sql")}
+missing_table = {"name": "missing", "uri": missing, "option": {"format": "delta"}}
+broken_config.write_text(yaml.safe_dump({"addr": free, "tables": [missing_table]}))
+print(f"$ roapi -c {broken_config.name}")
+ran = subprocess.run(
+    [str(ROAPI), "-c", str(broken_config)],
+    env={**os.environ, **s.roapi_env, "NO_COLOR": "1"},  # S3 endpoint and keys
+    capture_output=True,
+    text=True,
+    timeout=60,
 )
-try:
-    start_roapi(broken_config, broken_addr["http"]).terminate()
-except RuntimeError as error:
-    print(error)
+said = [line for line in (ran.stdout + ran.stderr).splitlines() if "error" in line.lower()]
+print(f"roapi exited with code {ran.returncode}: {said[-1] if said else '(no error printed)'}")
 
 # %% [markdown]
-# Now the catalog's config. Send it the SQL snippet from the `sessions` page, once
+# A server that works must be started, waited for until it answers, and stopped
+# however the cell ends. `neuralake.api.server.roapi(tables, settings, folder)` does
+# exactly that around the same command: it writes a config for `tables` on ports the
+# kernel just picked (so it never collides with the ROAPI the stack runs), starts
+# `roapi -c`, waits until `/api/schema` answers, yields the addresses, and stops the
+# process when the `with` block ends. (`neuralake api serve`, lesson 05, restarts the
+# stack's own ROAPI on a catalog instead.)
+#
+# Now the catalog's tables. Send ROAPI the SQL snippet from the `sessions` page, once
 # with the default JSON answer and once asking for Arrow
 # (`Accept: application/vnd.apache.arrow.stream`, see ROAPI's
 # [response formats](https://roapi.github.io/docs/api/response.html)), and compare the
 # column types with the Delta table's.
 
 # %%
-addr = addresses()
-config_path = write_roapi(export, out / "roapi.yaml", **addr)
-server = start_roapi(config_path, addr["http"])
-try:
+ARROW = {"Accept": "application/vnd.apache.arrow.stream"}
+with roapi(config["tables"], s, out / "roapi") as listeners:
+    api = f"http://{listeners.http}/api/sql"
     sql = next(t for t in export["tables"] if t["name"] == "sessions")["snippets"]["sql"]
     print(sql)
-    as_json = requests.post(f"http://{addr['http']}/api/sql", data=sql, timeout=30)
+    as_json = requests.post(api, data=sql, timeout=30)
     as_json.raise_for_status()
     from_json = pl.DataFrame(as_json.json())
-    as_arrow = requests.post(
-        f"http://{addr['http']}/api/sql",
-        data=sql,
-        headers={"Accept": "application/vnd.apache.arrow.stream"},
-        timeout=30,
-    )
+    as_arrow = requests.post(api, data=sql, headers=ARROW, timeout=30)
     as_arrow.raise_for_status()
     from_arrow = pl.read_ipc_stream(as_arrow.content)
     view_sql = (
         "SELECT session_id, sum(spikes) AS spikes FROM channel_stats "
         "GROUP BY session_id ORDER BY session_id"
     )
-    view = requests.post(
-        f"http://{addr['http']}/api/sql",
-        data=view_sql,
-        headers={"Accept": "application/vnd.apache.arrow.stream"},
-        timeout=30,
-    )
+    view = requests.post(api, data=view_sql, headers=ARROW, timeout=30)
     view.raise_for_status()
     from_view = pl.read_ipc_stream(view.content)
-finally:
-    server.terminate()
-    server.wait(timeout=10)
 display(from_arrow.select("session_id", "task", "started_at", "channels"))
 
 
