@@ -232,7 +232,7 @@ def test_section_shows_each_result_its_target_and_load_and_not_run_for_the_rest(
     api = summary["ROAPI: hot-path query latency on 10M rows, against FastAPI + Polars"]
     assert "**not run**" in api
     assert "no `api_latency.json` yet" in section
-    assert "| Rust / Python | >= 5.0x | 4.0x **not met** |" in section
+    assert "| Rust / Python | >= 5.00x | 4.00x **not met** |" in section
     assert "| freshness p99 | < 2.00 s | 1.14 s **met** | 5.06 s |" in section
     assert "| files before -> after |  | 200 -> 1 |" in section
 
@@ -272,7 +272,7 @@ def test_report_command_rewrites_only_the_generated_section(tmp_path):
         and text.startswith("# Report\n\nbefore\n")
         and text.endswith("after\n")
     )
-    assert "3.8x **not met**" in text
+    assert "3.80x **not met**" in text
     assert runner.invoke(app, args).exit_code == 0 and readme.read_text() == text  # idempotent
     readme.write_text("# Report without markers\n")
     result = runner.invoke(app, args)

@@ -209,9 +209,9 @@ def writer_throughput_checks(run: dict) -> list[Check]:
     if "python" in run:
         python = run["python"]["messages_per_s"]
         checks.append(Check("Python baseline, same topic", f"{python:,} msg/s"))
-        checks.append(_at_least("Rust / Python", rust / python, CATCH_UP_SPEEDUP, "{:.1f}", "x"))
+        checks.append(_at_least("Rust / Python", rust / python, CATCH_UP_SPEEDUP, "{:.2f}", "x"))
     else:  # --skip-python: the ratio was not measured, so the target is not shown to hold
-        checks.append(Check("Rust / Python", "not measured", f">= {CATCH_UP_SPEEDUP:.1f}x", False))
+        checks.append(Check("Rust / Python", "not measured", f">= {CATCH_UP_SPEEDUP:.2f}x", False))
     ceiling = run["ceiling"]["messages_per_s"]
     checks.append(Check("raw Kafka consume (the ceiling)", f"{round(ceiling):,} msg/s"))
     checks.append(Check("Rust / consume ceiling", f"{rust / ceiling:.2f}", "reported"))
@@ -263,7 +263,7 @@ def compaction_read_checks(run: dict) -> list[Check]:
             "open + scan speed-up",
             before["open_scan_s"] / after["open_scan_s"],
             COMPACTION_SPEEDUP,
-            "{:.1f}",
+            "{:.2f}",
             "x",
         ),
         Check(
