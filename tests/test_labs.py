@@ -137,6 +137,25 @@ def test_cli_builds_one_lab_and_rejects_unknown_ones(tmp_path):
     assert result.exit_code != 0 and "01_delta" in result.output
 
 
+# -- what every lab object shares (neuralake.labs.base) -------------------------------------
+
+
+def test_a_lab_names_its_attempt_keys_and_owns_only_its_declared_tables(tmp_path):
+    settings = dataclasses.replace(
+        neuralake.settings("local"), warehouse_uri=(tmp_path / "wh").as_uri(), state_dir=tmp_path
+    )
+    assert lab01.Lab01.key("ex3") == "lab01.ex3"
+    with pytest.raises(NeuralakeError, match="'ex9_gains' is not one of lab 01's tables"):
+        lab01.Lab01.fresh_table(settings, "t_", "ex9_gains")
+    uri = lab01.Lab01.fresh_table(settings, "t_", "ex5_gains")
+    write_deltalake(uri, pl.DataFrame({"gain": [1.0]}))
+    assert lab01.Lab01.fresh_table(settings, "t_", "ex5_gains") == uri
+    assert not DeltaTable.is_deltatable(uri), "a fresh table starts empty"
+    write_deltalake(uri, pl.DataFrame({"gain": [1.0]}))
+    lab01.drop(settings, "t_")
+    assert not DeltaTable.is_deltatable(uri), "drop deletes every table the lab declares"
+
+
 # -- lab 01's graders, on a local warehouse --------------------------------------------------
 
 

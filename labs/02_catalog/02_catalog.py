@@ -47,17 +47,14 @@
 PREFIX = "lab02_"  # table names start with this
 
 # %%
-import os
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import polars as pl
 import requests
 from deltalake import DeltaTable as DeltaLog
 
 import neuralake
+from neuralake.api.server import roapi
 from neuralake.catalog import (
     Catalog,
     Column,
@@ -71,10 +68,9 @@ from neuralake.catalog import (
 )
 from neuralake.catalog.export import export_catalog
 from neuralake.catalog.quality import run_checks
-from neuralake.catalog.roapi import write_roapi
+from neuralake.catalog.roapi import roapi_config, write_roapi
 from neuralake.catalog.site import build_site
 from neuralake.labs import catalog_checks
-from neuralake.stack.processes import free_port
 
 s = neuralake.settings()
 lab = catalog_checks.setup(s, prefix=PREFIX)
@@ -196,42 +192,12 @@ catalog_checks.check_published(lab, site_index, roapi_path)
 #    that describes it; columns `session_id`, `spikes`, `mean_quality`;
 # 2. build it (refresh it);
 # 3. write a ROAPI config that serves it into `served_config` (mind which tables the
-#    catalog holds when you export), start ROAPI with `start_roapi` below (the
-#    function from lesson 02, section 10), and read `SELECT * FROM session_spikes`
-#    from it into the DataFrame `served`, with the view's **column types**. Stop the
-#    server when you are done.
+#    catalog holds when you export), serve its tables with `roapi(tables, s, folder)`
+#    (lesson 02, section 10: it starts ROAPI on free ports, waits until it answers and
+#    stops it when the `with` block ends), and read `SELECT * FROM session_spikes`
+#    from it into the DataFrame `served`, with the view's **column types**.
 #
 # The check starts its own ROAPI on your config, and compares `served` with the view.
-
-# %%
-ROAPI = Path(sys.executable).parent / "roapi"  # installed by the roapi wheel
-
-
-def addresses() -> dict[str, str]:
-    return {name: f"127.0.0.1:{free_port()}" for name in ("http", "postgres", "flight_sql")}
-
-
-def start_roapi(config_path: Path, http: str) -> subprocess.Popen:
-    """Start roapi and wait until it answers; if it cannot start, raise with its error."""
-    log_path = config_path.with_suffix(".log")
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [str(ROAPI), "-c", str(config_path)],
-            env={**os.environ, **s.roapi_env, "NO_COLOR": "1"},  # S3 endpoint and keys
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 30
-    while server.poll() is None and time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://{http}/api/schema", timeout=1).ok:
-                return server
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    server.terminate()
-    server.wait(timeout=10)
-    said = [line for line in log_path.read_text().splitlines() if "error" in line.lower()]
-    raise RuntimeError(f"roapi exited with code {server.returncode}: " + " | ".join(said[-2:]))
 
 
 # %% tags=["solution"]
@@ -260,21 +226,15 @@ def session_spikes() -> pl.LazyFrame:
 
 catalog = Catalog({"lab": ModuleDatabase(sys.modules[__name__])})  # now with the view
 print("refreshed: version", catalog.refresh("session_spikes").version)
-addr = addresses()
-served_config = write_roapi(
-    export_catalog(catalog, "lab02", s), lab.out / "roapi-view.yaml", **addr
-)
-server = start_roapi(served_config, addr["http"])
-try:
+export = export_catalog(catalog, "lab02", s)
+served_config = write_roapi(export, lab.out / "roapi-view.yaml")
+with roapi(roapi_config(export)["tables"], s, lab.out / "roapi-view") as listeners:
     answer = requests.post(
-        f"http://{addr['http']}/api/sql",
+        f"http://{listeners.http}/api/sql",
         data="SELECT * FROM session_spikes ORDER BY session_id",
         headers={"Accept": "application/vnd.apache.arrow.stream"},  # keeps the types
         timeout=30,
     )
-finally:
-    server.terminate()
-    server.wait(timeout=10)
 answer.raise_for_status()
 served = pl.read_ipc_stream(answer.content)
 served

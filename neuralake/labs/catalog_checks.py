@@ -15,17 +15,14 @@ with what it found and a tiered :class:`Hint` keyed by exercise (``lab02.ex1`` .
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import polars as pl
 import requests
@@ -34,16 +31,16 @@ from deltalake import DeltaTable as DeltaLog
 from deltalake import write_deltalake
 
 from neuralake import delta
+from neuralake.api.server import roapi
 from neuralake.catalog import DeltaTable, FunctionTable
 from neuralake.catalog.pushdown import measure
 from neuralake.catalog.quality import run_checks
 from neuralake.datagen import Simulation
-from neuralake.errors import NeuralakeError
-from neuralake.labs.checks import Hint, expect, passed, reset_attempts
+from neuralake.errors import StackError
+from neuralake.labs.base import Lab
+from neuralake.labs.checks import Hint, expect, passed
 from neuralake.settings import Settings
-from neuralake.stack.processes import free_port
 
-EXERCISES = ("ex1", "ex2", "ex3", "ex4", "ex5")
 TABLE = "spike_counts"
 VIEW = "session_spikes"
 SESSIONS = 4
@@ -53,20 +50,17 @@ MIN_DESCRIPTION = 20  # characters: a sentence, not a word
 ARROW = "application/vnd.apache.arrow.stream"
 
 
-def key(exercise: str) -> str:
-    """The attempt key of an exercise: ``lab02.ex3``."""
-    return f"lab02.{exercise}"
-
-
 # -- the lab ----------------------------------------------------------------------------
 
 
 @dataclass
-class Lab02:
-    """Where the lab's table and outputs are; ``reset(exercise)`` starts one over."""
+class Lab02(Lab):
+    """Lab 02's run (see :class:`~neuralake.labs.base.Lab`): where its table and outputs are."""
 
-    settings: Settings
-    prefix: str
+    number: ClassVar[str] = "02"
+    exercises: ClassVar[tuple[str, ...]] = ("ex1", "ex2", "ex3", "ex4", "ex5")
+    tables: ClassVar[tuple[str, ...]] = (TABLE, VIEW)
+
     uri: str  # spike_counts: pass it as DeltaTable(..., uri=lab.uri)
     out: Path  # exercise 4 writes the site and the ROAPI config here
     view_uri: str  # exercise 5 materializes session_spikes here
@@ -74,36 +68,31 @@ class Lab02:
 
     @property
     def storage_options(self) -> dict[str, str] | None:
-        return self.settings.storage_options or None
+        return self.settings.storage_options or None  # None on a local warehouse
 
     def data(self) -> pl.DataFrame:
         """The rows of ``spike_counts`` (what every grader compares with)."""
         frame = pl.read_delta(self.uri, storage_options=self.storage_options)
         return frame.sort("session_id", "channel")
 
-    def reset(self, exercise: str) -> None:
-        """Rebuild one exercise's state and forget its attempts."""
-        if exercise not in EXERCISES:
-            raise NeuralakeError(
-                f"lab 02 has no exercise {exercise!r}: use one of {', '.join(EXERCISES)}"
-            )
+    def rebuild(self, exercise: str) -> None:
         if exercise in ("ex1", "ex2", "ex3"):
             _write_spike_counts(self.settings, self.uri)
         elif exercise == "ex4":
             _clear(self.out)
         else:
             delta.drop_table(self.view_uri, self.settings.storage_options)
-        reset_attempts(key(exercise))
-        print(f"{exercise} is as it was at setup; its hints start again at 1/3")
+
+
+key = Lab02.key  # key("ex3") == "lab02.ex3": the graders count attempts per exercise
 
 
 def setup(settings: Settings, *, prefix: str = "lab02_") -> Lab02:
     """(Re)create ``spike_counts``, clear the outputs of exercises 4 and 5, forget attempts."""
-    reset_attempts("lab02.")
+    Lab02.forget_attempts()
     uri = settings.table_uri(prefix + TABLE)
     rows = _write_spike_counts(settings, uri)
-    view_uri = settings.table_uri(prefix + VIEW)
-    delta.drop_table(view_uri, settings.storage_options)
+    view_uri = Lab02.fresh_table(settings, prefix, VIEW)
     out = settings.state_dir / "labs" / f"{prefix}catalog"
     _clear(out)
     return Lab02(settings, prefix, uri, out, view_uri, rows)
@@ -442,18 +431,18 @@ VIEW_DATA = Hint(
 VIEW_SERVE = Hint(
     concept="ROAPI serves what its config lists, and the config is written from an export "
     "made after the view was declared and refreshed.",
-    api="Catalog(...) / export_catalog(...) / write_roapi(export, path, http=..., ...) "
-    "(lesson 02, section 10); start_roapi(...) above starts it and waits.",
+    api="Catalog(...) / export_catalog(...) / write_roapi(export, path) (lesson 02, section "
+    "10); roapi(roapi_config(export)['tables'], s, folder) serves those tables on free ports.",
     call="catalog = Catalog({'lab': ModuleDatabase(sys.modules[__name__])}); export = "
     "export_catalog(catalog, 'lab02', s); served_config = write_roapi(export, lab.out / "
-    "'roapi-view.yaml', **addr)",
+    "'roapi-view.yaml')",
 )
 VIEW_TYPES = Hint(
     concept="JSON has one kind of number and no timestamps: read back from JSON, an Int32 "
     "column comes back as Int64. Ask for a format that carries the schema.",
     api="ROAPI's response formats: the Accept header (lesson 02, section 10, JSON vs Arrow); "
     "pl.read_ipc_stream(response.content) reads Arrow.",
-    call=f"requests.post(f'http://{{addr['http']}}/api/sql', data='SELECT * FROM {VIEW} "
+    call=f"requests.post(f'http://{{listeners.http}}/api/sql', data='SELECT * FROM {VIEW} "
     f"ORDER BY session_id', headers={{'Accept': '{ARROW}'}}); served = "
     "pl.read_ipc_stream(answer.content)",
 )
@@ -567,63 +556,36 @@ def check_view(lab: Lab02, view: Any, served_config: Any, served: Any) -> None:
 
 @contextmanager
 def serving(config_path: Path | str, settings: Settings) -> Iterator[Callable[[str], pl.DataFrame]]:
-    """Run ROAPI on a copy of ``config_path`` with free ports; yield ``sql(query) -> frame``.
+    """Serve ``config_path``'s tables with ROAPI on free ports; yield ``sql(query) -> frame``.
 
-    The grader's own server never collides with one the student left running. If ROAPI
-    cannot start, the check fails with ROAPI's own error line.
+    The server is the library's (:func:`neuralake.api.server.roapi`), on ports of its
+    own, so it never collides with one the student left running. If ROAPI cannot start,
+    the check fails with ROAPI's own error line.
     """
-    config = yaml.safe_load(Path(config_path).read_text())
-    http = f"127.0.0.1:{free_port()}"
-    config["addr"] = {
-        "http": http,
-        "postgres": f"127.0.0.1:{free_port()}",
-        "flight_sql": f"127.0.0.1:{free_port()}",
-    }
+    tables = yaml.safe_load(Path(config_path).read_text())["tables"]
     with tempfile.TemporaryDirectory(prefix="lab02-roapi-") as folder:
-        path = Path(folder) / "roapi.yaml"
-        path.write_text(yaml.safe_dump(config))
-        log_path = Path(folder) / "roapi.log"
-        with log_path.open("wb") as log:
-            server = subprocess.Popen(
-                [str(Path(sys.executable).parent / "roapi"), "-c", str(path)],
-                env={**os.environ, **settings.roapi_env, "NO_COLOR": "1"},
-                stdout=log,
-                stderr=subprocess.STDOUT,
+        try:
+            with roapi(tables, settings, Path(folder), timeout=30) as listeners:
+                yield partial(_sql, f"http://{listeners.http}/api/sql")
+        except StackError:
+            log = (Path(folder) / "roapi.log").read_text(errors="replace").splitlines()
+            said = [line for line in log if "error" in line.lower()]
+            expect(
+                False,
+                f"ROAPI did not start on served_config: {said[-1] if said else 'no error printed'}",
+                VIEW_SERVE,
+                key=key("ex5"),
             )
-        try:
-            _wait_for(server, http, log_path)
-
-            def sql(query: str) -> pl.DataFrame:
-                answer = requests.post(
-                    f"http://{http}/api/sql", data=query, headers={"Accept": ARROW}, timeout=30
-                )
-                said = " ".join(answer.text.split())[:200]  # one line
-                expect(
-                    answer.ok,
-                    f"ROAPI answered {answer.status_code} to {query!r}: {said}",
-                    VIEW_SERVE,
-                    key=key("ex5"),
-                )
-                return pl.read_ipc_stream(answer.content)
-
-            yield sql
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
 
 
-def _wait_for(server: subprocess.Popen, http: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while server.poll() is None and time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://{http}/api/schema", timeout=1).ok:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    said = [line for line in log_path.read_text().splitlines() if "error" in line.lower()]
+def _sql(url: str, query: str) -> pl.DataFrame:
+    """``query``'s answer as Arrow (types kept); a refused query fails exercise 5's check."""
+    answer = requests.post(url, data=query, headers={"Accept": ARROW}, timeout=30)
+    said = " ".join(answer.text.split())[:200]  # one line
     expect(
-        False,
-        f"ROAPI did not start on served_config: {said[-1] if said else 'no error printed'}",
+        answer.ok,
+        f"ROAPI answered {answer.status_code} to {query!r}: {said}",
         VIEW_SERVE,
         key=key("ex5"),
     )
+    return pl.read_ipc_stream(answer.content)

@@ -19,39 +19,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import pairwise
+from typing import ClassVar
 
 import numpy as np
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
-from neuralake import delta
 from neuralake.catalog.pushdown import measure
 from neuralake.datagen import Simulation, schemas, write_frames
 from neuralake.errors import NeuralakeError
-from neuralake.labs.checks import Hint, expect, passed, reset_attempts
+from neuralake.labs.base import Lab
+from neuralake.labs.checks import Hint, expect, passed
 from neuralake.settings import Settings
 
-EXERCISES = ("ex1", "ex2", "ex3", "ex4", "ex5", "ex6")
-TABLES = (  # each table's name after the prefix; every name starts with its exercise
-    "ex1_sessions",
-    "ex2_sessions",
-    "ex3_spikes",
-    "ex4_signals",
-    "ex4_signals_partitioned",
-    "ex5_gains",
-    "ex6_spikes",
-)
 SESSIONS = 4  # sessions in the simulated study (exercise 4 partitions by them)
 SPIKE_KEY = ["session_id", "channel", "timestamp"]  # one spike per channel and instant
 MAX_PARTITIONED_FILES = 4 * SESSIONS  # exercise 4: more files than this is over-partitioned
 DRIFT = 1.1  # exercise 5: writer A multiplies every gain by this
 STREAM_BATCHES = 7  # exercise 6: batches 1..3 landed, 2..6 are replayed, 7 the grader's
-
-
-def key(exercise: str) -> str:
-    """The attempt key of an exercise: ``lab01.ex3``."""
-    return f"lab01.{exercise}"
 
 
 # -- the lab and its exercises ------------------------------------------------------------
@@ -108,11 +94,22 @@ class Stream:
 
 
 @dataclass
-class Lab01:
-    """The lab's settings and, per exercise, what its tables are and how they were made."""
+class Lab01(Lab):
+    """Lab 01's run (see :class:`~neuralake.labs.base.Lab`) and, per exercise, what its
+    tables are and how they were made."""
 
-    settings: Settings
-    prefix: str
+    number: ClassVar[str] = "01"
+    exercises: ClassVar[tuple[str, ...]] = ("ex1", "ex2", "ex3", "ex4", "ex5", "ex6")
+    tables: ClassVar[tuple[str, ...]] = (  # every name starts with its exercise
+        "ex1_sessions",
+        "ex2_sessions",
+        "ex3_spikes",
+        "ex4_signals",
+        "ex4_signals_partitioned",
+        "ex5_gains",
+        "ex6_spikes",
+    )
+
     seed: int
     ex1: Audit
     ex2: Restore
@@ -121,24 +118,16 @@ class Lab01:
     ex5: Conflict
     ex6: Stream
 
-    @property
-    def storage_options(self) -> dict[str, str]:
-        return self.settings.storage_options
-
-    def reset(self, exercise: str) -> None:
-        """Rebuild one exercise's tables from scratch and forget its attempts."""
-        if exercise not in BUILDERS:
-            raise NeuralakeError(
-                f"lab 01 has no exercise {exercise!r}: use one of {', '.join(EXERCISES)}"
-            )
+    def rebuild(self, exercise: str) -> None:
         setattr(self, exercise, BUILDERS[exercise](self.settings, self.prefix, self.seed))
-        reset_attempts(key(exercise))
-        print(f"{exercise} is as it was at setup; its hints start again at 1/3")
+
+
+key = Lab01.key  # key("ex3") == "lab01.ex3": the graders count attempts per exercise
 
 
 def setup(settings: Settings, *, prefix: str = "lab01_", seed: int = 1) -> Lab01:
     """(Re)create every exercise's tables from scratch; forget every attempt."""
-    reset_attempts("lab01.")
+    Lab01.forget_attempts()
     built = {name: build(settings, prefix, seed) for name, build in BUILDERS.items()}
     return Lab01(settings, prefix, seed, **built)
 
@@ -157,17 +146,7 @@ def _signals(seed: int) -> pl.DataFrame:
 
 def drop(settings: Settings, prefix: str = "lab01_") -> None:
     """Delete every table of the lab."""
-    for name in TABLES:
-        delta.drop_table(settings.table_uri(prefix + name), settings.storage_options)
-
-
-def _fresh(settings: Settings, prefix: str, name: str) -> str:
-    """The URI of table ``name`` (one of :data:`TABLES`), dropped so that it starts empty."""
-    if name not in TABLES:
-        raise NeuralakeError(f"{name!r} is not in lab01.TABLES: add it there first")
-    uri = settings.table_uri(prefix + name)
-    delta.drop_table(uri, settings.storage_options)
-    return uri
+    Lab01.drop_tables(settings, prefix)
 
 
 def _spikes(seed: int) -> pl.DataFrame:
@@ -187,7 +166,7 @@ def build_audit(settings: Settings, prefix: str, seed: int) -> Audit:
     """v0 four sessions; v1 session 3's task renamed; v2 session 1's task renamed;
     v3 session 5 added; v4 session 2 deleted."""
     options = settings.storage_options
-    uri = _fresh(settings, prefix, "ex1_sessions")
+    uri = Lab01.fresh_table(settings, prefix, "ex1_sessions")
     sessions = _simulation(seed).sessions_table()
     write_deltalake(uri, sessions, storage_options=options)
     table = DeltaTable(uri, storage_options=options)
@@ -257,7 +236,7 @@ def build_restore(settings: Settings, prefix: str, seed: int) -> Restore:
     """v0 four sessions; v1 session 2's task corrected (good); v2 a backfill overwrote the
     table with two half-empty rows (bad); v3 a hurried UPDATE on top of the bad data."""
     options = settings.storage_options
-    uri = _fresh(settings, prefix, "ex2_sessions")
+    uri = Lab01.fresh_table(settings, prefix, "ex2_sessions")
     sessions = _simulation(seed).sessions_table()
     write_deltalake(uri, sessions, storage_options=options)
     table = DeltaTable(uri, storage_options=options)
@@ -310,7 +289,7 @@ def check_restored(lab: Lab01) -> None:
 def build_dedupe(settings: Settings, prefix: str, seed: int) -> Dedupe:
     """v0 the first 60 % of the spikes; the batch holds spikes 40-100 % (so a third of
     it is already in the table), 50 of its rows twice, shuffled."""
-    uri = _fresh(settings, prefix, "ex3_spikes")
+    uri = Lab01.fresh_table(settings, prefix, "ex3_spikes")
     spikes = _spikes(seed)
     cut, overlap = int(spikes.height * 0.6), int(spikes.height * 0.4)
     write_deltalake(uri, spikes.head(cut), storage_options=settings.storage_options)
@@ -371,8 +350,8 @@ def check_deduplicated(lab: Lab01) -> None:
 def build_partition(settings: Settings, prefix: str, seed: int) -> Partition:
     """The signals as a few files (``files=8`` asks for about 8) of shuffled rows: every
     file holds every session, so a filter on session_id can skip none of them."""
-    source_uri = _fresh(settings, prefix, "ex4_signals")
-    target_uri = _fresh(settings, prefix, "ex4_signals_partitioned")
+    source_uri = Lab01.fresh_table(settings, prefix, "ex4_signals")
+    target_uri = Lab01.fresh_table(settings, prefix, "ex4_signals_partitioned")
     shuffled = _signals(seed).sample(fraction=1.0, shuffle=True, seed=seed)
     write_frames(
         source_uri,
@@ -467,7 +446,7 @@ def build_conflict(settings: Settings, prefix: str, seed: int) -> Conflict:
     channels 0-7, gain x2 after a headstage swap); A's UPDATE (every gain x1.1, a drift
     correction) then fails with CommitFailedError: it read a version B has changed."""
     options = settings.storage_options
-    uri = _fresh(settings, prefix, "ex5_gains")
+    uri = Lab01.fresh_table(settings, prefix, "ex5_gains")
     rng = np.random.default_rng(seed)
     gains = pl.DataFrame(
         {
@@ -566,7 +545,7 @@ def build_stream(settings: Settings, prefix: str, seed: int) -> Stream:
     """Batches 1-3 committed by app ``spike-ingest`` with txn versions 1-3; the replay
     holds batches 2-6 (2 and 3 again); the grader appends batch 7."""
     options = settings.storage_options
-    uri = _fresh(settings, prefix, "ex6_spikes")
+    uri = Lab01.fresh_table(settings, prefix, "ex6_spikes")
     app_id = "spike-ingest"
     spikes = _spikes(seed)
     size = math.ceil(spikes.height / STREAM_BATCHES)

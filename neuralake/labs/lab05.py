@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -23,22 +23,25 @@ from neuralake.api import latency
 from neuralake.api.client import RoapiClient
 from neuralake.api.sample import SESSIONS, bronze_rows, day
 from neuralake.catalog import DeltaTable
-from neuralake.labs.checks import Hint, expect, passed, reset_attempts
+from neuralake.labs.base import Lab
+from neuralake.labs.checks import Hint, expect, passed
 from neuralake.settings import Settings
 from neuralake.stack.services import roapi_config_path
 from neuralake.streaming.schemas import PARTITION_BY
 
 SEED = 55
 MIN_SAMPLES = 200  # timed queries the latency evidence must hold
-EXERCISES = ("ex1", "ex2", "ex3", "ex4", "ex5")
 
 
-@dataclass(frozen=True)
-class Lab05:
-    """Where the lab's tables are, and the session the psql exercise asks about."""
+@dataclass
+class Lab05(Lab):
+    """Lab 05's run (see :class:`~neuralake.labs.base.Lab`): where its tables are, and the
+    session the psql exercise asks about."""
 
-    settings: Settings
-    prefix: str
+    number: ClassVar[str] = "05"
+    exercises: ClassVar[tuple[str, ...]] = ("ex1", "ex2", "ex3", "ex4", "ex5")
+    tables: ClassVar[tuple[str, ...]] = ("bronze", "channel_summary")
+
     bronze: str  # table names: also the names ROAPI serves them as
     summary: str
     session: int
@@ -51,13 +54,10 @@ class Lab05:
     def summary_uri(self) -> str:
         return self.settings.table_uri(self.summary)
 
-    def reset(self, exercise: str) -> None:
-        """Rebuild what ``exercise`` starts from and restart its hints."""
-        if exercise not in EXERCISES:
-            raise ValueError(f"unknown exercise {exercise!r}: use one of {', '.join(EXERCISES)}")
+    def rebuild(self, exercise: str) -> None:
+        """ex1 starts without the summary table; the others start from setup's tables."""
         if exercise == "ex1":
             delta.drop_table(self.summary_uri, self.settings.storage_options)
-        reset_attempts(f"lab05.{exercise}")
 
 
 def setup(s: Settings, prefix: str = "lab05_", rows: int = 50_000, commits: int = 16) -> Lab05:
@@ -67,7 +67,7 @@ def setup(s: Settings, prefix: str = "lab05_", rows: int = 50_000, commits: int 
     appends over two days, partitioned by date. A query that aggregates it reads every
     file; that is the naive query exercise 5's budget is measured against.
     """
-    reset_attempts("lab05.")
+    Lab05.forget_attempts()
     lab = Lab05(s, prefix, f"{prefix}bronze", f"{prefix}channel_summary", session=7)
     drop(s, prefix)
     for i in range(commits):
@@ -83,8 +83,7 @@ def setup(s: Settings, prefix: str = "lab05_", rows: int = 50_000, commits: int 
 
 def drop(s: Settings, prefix: str) -> None:
     """Delete every table of the lab."""
-    for name in ("bronze", "channel_summary"):
-        delta.drop_table(s.table_uri(f"{prefix}{name}"), s.storage_options)
+    Lab05.drop_tables(s, prefix)
 
 
 def truth(lab: Lab05) -> pl.DataFrame:
