@@ -19,6 +19,8 @@ import polars as pl
 import pytest
 from deltalake import write_deltalake
 
+from neuralake import delta
+from neuralake.api import explain
 from neuralake.api.client import QueryError, RoapiClient
 from neuralake.api.sample import bronze_rows, day
 from neuralake.api.server import delta_entry, roapi
@@ -34,20 +36,22 @@ FRESHNESS_BOUND_S = RELOAD_INTERVAL_S + 1.0
 
 @pytest.fixture(scope="module")
 def served(stack_settings, tmp_path_factory) -> Iterator[tuple[RoapiClient, object, str]]:
-    """ROAPI serving a fresh 20,000-row bronze table (partitioned by date) as ``bronze``."""
-    uri = stack_settings.table_uri(f"test_api_{uuid.uuid4().hex[:8]}")
-    write_deltalake(
-        uri,
-        bronze_rows(20_000, seed=1).to_arrow(),
-        partition_by=["date"],
-        storage_options=stack_settings.storage_options,
-    )
+    """ROAPI serving a fresh 20,000-row bronze table (partitioned by date) as ``bronze``,
+    and an unpartitioned copy of it in memory as ``bronze_memory``."""
+    name = f"test_api_{uuid.uuid4().hex[:8]}"
+    uri, copy = stack_settings.table_uri(name), stack_settings.table_uri(f"{name}_memory")
+    rows = bronze_rows(20_000, seed=1).to_arrow()
+    options = stack_settings.storage_options
+    write_deltalake(uri, rows, partition_by=["date"], storage_options=options)
+    write_deltalake(copy, rows, storage_options=options)
     folder = tmp_path_factory.mktemp("roapi")
-    with (
-        roapi([delta_entry("bronze", uri)], stack_settings, folder) as at,
-        RoapiClient(at.http) as client,
-    ):
-        yield client, at, uri
+    tables = [delta_entry("bronze", uri), delta_entry("bronze_memory", copy, memory=True)]
+    try:
+        with roapi(tables, stack_settings, folder) as at, RoapiClient(at.http) as client:
+            yield client, at, uri
+    finally:
+        for table_uri in (uri, copy):
+            delta.drop_table(table_uri, options)
 
 
 def test_a_commit_is_served_within_the_reload_bound(served, stack_settings) -> None:
@@ -131,6 +135,19 @@ def test_int16_literal_comparisons_work(served, stack_settings) -> None:
     counts = client.sql("SELECT count(voltage_uv) AS n FROM bronze WHERE channel = 3")
     table = pl.read_delta(uri, storage_options=stack_settings.storage_options)
     assert counts["n"][0] == table.filter(pl.col("channel") == 3).height > 0
+
+
+def test_explain_analyze_shows_pruning_and_memory_batches(served) -> None:
+    client, _, _ = served
+    point = "SELECT * FROM {t} WHERE kafka_partition = 0 AND kafka_offset = 12345"
+    provider = explain.scan_metrics(explain.plan(client, point.format(t="bronze")))
+    assert provider["files_scanned"] == 1  # the Delta log's statistics leave one file
+    assert provider["row_groups_matched_statistics"] == 1
+    assert provider["bytes_scanned"] > 0  # read from S3 at query time
+    memory = explain.scan_metrics(explain.plan(client, point.format(t="bronze_memory")))
+    assert memory["memory_batches"] == 1  # MEMORY_BATCH_ROWS: one batch, not three
+    assert memory["files_scanned"] == 0  # no storage request at query time
+    assert client.sql(point.format(t="bronze_memory")).equals(client.sql(point.format(t="bronze")))
 
 
 def test_bad_sql_is_one_line_naming_the_problem(served) -> None:

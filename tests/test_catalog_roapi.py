@@ -23,6 +23,7 @@ from neuralake.catalog.examples import neuro
 from neuralake.catalog.examples.seed import seed
 from neuralake.catalog.export import export_catalog
 from neuralake.catalog.roapi import (
+    MEMORY_BATCH_ROWS,
     MEMORY_RELOAD_INTERVAL_S,
     RELOAD_INTERVAL_S,
     roapi_config,
@@ -248,6 +249,7 @@ def test_memory_mode_is_set_per_table_and_refused_for_partitioned_tables() -> No
     (entry,) = roapi_config(export)["tables"]
     assert entry["option"]["use_memory_table"] is True
     assert entry["reload_interval"] == {"secs": MEMORY_RELOAD_INTERVAL_S, "nanos": 0}
+    assert entry["batch_size"] == MEMORY_BATCH_ROWS  # few large batches: less work per query
     wide = DeltaTable(
         "wide",
         schema={"x": pl.Int64, "d": pl.Date},

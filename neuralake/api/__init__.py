@@ -7,6 +7,8 @@
 - :mod:`neuralake.api.baseline`: the FastAPI + Polars service an engineer would write
   instead, for the latency comparison.
 - :mod:`neuralake.api.latency`: percentiles of repeated queries.
+- :mod:`neuralake.api.explain`: where a ROAPI query's time goes (``EXPLAIN ANALYZE``
+  scan metrics: files, row groups, bytes, metadata loads, in-memory batches).
 - :mod:`neuralake.api.sample`: bronze-shaped rows to fill a benchmark table.
 """
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from neuralake.catalog.roapi import MEMORY_RELOAD_INTERVAL_S, RELOAD_INTERVAL_S
+from neuralake.catalog.roapi import RELOAD_INTERVAL_S, delta_table_entry
 from neuralake.errors import StackError
 from neuralake.settings import Settings
 from neuralake.stack.processes import free_port
@@ -54,12 +54,9 @@ def roapi_yaml(tables: list[dict], listeners: Listeners, reload_interval_s: int)
 def delta_entry(name: str, uri: str, memory: bool = False) -> dict:
     """ROAPI's config entry for one Delta table (provider mode unless ``memory``).
 
-    A memory table is re-read whole at each reload, so it gets its own, longer interval.
+    The same entry the catalog writes (:func:`neuralake.catalog.roapi.delta_table_entry`).
     """
-    entry = {"name": name, "uri": uri, "option": {"format": "delta", "use_memory_table": memory}}
-    if memory:
-        entry["reload_interval"] = {"secs": MEMORY_RELOAD_INTERVAL_S, "nanos": 0}
-    return entry
+    return delta_table_entry(name, uri, memory)
 
 
 @contextmanager
