@@ -46,7 +46,7 @@ def lab_prefix(stack_settings, monkeypatch) -> Iterator[str]:
 
 def _lab(settings, prefix: str, exercise: str) -> lab03.Lab03:
     """A lab with only ``exercise`` built (the graders of the others are not called)."""
-    built = dict.fromkeys(lab03.EXERCISES)
+    built = dict.fromkeys(lab03.Lab03.exercises)
     built[exercise] = lab03.BUILDERS[exercise](settings, prefix)
     return lab03.Lab03(settings, prefix, **built)
 

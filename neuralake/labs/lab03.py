@@ -24,6 +24,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import ClassVar
 from urllib.parse import unquote
 
 import polars as pl
@@ -33,7 +34,8 @@ from deltalake import DeltaTable
 from neuralake import delta
 from neuralake.datagen import Simulation, write_frames
 from neuralake.errors import ConfigError, NeuralakeError, StackError
-from neuralake.labs.checks import Hint, expect, passed, reset_attempts
+from neuralake.labs.base import Lab
+from neuralake.labs.checks import Hint, expect, passed
 from neuralake.settings import Settings
 from neuralake.stack.processes import free_port
 from neuralake.streaming import topics
@@ -41,8 +43,6 @@ from neuralake.streaming.produce import produce
 from neuralake.streaming.schemas import BRONZE, PARTITION_BY, app_id, dead_letter_uri
 from neuralake.writer import binary, control
 
-EXERCISES = ("ex1", "ex2", "ex3", "ex4", "ex5")
-TABLES = ("ex1_bronze", "ex2_tuned", "ex3_signals", "ex4_signals", "ex5_stress")
 TOPICS = ("ex1_signals", "ex2_live", "ex5_stress")
 PARTITIONS = 3  # of every topic the lab creates
 APP = "neuralake-writer"  # the writer's default --app-id
@@ -65,11 +65,6 @@ GAP_S = 5.0
 
 # Exercise 5: compaction commits that must land between the writer's commits.
 MIN_COMPACTIONS = 2
-
-
-def key(exercise: str) -> str:
-    """The attempt key of an exercise: ``lab03.ex3``."""
-    return f"lab03.{exercise}"
 
 
 # -- the lab and its exercises ------------------------------------------------------------
@@ -126,49 +121,50 @@ class Stress:
 
 
 @dataclass
-class Lab03:
-    """The lab's settings and, per exercise, its topics and tables and how they were made."""
+class Lab03(Lab):
+    """Lab 03's run (see :class:`~neuralake.labs.base.Lab`) and, per exercise, its topics
+    and tables and how they were made."""
 
-    settings: Settings
-    prefix: str
+    number: ClassVar[str] = "03"
+    exercises: ClassVar[tuple[str, ...]] = ("ex1", "ex2", "ex3", "ex4", "ex5")
+    tables: ClassVar[tuple[str, ...]] = (
+        "ex1_bronze",
+        "ex2_tuned",
+        "ex3_signals",
+        "ex4_signals",
+        "ex5_stress",
+    )
+
     ex1: Resume
     ex2: Flush
     ex3: Compact
     ex4: Vacuum
     ex5: Stress
 
-    @property
-    def storage_options(self) -> dict[str, str]:
-        return self.settings.storage_options
-
-    def reset(self, exercise: str) -> None:
-        """Rebuild one exercise's topics and tables from scratch and forget its attempts."""
-        if exercise not in BUILDERS:
-            raise NeuralakeError(
-                f"lab 03 has no exercise {exercise!r}: use one of {', '.join(EXERCISES)}"
-            )
+    def rebuild(self, exercise: str) -> None:
         setattr(self, exercise, BUILDERS[exercise](self.settings, self.prefix))
-        reset_attempts(key(exercise))
-        print(f"{exercise} is as it was at setup; its hints start again at 1/3")
+
+
+key = Lab03.key  # key("ex3") == "lab03.ex3": the graders count attempts per exercise
 
 
 def setup(settings: Settings, *, prefix: str = "lab03_") -> Lab03:
     """(Re)create every exercise's topics and tables from scratch; forget every attempt."""
     if settings.profile == "local":
         raise ConfigError("lab 03 needs Kafka and S3: start the stack (make up), then rerun")
-    reset_attempts("lab03.")
+    Lab03.forget_attempts()
     built = {name: build(settings, prefix) for name, build in BUILDERS.items()}
     return Lab03(settings, prefix, **built)
 
 
 def drop(settings: Settings, prefix: str = "lab03_") -> None:
     """Stop the lab's writers, delete its tables (and their dead letters) and topics."""
-    for name in (TABLES[1], TABLES[4]):
+    for name in ("ex2_tuned", "ex5_stress"):  # the exercises that run a writer
         control.down(settings, prefix + name, echo=lambda _: None)
-    for name in TABLES:
-        uri = settings.table_uri(prefix + name)
-        delta.drop_table(uri, settings.storage_options)
-        delta.drop_table(dead_letter_uri(uri), settings.storage_options)
+    Lab03.drop_tables(settings, prefix)
+    for name in Lab03.tables:
+        dead = dead_letter_uri(settings.table_uri(prefix + name))
+        delta.drop_table(dead, settings.storage_options)
     for name in TOPICS:
         topics.delete_topic(settings, prefix + name)
 
@@ -241,11 +237,8 @@ def group_offsets(settings: Settings, group: str, topic: str) -> dict[int, int]:
 
 
 def _fresh_table(settings: Settings, prefix: str, name: str) -> str:
-    """The URI of table ``name`` (one of :data:`TABLES`), dropped with its dead letters."""
-    if name not in TABLES:
-        raise NeuralakeError(f"{name!r} is not in lab03.TABLES: add it there first")
-    uri = settings.table_uri(prefix + name)
-    delta.drop_table(uri, settings.storage_options)
+    """The URI of the lab's table ``name``, dropped with its dead letters."""
+    uri = Lab03.fresh_table(settings, prefix, name)
     delta.drop_table(dead_letter_uri(uri), settings.storage_options)
     return uri
 

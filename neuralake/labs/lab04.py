@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import unquote
 
 import polars as pl
@@ -26,7 +27,8 @@ from deltalake import DeltaTable
 
 from neuralake import delta
 from neuralake.errors import NeuralakeError
-from neuralake.labs.checks import Hint, expect, passed, reset_attempts
+from neuralake.labs.base import Lab
+from neuralake.labs.checks import Hint, expect, passed
 from neuralake.settings import Settings
 from neuralake.stack import processes
 from neuralake.streaming import replay, topics, wire
@@ -42,26 +44,23 @@ FAULT_SESSION = 9  # their session_id: no generated message uses it
 FIXABLE = ("spike", "voltage_uv", "timestamp")  # fields whose true value can be recovered
 SPIKE_WORDS = {"yes": True, "no": False}
 CATCH_UP_S = 60.0
-EXERCISES = ("ex1", "ex2", "ex3", "ex4", "ex5")
 
 
-@dataclass(frozen=True)
-class Lab04:
-    """Where the lab's topic, tables and writer are."""
+@dataclass
+class Lab04(Lab):
+    """Lab 04's run (see :class:`~neuralake.labs.base.Lab`): where its topic, tables and
+    writer are. All five exercises share them."""
 
-    settings: Settings
+    number: ClassVar[str] = "04"
+    exercises: ClassVar[tuple[str, ...]] = ("ex1", "ex2", "ex3", "ex4", "ex5")
+
     topic: str
     table: str
     bronze_uri: str
     dead_uri: str
     group: str  # the writer's consumer group (for lag tools)
     work: Path  # pid files and logs of the streams this lab starts
-    prefix: str
     messages: int
-
-    @property
-    def storage_options(self) -> dict[str, str]:
-        return self.settings.storage_options
 
     def bronze(self) -> pl.DataFrame:
         return pl.read_delta(self.bronze_uri, storage_options=self.storage_options or None)
@@ -76,15 +75,10 @@ class Lab04:
                 return row.pid, psutil.Process(row.pid).create_time()
         return None
 
-    def reset(self, exercise: str) -> None:
-        """Put the lab back as the exercise expects it, and forget its attempts.
-
-        ex1, ex5: nothing to rebuild. ex2, ex3: no stream running, the writer up and
+    def rebuild(self, exercise: str) -> None:
+        """ex1, ex5: nothing to rebuild. ex2, ex3: no stream running, the writer up and
         caught up. ex4: replayed messages cannot be taken back out of Kafka, so the whole
-        lab is set up again (``setup`` with the same prefix).
-        """
-        if exercise not in EXERCISES:
-            raise NeuralakeError(f"lab 04 has no exercise {exercise!r}: use one of {EXERCISES}")
+        lab is set up again (``setup`` with the same prefix)."""
         if exercise in ("ex2", "ex3"):
             processes.stop(self._stream_pid)
             (self.work / "stream.json").unlink(missing_ok=True)
@@ -93,8 +87,6 @@ class Lab04:
             self._record_ingest()
         elif exercise == "ex4":
             setup(self.settings, prefix=self.prefix, messages=self.messages)
-        reset_attempts(f"lab04.{exercise}")
-        print(f"{exercise} is ready to try again; its hints start again at 1/3")
 
     def _record_ingest(self) -> None:
         ingest = self.ingest()
@@ -171,7 +163,7 @@ def setup(
     malformed_ratio: float = 0.02,
 ) -> Lab04:
     """(Re)create the lab: topic, messages, writer running and caught up."""
-    reset_attempts("lab04.")
+    Lab04.forget_attempts()
     table = f"{prefix}bronze"
     bronze_uri = settings.table_uri(table)
     lab = Lab04(
