@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import polars as pl
+import polars.selectors as cs
 
 
 @dataclass(frozen=True)
@@ -28,16 +29,25 @@ def checksum(frame: pl.DataFrame) -> int:
     return int(frame.hash_rows(seed=0).cast(pl.UInt64).sum()) % 2**64
 
 
-def fingerprint(data, columns: list[str] | None = None) -> Fingerprint:
-    """A fingerprint of an Arrow table (or anything ``pl.from_arrow`` takes, or a frame)."""
+def fingerprint(data, columns: list[str] | None = None, decimals: int | None = None) -> Fingerprint:
+    """A fingerprint of an Arrow table (or anything ``pl.from_arrow`` takes, or a frame).
+
+    ``decimals`` rounds every float column first: for values two engines *computed*
+    (sums and means add floats in a different order, so the last bits differ), not for
+    values both read from the same Parquet files.
+    """
     frame = data if isinstance(data, pl.DataFrame) else pl.from_arrow(data)
     if columns is not None:
         frame = frame.select(columns)
+    if decimals is not None:
+        frame = frame.with_columns(cs.float().round(decimals))
     return Fingerprint(
         frame.height, {name: str(dtype) for name, dtype in frame.schema.items()}, checksum(frame)
     )
 
 
-def spark_fingerprint(spark_frame, columns: list[str] | None = None) -> Fingerprint:
+def spark_fingerprint(
+    spark_frame, columns: list[str] | None = None, decimals: int | None = None
+) -> Fingerprint:
     """Spark's rows, moved to the driver as Arrow (fine for lab-sized tables)."""
-    return fingerprint(spark_frame.toArrow(), columns)
+    return fingerprint(spark_frame.toArrow(), columns, decimals)
