@@ -281,6 +281,7 @@ def _ms(value: float) -> str:
 SERVERS = {
     "roapi_provider": "ROAPI provider",
     "roapi_memory": "ROAPI memory",
+    "roapi_memory_8192_row_batches": "ROAPI memory, 8,192-row batches",
     "fastapi_polars": "FastAPI + Polars",
 }
 TARGET_KINDS = ("point", "filter")
@@ -297,7 +298,11 @@ def api_latency_checks(run: dict) -> list[Check]:
     fastapi = next((name for name in latency if name.startswith("fastapi")), None)
     if not roapi:
         raise KeyError("latency.roapi_*")
-    checks = [_at_least("rows in the live table", run["rows"], API_ROWS, "{:,}")]
+    commits = run["writer_commits_during_run"]
+    checks = [
+        _at_least("rows in the live table", run["rows"], API_ROWS, "{:,}"),
+        Check("writer commits during the run", f"{commits:,}", "> 0 (kept fresh)", commits > 0),
+    ]
     for name, kinds in latency.items():
         p99 = " / ".join(_ms(kinds[kind]["p99_ms"]) for kind in kinds)
         checks.append(Check(f"{SERVERS.get(name, name)}: p99 {' / '.join(kinds)}", f"{p99} ms"))
@@ -405,6 +410,10 @@ def _checks(benchmark: Benchmark, path: Path, runs: list[dict]) -> list[list[Che
 
 
 def _load(run: dict) -> str:
+    """The 1-minute load average the run recorded: at its end, or at its start and end."""
+    if "load_average_1m_start_end" in run:
+        start, end = run["load_average_1m_start_end"]
+        return f"{start:g} -> {end:g}"
     load = run.get("load_average_1m")
     return "not recorded" if load is None else f"{load:g}"
 
