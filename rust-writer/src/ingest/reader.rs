@@ -1,0 +1,256 @@
+//! The consuming half of `ingest`: Kafka messages -> a [`Pending`] batch, until it is due.
+//!
+//! The reader owns the Kafka consumer. It decodes each message into the batch's Arrow
+//! builders (or its dead-letter list), tracks how far it has read per partition, keeps the lag
+//! gauge fresh, tells Kafka what the table has committed (for lag tools only) and re-seeks
+//! when the committer finds the table already holds a batch.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tracing::warn;
+
+use crate::batch::{BronzeRows, FlushPolicy};
+use crate::dead_letters::{self, DeadLetter};
+use crate::decode::decode;
+use crate::kafka;
+use crate::metrics::{IngestMetrics, PartitionLabel};
+use crate::offsets::{self, BatchOffsets, TableOffsets};
+use crate::retry::Backoff;
+
+/// How often the lag gauge is recomputed while consuming, not only at commit: a batch fills
+/// for up to `--flush-ms`, and a gauge refreshed only at commit time reads about 0 at the tail
+/// of a stream while the table is a whole batch behind.
+const LAG_UPDATE: Duration = Duration::from_millis(250);
+
+/// One batch being filled.
+pub struct Pending {
+    pub rows: BronzeRows,
+    pub dead: Vec<DeadLetter>,
+    pub offsets: BatchOffsets,
+    pub messages: usize,
+    pub bytes: usize,
+    /// When the batch's first message was consumed: its age, and so the `--flush-ms` rule,
+    /// counts from there. The reader keeps consuming while the previous batch commits, so this
+    /// is within milliseconds of the message's arrival at the broker.
+    pub started: Option<Instant>,
+    pub oldest_kafka_ts_us: Option<i64>,
+}
+
+impl Pending {
+    fn new(capacity: usize) -> Self {
+        Self {
+            rows: BronzeRows::new(capacity),
+            dead: Vec::new(),
+            offsets: BatchOffsets::default(),
+            messages: 0,
+            bytes: 0,
+            started: None,
+            oldest_kafka_ts_us: None,
+        }
+    }
+
+    fn age(&self) -> Duration {
+        self.started.map_or(Duration::ZERO, |t| t.elapsed())
+    }
+}
+
+pub struct Reader {
+    pub consumer: StreamConsumer,
+    topic: String,
+    policy: FlushPolicy,
+    /// Builder capacity of a new batch.
+    capacity: usize,
+    metrics: IngestMetrics,
+    /// With `--stop-at-end`: per partition, (low, high) watermarks seen at start.
+    targets: Option<BTreeMap<i32, (i64, i64)>>,
+    /// Next offset to read per partition (`None`: from the beginning). Runs ahead of the
+    /// table by up to two batches: the one committing and the one filling.
+    position: BTreeMap<i32, Option<i64>>,
+    /// Next offset the table still needs per partition (what the lag gauge counts from).
+    committed: BTreeMap<i32, Option<i64>>,
+    /// The dead-letter table's txn versions: messages at or below them are already stored.
+    dead_offsets: TableOffsets,
+    watermarks: kafka::Watermarks,
+    /// When the lag gauge was last recomputed.
+    lag_updated: Instant,
+}
+
+impl Reader {
+    /// A reader positioned at `next` (the table's txn versions + 1), already assigned.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        consumer: StreamConsumer,
+        topic: String,
+        policy: FlushPolicy,
+        metrics: IngestMetrics,
+        targets: Option<BTreeMap<i32, (i64, i64)>>,
+        next: BTreeMap<i32, Option<i64>>,
+        dead_offsets: TableOffsets,
+        watermarks: kafka::Watermarks,
+    ) -> Self {
+        Self {
+            consumer,
+            topic,
+            capacity: policy.max_messages.min(1 << 20),
+            policy,
+            metrics,
+            targets,
+            position: next.clone(),
+            committed: next,
+            dead_offsets,
+            watermarks,
+            lag_updated: Instant::now(),
+        }
+    }
+
+    /// With `--stop-at-end`: has every partition been read up to its high watermark seen at
+    /// start? (Read, not committed: the last batches may still be on their way to the table.)
+    pub fn reached_targets(&self) -> bool {
+        let Some(targets) = &self.targets else {
+            return false;
+        };
+        targets.iter().all(|(p, (low, high))| {
+            self.position.get(p).copied().flatten().unwrap_or(*low) >= *high
+        })
+    }
+
+    /// Consume until the batch is due, the end is reached, or a shutdown signal arrives.
+    /// Returns the batch and whether to stop after it.
+    pub async fn fill(&mut self, shutdown: &mut watch::Receiver<bool>) -> (Pending, bool) {
+        let mut pending = Pending::new(self.capacity);
+        loop {
+            if *shutdown.borrow() {
+                return (pending, true);
+            }
+            let wait = if pending.messages == 0 {
+                Duration::from_secs(1)
+            } else {
+                self.policy.time_left(pending.age())
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return (pending, true),
+                received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
+                    Ok(Ok(message)) => {
+                        let partition = message.partition();
+                        let offset = message.offset();
+                        self.add(&mut pending, &message);
+                        drop(message); // it borrows the consumer, i.e. `self`
+                        self.position.insert(partition, Some(offset + 1));
+                        let at_end = self.targets.as_ref()
+                            .and_then(|t| t.get(&partition))
+                            .is_some_and(|(_, high)| offset + 1 >= *high);
+                        if at_end && self.reached_targets() {
+                            return (pending, false);
+                        }
+                    }
+                    Ok(Err(e)) => warn!(error = %e, "Kafka consumer error (librdkafka retries)"),
+                    Err(_timer) => {}
+                }
+            }
+            if self.lag_updated.elapsed() >= LAG_UPDATE {
+                self.update_lag();
+            }
+            if self
+                .policy
+                .is_due(pending.messages, pending.bytes, pending.age())
+            {
+                return (pending, false);
+            }
+        }
+    }
+
+    /// Decode one message into the batch: a row, a dead letter, or nothing (already stored).
+    fn add(&self, pending: &mut Pending, message: &BorrowedMessage<'_>) {
+        let partition = message.partition();
+        let offset = message.offset();
+        let payload = message.payload();
+        let kafka_ts = kafka::timestamp_us(message.timestamp());
+        if pending.started.is_none() {
+            pending.started = Some(Instant::now());
+        }
+        pending.messages += 1;
+        pending.bytes += payload.map_or(0, <[u8]>::len);
+        pending.offsets.record(partition, offset);
+        if let Some(ts) = kafka_ts {
+            pending.oldest_kafka_ts_us = Some(pending.oldest_kafka_ts_us.map_or(ts, |o| o.min(ts)));
+        }
+        self.metrics.messages.inc();
+        let decoded = match payload {
+            Some(bytes) => decode(bytes),
+            None => Err("message has no payload (null value)".to_string()),
+        };
+        match decoded {
+            Ok(signal) => pending.rows.append(&signal, partition, offset, kafka_ts),
+            Err(reason) => {
+                if !dead_letters::already_dead_lettered(&self.dead_offsets, partition, offset) {
+                    pending.dead.push(DeadLetter {
+                        partition,
+                        offset,
+                        payload: payload.unwrap_or_default().to_vec(),
+                        reason,
+                        received_at_us: chrono::Utc::now().timestamp_micros(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// After a batch's Delta commit: the table now needs the offsets after it. Tell Kafka too
+    /// (for lag tools; the table stays the source of truth) and refresh the lag gauge.
+    pub fn acknowledge(&mut self, offsets: &BatchOffsets) {
+        let mut list = TopicPartitionList::new();
+        for (p, r) in offsets.ranges() {
+            self.committed.insert(*p, Some(r.last + 1));
+            if let Err(e) = list.add_partition_offset(&self.topic, *p, Offset::Offset(r.last + 1)) {
+                warn!(error = %e, partition = p, "building the Kafka offset commit");
+            }
+        }
+        if let Err(e) = self.consumer.commit(&list, CommitMode::Async) {
+            warn!(error = %e, "committing offsets to Kafka failed (monitoring only; the table is the source of truth)");
+        }
+        self.update_lag();
+    }
+
+    /// Consumer lag per partition: the latest high watermark (polled in the background every
+    /// 200 ms) minus the next offset the table needs. Called after every commit and at least
+    /// every 250 ms while a batch fills, so it tracks the broker while catching up.
+    pub fn update_lag(&mut self) {
+        self.lag_updated = Instant::now();
+        let marks = self.watermarks.get();
+        for (p, next) in &self.committed {
+            if let Some(&(low, high)) = marks.get(p) {
+                self.metrics
+                    .consumer_lag
+                    .get_or_create(&PartitionLabel::new(*p))
+                    .set(kafka::lag(low, high, *next));
+            }
+        }
+    }
+
+    /// Forget everything read past what the table holds and read again from there.
+    pub async fn reseek(&mut self, held: &TableOffsets, dead_offsets: TableOffsets) {
+        let next: BTreeMap<i32, Option<i64>> = held
+            .iter()
+            .map(|(p, v)| (*p, offsets::resume_at(*v)))
+            .collect();
+        self.position = next.clone();
+        self.committed = next;
+        self.dead_offsets = dead_offsets;
+        let mut backoff = Backoff::for_io();
+        while let Err(e) = kafka::assign(&self.consumer, &self.topic, &self.position) {
+            warn!(error = %e, "re-assigning partitions failed; retrying");
+            backoff.wait().await;
+        }
+    }
+
+    /// The dead-letter table grew (the committer stored a batch's dead letters).
+    pub fn dead_lettered(&mut self, dead_offsets: &TableOffsets) {
+        self.dead_offsets.clone_from(dead_offsets);
+    }
+}
