@@ -220,6 +220,11 @@ def test_topic_helpers(stack_settings, topic):
     assert lag.filter(pl.col("partition") == 0)["committed"].item() == 10
     assert lag["lag"].sum() == 890
 
+    assert topics.admin(stack_settings) is topics.admin(stack_settings), "one client per broker"
+    topics.recreate_topic(stack_settings, topic, partitions=2)
+    described = topics.describe(stack_settings, topic)  # usable at once: leaders answer
+    assert described["partition"].to_list() == [0, 1] and described["messages"].sum() == 0
+
 
 @pytest.mark.stack
 def test_topic_errors_are_one_line(stack_settings, monkeypatch):

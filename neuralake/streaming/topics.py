@@ -1,6 +1,10 @@
 """Kafka topics through the AdminClient: create one, see how full it is, see a group's lag.
 
-Each helper asks the broker and returns a small Polars DataFrame; nothing is cached.
+Each helper asks the broker and returns a small Polars DataFrame; no answer is cached.
+The AdminClient itself is: one per broker configuration, kept for the life of the process.
+A client built per call and dropped at the end of it was destroyed by the garbage
+collector, sometimes with a request still in flight (librdkafka then warns about the
+operations it never finished, and a future of that client fails with ``_DESTROY``).
 A broker that does not answer within a few seconds is a one-line ``StackError`` naming
 the address and ``make up``; a missing topic names how to create it.
 """
@@ -8,6 +12,8 @@ the address and ``make up``; a missing topic names how to create it.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import polars as pl
 from confluent_kafka import (
@@ -29,10 +35,26 @@ _quiet.addHandler(logging.NullHandler())
 _quiet.propagate = False
 
 
+_clients: dict[tuple[tuple[str, str], ...], AdminClient] = {}
+_clients_lock = threading.Lock()
+
+
 def admin(s: Settings) -> AdminClient:
-    """An AdminClient for the settings' broker, checked to answer (else ``StackError``)."""
-    client = AdminClient({**s.kafka_config, "socket.timeout.ms": 3000, "logger": _quiet})
-    _topic_names(client, s)  # fail now, in one line, rather than on the first future
+    """The AdminClient for the settings' broker, checked to answer (else ``StackError``).
+
+    The same client is returned for the same broker settings (see the module docstring);
+    librdkafka reconnects it by itself after a broker restart.
+    """
+    key = tuple(sorted((k, str(v)) for k, v in s.kafka_config.items()))
+    with _clients_lock:
+        client = _clients.get(key)
+    if client is None:  # a client is kept only once its broker has answered
+        config = {**s.kafka_config, "socket.timeout.ms": 3000, "logger": _quiet}
+        client = AdminClient(config)
+        _topic_names(client, s)  # fail now, in one line, rather than on the first future
+        with _clients_lock:
+            return _clients.setdefault(key, client)
+    _topic_names(client, s)
     return client
 
 
@@ -51,23 +73,68 @@ def ensure_topic(s: Settings, topic: str, partitions: int = 3) -> bool:
     return True
 
 
-def delete_topic(s: Settings, topic: str, attempts: int = 3) -> None:
+def delete_topic(s: Settings, topic: str) -> None:
     """Delete ``topic`` and its messages (tests and lessons clean up with it).
 
-    A delete whose client handle was torn down under it (``_DESTROY``, seen once while a
-    Spark JVM shared the process) is tried again with a fresh client; any other error, or
-    the same one ``attempts`` times, is raised.
+    The broker finishes the delete in the background: use :func:`recreate_topic` to
+    start again from an empty topic of the same name.
     """
-    for attempt in range(1, attempts + 1):
-        client = admin(s)
-        if topic not in _topic_names(client, s):
-            return
+    client = admin(s)
+    if topic not in _topic_names(client, s):
+        return
+    try:
+        client.delete_topics([topic])[topic].result(timeout=TIMEOUT_S)
+    except KafkaException as err:
+        if err.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:  # else: gone already
+            raise StackError(f"deleting topic {topic!r} failed: {err.args[0].str()}") from err
+
+
+def recreate_topic(s: Settings, topic: str, partitions: int = 3, timeout_s: float = 30.0) -> None:
+    """Delete ``topic`` if it exists and create it again, empty, with ``partitions``.
+
+    Kafka deletes a topic in the background: the delete request returns once the controller
+    has accepted it, the topic stays in the metadata a little longer, and a create meanwhile
+    fails with ``TOPIC_ALREADY_EXISTS`` (marked for deletion), or worse, looks like success
+    to a helper that only checks whether the name exists. So this waits until the name is
+    gone, creates the topic, and returns once every partition's leader answers for it (a
+    client that asks earlier gets ``NOT_LEADER_FOR_PARTITION`` or ``UNKNOWN_TOPIC_OR_PART``).
+    ``StackError`` after ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    delete_topic(s, topic)
+    client = admin(s)
+
+    def wait(condition, what: str) -> None:
+        while not condition():
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"topic {topic!r} {what} within {timeout_s:.0f} s on {s.kafka_bootstrap}: "
+                    "check the broker (neuralake stack status)"
+                )
+            time.sleep(0.1)
+
+    wait(lambda: topic not in _topic_names(client, s), "was not deleted")
+
+    def created() -> bool:
+        future = client.create_topics([NewTopic(topic, num_partitions=partitions)])[topic]
         try:
-            client.delete_topics([topic])[topic].result(timeout=TIMEOUT_S)
-            return
+            future.result(timeout=TIMEOUT_S)
         except KafkaException as err:
-            if err.args[0].code() != KafkaError._DESTROY or attempt == attempts:
-                raise
+            if err.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return False  # the old one is still being deleted
+            raise StackError(f"creating topic {topic!r} failed: {err.args[0].str()}") from err
+        return True
+
+    wait(created, "could not be created again")
+
+    def served() -> bool:  # every partition's leader answers for it
+        try:
+            _offsets(client, topic, list(range(partitions)), OffsetSpec.latest())
+        except KafkaException:
+            return False
+        return True
+
+    wait(served, "was not served by its partition leaders")
 
 
 def partitions(s: Settings, topic: str) -> list[int]:
