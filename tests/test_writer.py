@@ -423,6 +423,42 @@ def test_up_is_idempotent_restarts_the_dead_and_down_stops_only_its_own(
         stranger.kill()
 
 
+def test_only_ingest_then_one_shot_compact_and_vacuum_then_forget(
+    stack_settings, writer_binary, names
+):
+    topic, table = names
+    s = stack_settings
+    uri = s.table_uri(table)
+    topics.ensure_topic(s, topic)
+    started = control.up(s, topic=topic, table=table, only=["ingest"], flush_ms=100, echo=quiet)
+    assert [(r.name, r.alive) for r in started] == [("ingest", True)]
+    sent = produce.produce(s, topic=topic, count=3000, rate=3000, malformed_ratio=0.01, seed=3)
+    wait_caught_up(s, topic, table)
+    files = len(DeltaTable(uri, storage_options=s.storage_options).file_uris())
+    assert files > 3, "expected several small commits at flush_ms=100"
+
+    compacted = control.run_once(s, "compact", table=table, min_files=2)
+    assert compacted["files_removed"] >= files - 3 and compacted["files_added"] >= 1
+    after = DeltaTable(uri, storage_options=s.storage_options)
+    assert len(after.file_uris()) < files
+    rows = pl.read_delta(uri, storage_options=s.storage_options).height
+    assert rows == sent.sent - sent.malformed, "compaction changed the rows"
+    vacuumed = control.run_once(s, "vacuum", table=table, retention_hours=0)
+    assert vacuumed["files_deleted"] == compacted["files_removed"]
+    assert set(vacuumed) == {"files_deleted", "log_files_deleted", "version"}
+    with pytest.raises(neuralake.errors.ConfigError, match="choose one of compact, vacuum"):
+        control.run_once(s, "ingest", table=table)
+
+    with pytest.raises(StackError, match="stop it first"):
+        control.forget(s, table, echo=quiet)
+    control.down(s, table, echo=quiet)
+    assert control.forget(s, table, echo=quiet) > 0
+    assert not (s.state_dir / "writer" / table).exists()
+    for target in (uri, dead_letter_uri(uri)):
+        with pytest.raises(neuralake.errors.TableNotFoundError):
+            open_table(target, s.storage_options)
+
+
 def test_two_tables_get_their_own_ports(stack_settings, writer_binary, names):
     topic, table = names
     s = stack_settings

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 from typing import Annotated
 
 import typer
 
+from neuralake.errors import ConfigError
 from neuralake.settings import settings
 from neuralake.streaming import baseline as baseline_module
 from neuralake.streaming.produce import produce as produce_messages
@@ -39,10 +41,48 @@ def up(
     min_files: Annotated[int | None, typer.Option(help="Small files that trigger it.")] = None,
     vacuum_interval_s: Annotated[int | None, typer.Option(help="Seconds between passes.")] = None,
     retention_hours: Annotated[float | None, typer.Option(help="Keep old files this long.")] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Start only this process (repeat for several): ingest, compact, vacuum."),
+    ] = None,
 ) -> None:
     """Start ingest, compact and vacuum for a table; return once each one is ready."""
     options = {k: v for k, v in locals().items() if k in control.OPTION_VARS}
-    control.up(settings(), topic=topic, table=table, echo=typer.echo, **options)
+    control.up(settings(), topic=topic, table=table, echo=typer.echo, only=only, **options)
+
+
+@app.command()
+def run(
+    name: Annotated[str, typer.Argument(help="compact or vacuum.")],
+    once: Annotated[bool, typer.Option("--once", help="One pass in the foreground.")] = False,
+    table: Table = DEFAULT_TABLE,
+    target_size: Annotated[int | None, typer.Option(help="Compacted file size, bytes.")] = None,
+    min_files: Annotated[int | None, typer.Option(help="Small files that trigger it.")] = None,
+    retention_hours: Annotated[float | None, typer.Option(help="Keep old files this long.")] = None,
+) -> None:
+    """One pass of compact or vacuum on a table; prints its JSON report."""
+    if not once:
+        raise ConfigError(
+            f"writer run {name} needs --once (the background process is: "
+            f"neuralake writer up --only {name})"
+        )
+    report = control.run_once(
+        settings(),
+        name,
+        table=table,
+        target_size=target_size,
+        min_files=min_files,
+        retention_hours=retention_hours,
+    )
+    typer.echo(json.dumps(report))
+
+
+@app.command()
+def forget(
+    table: Annotated[str, typer.Argument(help="Bronze table name in the warehouse.")],
+) -> None:
+    """Drop a table, its dead letters and the writer's state for it (writer stopped first)."""
+    control.forget(settings(), table, echo=typer.echo)
 
 
 @app.command()

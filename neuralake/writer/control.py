@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from neuralake.errors import StackError
+from neuralake.delta import drop_table
+from neuralake.errors import ConfigError, StackError
 from neuralake.settings import Settings, project_dir
 from neuralake.stack import processes
 from neuralake.streaming import metrics
@@ -29,6 +32,11 @@ from neuralake.streaming.schemas import DEFAULT_TABLE, DEFAULT_TOPIC, dead_lette
 from neuralake.writer import binary
 
 PROCESSES = ("ingest", "compact", "vacuum")
+# The processes that can run one pass in the foreground, and the options each one takes.
+ONE_SHOT = {
+    "compact": ("target_size", "min_files"),
+    "vacuum": ("retention_hours",),
+}
 DEFAULT_PORTS = {"ingest": 9464, "compact": 9465, "vacuum": 9466}
 START_TIMEOUT_S = 60.0  # the binary gives up on an unreachable broker after about 10 s
 
@@ -66,13 +74,17 @@ def up(
     topic: str = DEFAULT_TOPIC,
     table: str = DEFAULT_TABLE,
     echo: Callable[[str], None] = print,
+    only: Sequence[str] | None = None,
     **options: int | float | str | None,
 ) -> list[WriterStatus]:
     """Start ingest, compact and vacuum for ``table`` from ``topic`` (idempotent).
 
-    ``options`` are the tuning knobs of :data:`OPTION_VARS` (``flush_ms=200``, ...);
-    they are recorded with the table, so a later ``up`` restarts a dead process with them.
+    ``only`` starts a subset (``["ingest"]``: a writer without background compaction, whose
+    compaction and vacuum you run by hand with :func:`run_once`). ``options`` are the
+    tuning knobs of :data:`OPTION_VARS` (``flush_ms=200``, ...); they are recorded with the
+    table, so a later ``up`` restarts a dead process with them.
     """
+    wanted = _chosen(only)
     exe = binary.find(s.cache_dir)
     config = _config(s, table)
     live = {name for name in PROCESSES if processes.running(_pid_file(s, table, name))}
@@ -90,10 +102,12 @@ def up(
         "table_uri": s.table_uri(table),
         "dead_letter_uri": dead_letter_uri(s.table_uri(table)),
         "ports": _ports(table, config.get("ports", {}), live),
+        # The processes `up` has started for this table so far (`status` lists these).
+        "processes": [n for n in PROCESSES if n in wanted or n in config.get("processes", [])],
     }
     env = process_env(s, topic=topic, table_uri=config["table_uri"], **options)
     _write_config(s, table, config)
-    for name in PROCESSES:  # ingest first: it creates the table the other two work on
+    for name in wanted:  # ingest first: it creates the table the other two work on
         if name in live:
             echo(f"writer {name:<8} already running ({table})")
             continue
@@ -109,6 +123,78 @@ def up(
         _wait_healthy(s, table, name, config, since)
         echo(f"writer {name:<8} healthy at {_metrics_url(config, name)} (log: {log})")
     return status(s, table)
+
+
+def run_once(
+    s: Settings,
+    name: str,
+    *,
+    table: str = DEFAULT_TABLE,
+    retention_hours: float | None = None,
+    target_size: int | None = None,
+    min_files: int | None = None,
+) -> dict:
+    """One pass of ``compact`` or ``vacuum`` on ``table``, in the foreground: its JSON report.
+
+    The same binary and settings as the background processes (``neuralake-writer compact
+    --once``): ``{"files_removed": ..., "files_added": ..., "version": ...}`` for compact,
+    ``{"files_deleted": ..., "log_files_deleted": ..., "version": ...}`` for vacuum. Options
+    left at None take the ones recorded by ``up`` for this table, else the binary's defaults.
+    """
+    if name not in ONE_SHOT:
+        raise ConfigError(f"cannot run {name!r} once: choose one of {', '.join(ONE_SHOT)}")
+    recorded = _config(s, table).get("options", {})
+    given = {"retention_hours": retention_hours, "target_size": target_size, "min_files": min_files}
+    options = {
+        k: v
+        for k, v in {**recorded, **{k: v for k, v in given.items() if v is not None}}.items()
+        if k in ONE_SHOT[name]
+    }
+    table_uri = s.table_uri(table)
+    topic = _config(s, table).get("topic", DEFAULT_TOPIC)  # unused by compact and vacuum
+    env = process_env(s, topic=topic, table_uri=table_uri, **options)
+    done = subprocess.run(
+        [str(binary.find(s.cache_dir)), name, "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=project_dir(),
+    )
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("error: ")]
+        raise StackError(
+            f"neuralake-writer {name} --once on {table_uri} failed "
+            f"(exit code {done.returncode}): {(errors or lines or ['(no output)'])[-1][:300]}"
+        )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def forget(s: Settings, table: str, *, echo: Callable[[str], None] = print) -> int:
+    """Drop ``table``, its dead-letter table and the writer's state for it; objects deleted.
+
+    Refused while a writer process of the table runs (stop it first). The Kafka topic and
+    the consumer group are left alone: the table's txn actions, not the group, say where a
+    writer resumes, so a new ``up`` reads the topic from the beginning again.
+    """
+    table_uri = s.table_uri(table)  # validates the name
+    running = [n for n in PROCESSES if processes.running(_pid_file(s, table, n))]
+    if running:
+        raise StackError(
+            f"the writer for {table!r} is running ({', '.join(running)}): "
+            f"stop it first (neuralake writer down --table {table})"
+        )
+    deleted = 0
+    for uri in (table_uri, dead_letter_uri(table_uri)):
+        count = drop_table(uri, s.storage_options)
+        echo(f"dropped {uri} ({count} objects)")
+        deleted += count
+    folder = _folder(s, table)
+    if folder.exists():
+        shutil.rmtree(folder)
+        echo(f"removed the writer state {folder}")
+    return deleted
 
 
 def down(
@@ -127,6 +213,8 @@ def down(
 def status(s: Settings, table: str | None = None) -> list[WriterStatus]:
     """One row per process of ``table``, or of every table started and not stopped since.
 
+    Only the processes ``up`` was asked to start are listed (all three unless ``only``).
+
     ``down`` removes the pid files, so a stopped table drops out of the list; a process
     that died keeps its pid file and shows as not alive.
     """
@@ -136,7 +224,7 @@ def status(s: Settings, table: str | None = None) -> list[WriterStatus]:
         config = _config(s, name_of_table)
         if not config:
             continue
-        for name in PROCESSES:
+        for name in config.get("processes", PROCESSES):
             tracked = processes.running(_pid_file(s, name_of_table, name))
             rows.append(
                 WriterStatus(
@@ -173,6 +261,19 @@ def log_file(s: Settings, table: str, name: str) -> Path:
 
 
 # --- helpers -------------------------------------------------------------------------
+
+
+def _chosen(only: Sequence[str] | None) -> list[str]:
+    """The processes to start, in start order (ingest first); all three when None."""
+    if only is None:
+        return list(PROCESSES)
+    unknown = sorted(set(only) - set(PROCESSES))
+    if unknown or not only:
+        raise ConfigError(
+            f"unknown writer process {', '.join(unknown) or '(none given)'}: "
+            f"--only takes {', '.join(PROCESSES)}"
+        )
+    return [name for name in PROCESSES if name in only]
 
 
 def _folder(s: Settings, table: str) -> Path:
