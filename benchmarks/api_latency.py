@@ -1,7 +1,8 @@
 """Query latency of the hot path: ROAPI (provider and memory) vs a FastAPI + Polars service.
 
-Run: ``.venv/bin/python benchmarks/api_latency.py [--rows 10000000] [--queries 200]``
-with the stack up and the Rust writer built. It
+Run: ``.venv/bin/python benchmarks/api_latency.py [--rows 10000000] [--queries 200]
+[--layout] [--out docs/benchmarks/api_latency.json]`` with the stack up and the Rust
+writer built. It
 
 1. fills a fresh bronze table with ``--rows`` rows (:func:`neuralake.api.sample.bronze_rows`,
    partitioned by ``date`` like the writer's), then starts the Rust writer on a fresh
@@ -10,17 +11,23 @@ with the stack up and the Rust writer built. It
 2. writes an unpartitioned copy for ROAPI's memory mode (a partitioned Delta table cannot
    be loaded into memory by ROAPI 0.12.7);
 3. starts a private ROAPI (provider mode on the live table, reloaded every 2 s; memory
-   mode on the copy) and the FastAPI + Polars baseline (:mod:`neuralake.api.baseline`,
-   the live table in memory, re-read when the log has a new version at most every
+   mode on the copy, with the catalog's 1,048,576-row batches and with ROAPI's default
+   8,192) and the FastAPI + Polars baseline (:mod:`neuralake.api.baseline`, the live
+   table in memory, re-read when the log has a new version at most every
    ``--baseline-refresh-s``);
 4. sends ``--queries`` point, filter and aggregate queries (``--provider-queries`` to
-   the provider, whose queries take seconds each at 10M rows on a busy 2-core machine)
-   (:data:`neuralake.api.latency.QUERIES`, random keys) to each, one at a time, over a
-   kept-alive connection, Arrow IPC answers.
+   the provider, whose queries take hundreds of ms each at 10M rows on a busy 2-core
+   machine) (:data:`neuralake.api.latency.QUERIES`, random keys) to each, one at a time,
+   over a kept-alive connection, Arrow IPC answers;
+5. records where one query of each kind spent its effort (:mod:`neuralake.api.explain`:
+   files and row groups read or pruned, bytes and footer loads from S3, batches in
+   memory), for the live table and for the copy in append order; with ``--layout`` it
+   then z-orders the copy by the filter keys and measures the same again.
 
-Prints one JSON object: p50/p95/p99 per server and query kind, the rows served, the
-writer's commits during the run, and the load average (a busy machine shows in every
-number). The target: p99 < 50 ms for point and filter queries on 10M rows.
+Prints one JSON object: p50/p95/p99 per server and query kind, the scan metrics, the
+rows served, the writer's commits during the run, and the load average at start and end
+(a busy machine shows in every number). The target: p99 < 50 ms for point and filter
+queries on 10M rows.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ from neuralake.writer import control
 
 TARGET_P99_MS = 50.0
 CHUNK = 1_000_000
+#: File size of the z-ordered layout: about 8 files for 10M rows, so files can be pruned.
+LAYOUT_FILE_BYTES = 32 * 2**20
 
 
 def fill(uri: str, rows: int, options: dict, partitioned: bool) -> None:
@@ -69,6 +78,44 @@ def fill(uri: str, rows: int, options: dict, partitioned: bool) -> None:
         )
 
 
+def scan_of_each_kind(client: RoapiClient, table: str, rows: int) -> dict[str, dict]:
+    """What one query of each kind reads (``EXPLAIN ANALYZE`` scan metrics)."""
+    return {
+        kind: explain.scan_metrics(explain.plan(client, latency.queries(kind, table, rows, 1)[0]))
+        for kind in latency.QUERIES
+    }
+
+
+def layout_check(uri: str, s: neuralake.Settings, folder: Path, rows: int) -> dict:
+    """Z-order ``uri`` by the filter keys, then measure what a provider query reads.
+
+    The question a serving layout answers: can one layout let every query shape prune?
+    ``optimize.z_order(["session_id", "channel"])`` clusters the filter query's keys
+    (a rewrite with ``dataChange=false``, as compaction is), at the price of the append
+    order that lets the point query prune on ``kafka_offset``.
+    """
+    started = time.perf_counter()
+    log = DeltaTable(uri, storage_options=s.storage_options)
+    log.optimize.z_order(["session_id", "channel"], target_size=LAYOUT_FILE_BYTES)
+    z_order_s = time.perf_counter() - started
+    files = len(DeltaTable(uri, storage_options=s.storage_options).file_uris())
+    entry = delta_entry("zordered", uri)
+    with roapi([entry], s, folder / "zorder", timeout=600) as at, RoapiClient(at.http) as c:
+        timings = {
+            kind: latency.percentiles(
+                latency.measure(c.sql, latency.queries(kind, "zordered", rows, 20, seed=1))
+            )
+            for kind in latency.QUERIES
+        }
+        return {
+            "z_order_by": ["session_id", "channel"],
+            "z_order_s": round(z_order_s, 1),
+            "files_after": files,
+            "latency_20_queries": timings,
+            "scan_metrics": scan_of_each_kind(c, "zordered", rows),
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -83,6 +130,9 @@ def main() -> None:
     parser.add_argument("--baseline-refresh-s", type=float, default=30.0)
     parser.add_argument("--keep", action="store_true", help="keep the tables afterwards")
     parser.add_argument("--out", type=Path, help="also write the JSON to this file")
+    parser.add_argument(
+        "--layout", action="store_true", help="also z-order the copy and measure its scans"
+    )
     args = parser.parse_args()
 
     s = neuralake.settings("stack")
@@ -118,6 +168,7 @@ def main() -> None:
             delta_entry("live", live_uri),
             delta_entry("memory", copy_uri, memory=True),
             default_batches,  # ROAPI's own default batch size, for comparison
+            delta_entry("copy_provider", copy_uri),  # the copy's append-order layout
         ]
         with (
             roapi(tables, s, folder, timeout=1800) as at,
@@ -143,11 +194,12 @@ def main() -> None:
                     results.setdefault(name, {})[kind] = latency.percentiles(
                         latency.measure(send, sql)
                     )
-                    if name.startswith("roapi"):  # where the time went, for one query
-                        scans.setdefault(name, {})[kind] = explain.scan_metrics(
-                            explain.plan(client, sql[-1])
-                        )
+                if name.startswith("roapi"):  # where the time went, one query per kind
+                    scans[name] = scan_of_each_kind(client, served, args.rows)
             rows_live = client.sql("SELECT count(voltage_uv) AS n FROM live")["n"][0]
+            layout = {"append_order": scan_of_each_kind(client, "copy_provider", args.rows)}
+        if args.layout:
+            layout["z_ordered"] = layout_check(copy_uri, s, folder, args.rows)
     finally:
         stop.set()
         if producer.is_alive():
@@ -172,6 +224,7 @@ def main() -> None:
             "fill_s": round(fill_s, 1),
             "latency": results,
             "scan_metrics": scans,
+            "layout_of_the_copy_provider_mode": layout,
             "p99_under_50ms_point_and_filter": targets,
             "load_average_1m_start_end": [load_start, round(os.getloadavg()[0], 2)],
             "seconds": round(time.perf_counter() - started, 1),
