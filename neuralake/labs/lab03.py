@@ -34,7 +34,7 @@ from deltalake import DeltaTable
 from neuralake import delta
 from neuralake.datagen import Simulation, write_frames
 from neuralake.errors import ConfigError, NeuralakeError, StackError
-from neuralake.labs.base import Lab
+from neuralake.labs.base import Lab, fresh_topic
 from neuralake.labs.checks import Hint, expect, passed
 from neuralake.settings import Settings
 from neuralake.stack.processes import free_port
@@ -247,13 +247,7 @@ def _fresh_topic(settings: Settings, prefix: str, name: str) -> str:
     """Topic ``name`` (one of :data:`TOPICS`), deleted and created again, empty."""
     if name not in TOPICS:
         raise NeuralakeError(f"{name!r} is not in lab03.TOPICS: add it there first")
-    topic = prefix + name
-    topics.delete_topic(settings, topic)
-    for _ in range(100):  # deletion is asynchronous: wait until the name is free again
-        if topics.ensure_topic(settings, topic, PARTITIONS):
-            return topic
-        time.sleep(0.1)
-    raise StackError(f"topic {topic!r} is still being deleted after 10 s: run the cell again")
+    return fresh_topic(settings, prefix + name, PARTITIONS)
 
 
 def _files(uri: str, storage_options: dict[str, str], version: int | None = None) -> list[str]:

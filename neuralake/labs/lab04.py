@@ -27,7 +27,7 @@ from deltalake import DeltaTable
 
 from neuralake import delta
 from neuralake.errors import NeuralakeError
-from neuralake.labs.base import Lab
+from neuralake.labs.base import Lab, fresh_topic
 from neuralake.labs.checks import Hint, expect, passed
 from neuralake.settings import Settings
 from neuralake.stack import processes
@@ -181,7 +181,7 @@ def setup(
     lab.stop()
     for uri in (lab.bronze_uri, lab.dead_uri, replay.ledger_uri(lab.dead_uri)):
         delta.drop_table(uri, settings.storage_options)
-    _recreate_topic(settings, lab.topic)
+    fresh_topic(settings, lab.topic, PARTITIONS)
     (lab.work / "stream.json").unlink(missing_ok=True)
     produce(
         settings,
@@ -196,20 +196,6 @@ def setup(
     lab.wait_caught_up()
     lab._record_ingest()
     return lab
-
-
-def _recreate_topic(settings: Settings, topic: str) -> None:
-    topics.delete_topic(settings, topic)
-    deadline = time.monotonic() + 30
-    while True:  # Kafka deletes in the background: creating too early fails
-        try:
-            if topics.ensure_topic(settings, topic, PARTITIONS):
-                return
-        except Exception:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"topic {topic!r} could not be recreated within 30 s")
-        time.sleep(0.3)
 
 
 def _produce_fixable_faults(settings: Settings, topic: str) -> None:
