@@ -18,10 +18,11 @@ Two ways to serve a Delta table, chosen per table (``DeltaTable(roapi_memory_tab
   writer's partitioned bronze table can only be served this way: ROAPI's memory loader
   reads the raw Parquet files, which do not hold the partition columns, and fails with
   "Mismatch between schema and batches" (0.12.7 and 0.13.0 alike).
-- **memory**: ROAPI loads the whole table into Arrow arrays at start and at every reload.
-  Queries skip S3 entirely: measured on 1.1M rows, a filtered group-by took p50 41 ms in
-  memory vs 231 ms as a provider. Costs RAM and a full re-read per reload: use it for
-  small, unpartitioned tables (serving copies, materialized views).
+- **memory**: ROAPI loads the whole table into Arrow arrays at start and at every reload,
+  in batches of :data:`MEMORY_BATCH_ROWS` rows. Queries skip S3 entirely: measured on
+  10M rows, point p50 41 ms in memory vs 375 ms as a provider (load 15-17,
+  ``docs/benchmarks/api_latency.json``). Costs RAM and a full re-read per reload: use
+  it for small, unpartitioned tables (serving copies, materialized views).
 
 Names: a table is served as its own name, or as ``{database}_{table}`` when two
 databases hold tables of one name (ROAPI has a single namespace).
@@ -138,10 +139,10 @@ MEMORY_RELOAD_INTERVAL_S = 300
 
 #: Rows per Arrow record batch when ROAPI loads a memory table (its table option
 #: ``batch_size``; ROAPI's default is 8,192). A MemTable has no statistics to prune with,
-#: so every query runs its filter over every batch, and with 8,192-row batches the fixed
-#: cost per batch (a new array per column, even for zero matching rows) dominates: on
-#: 2M rows a point query took p50 14.7 ms with 8,192-row batches, 9.8 ms with 131,072
-#: and 5.4 ms with 1,048,576 (``docs/api.md``, "Where the time goes").
+#: so every query runs its filter over every batch, and each batch has a fixed cost (new
+#: arrays for every column, even when no row matches). On 10M rows (1,230 batches at
+#: the default, 10 at this size) point p50 fell from 166 to 41 ms and p99 from 1,810 to
+#: 622 ms in the same run (``docs/benchmarks/api_latency.json``, ``docs/api.md``).
 MEMORY_BATCH_ROWS = 1_048_576
 
 
