@@ -18,7 +18,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -563,10 +563,9 @@ def serving(config_path: Path | str, settings: Settings) -> Iterator[Callable[[s
     the check fails with ROAPI's own error line.
     """
     tables = yaml.safe_load(Path(config_path).read_text())["tables"]
-    with tempfile.TemporaryDirectory(prefix="lab02-roapi-") as folder:
+    with tempfile.TemporaryDirectory(prefix="lab02-roapi-") as folder, ExitStack() as stack:
         try:
-            with roapi(tables, settings, Path(folder), timeout=30) as listeners:
-                yield partial(_sql, f"http://{listeners.http}/api/sql")
+            listeners = stack.enter_context(roapi(tables, settings, Path(folder), timeout=30))
         except StackError:
             log = (Path(folder) / "roapi.log").read_text(errors="replace").splitlines()
             said = [line for line in log if "error" in line.lower()]
@@ -576,6 +575,7 @@ def serving(config_path: Path | str, settings: Settings) -> Iterator[Callable[[s
                 VIEW_SERVE,
                 key=key("ex5"),
             )
+        yield partial(_sql, f"http://{listeners.http}/api/sql")
 
 
 def _sql(url: str, query: str) -> pl.DataFrame:
