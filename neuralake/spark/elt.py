@@ -117,6 +117,11 @@ def to_silver(bronze):
     )
 
 
+def clean(bronze, predicates: list):
+    """Silver: typed, deduplicated, and only the rows that pass every predicate."""
+    return to_silver(bronze).where(_all(predicates))
+
+
 def features(silver, sessions, devices, patients):
     """Per (session, day): volume, spike rate, voltage statistics, joined with dimensions."""
     from pyspark.sql import functions as F
@@ -133,7 +138,9 @@ def features(silver, sessions, devices, patients):
         F.first("device_id").alias("device_id"),
         F.first("patient_id").alias("patient_id"),
     )
-    seconds = F.col("last_sample").cast("double") - F.col("first_sample").cast("double")
+    # Whole microseconds first: a timestamp cast to double (epoch seconds) keeps only
+    # about 0.2 us of a 2026 date, enough to move the rate of a short session visibly.
+    seconds = (F.unix_micros("last_sample") - F.unix_micros("first_sample")) / 1e6
     return (
         per_day.withColumn(
             "spikes_per_channel_s",
