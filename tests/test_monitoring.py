@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from deltalake import CommitProperties, write_deltalake
 
 from neuralake import delta
@@ -54,6 +55,17 @@ def test_windowed_ratio_counts_only_the_last_window():
     dead = [None, 1.0, 1.0, 0.0]
     consumed = [None, 10.0, 10.0, 10.0]
     assert windowed_ratio(t, dead, consumed, window_s=5) == [None, 0.1, 0.1, 0.0]
+
+
+def test_a_probe_that_cannot_answer_gives_nulls_and_its_name_in_down():
+    def timed_out() -> int:
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
+
+    watch = Watch("http://127.0.0.1:9/metrics", broker_lag=timed_out, files=lambda: 3)
+    row = watch.sample("test")
+    assert (row["broker_lag"], row["messages_total"], row["files"]) == (None, None, 3)
+    assert row["down"] == "writer,broker"
+    assert watch.frame()["dead_letter_ratio"].to_list() == [None]
 
 
 # -- alert rules ----------------------------------------------------------------------

@@ -12,8 +12,9 @@ A dashboard is a list of samples taken at intervals. :class:`Watch` takes one ea
 - the table (``files``): how many data files its current version has, the backlog that
   compaction works down.
 
-A probe that cannot answer (the writer is down: no ``/metrics``) gives nulls in its columns
-and its name in ``down``: absence is data, and an alert rule can fire on it.
+A probe that cannot answer (the writer is down: no ``/metrics``; the broker timed out)
+gives nulls in its columns and its name in ``down``: absence is data, and an alert rule
+can fire on it. Any other exception is a bug in the probe and is raised.
 
 Counters restart at 0 when a process restarts. :func:`increase` follows Prometheus's
 ``increase()``: a drop means a reset, and the new value is the increase since it.
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import polars as pl
+from confluent_kafka import KafkaException
 
 from neuralake.errors import NeuralakeError
 from neuralake.streaming import metrics
@@ -144,6 +146,6 @@ class Watch:
             return None
         try:
             return probe()
-        except NeuralakeError:  # StackError (no /metrics), QueryError (ROAPI restarting)
+        except (NeuralakeError, KafkaException):  # no /metrics, ROAPI restarting, broker timeout
             down.append(name)
             return None
