@@ -44,6 +44,18 @@ impl FlushPolicy {
     }
 }
 
+/// How long before its first message was consumed a batch's age starts: the time that message
+/// sat waiting (now minus its Kafka timestamp, `queued`), but never more than the time since the
+/// reader last stopped consuming (`paused`, while it handed a batch to the committer).
+///
+/// A message that arrives while the reader waits for the committer is consumed only afterwards;
+/// counting its batch's age from that moment would make the flush late by the whole wait.
+/// Capping at `paused` keeps the old messages of a catch-up (Kafka timestamps minutes ago) from
+/// making every batch due at once.
+pub fn backdate(queued: Option<Duration>, paused: Duration) -> Duration {
+    queued.map_or(Duration::ZERO, |q| q.min(paused))
+}
+
 /// Column builders for the rows of one date.
 struct DateColumns {
     date: i32,
@@ -180,6 +192,18 @@ impl BronzeRows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_backdated_by_the_wait_but_never_past_the_pause() {
+        let ms = Duration::from_millis;
+        // Arrived 300 ms ago while the reader was paused for 500 ms: age starts 300 ms ago.
+        assert_eq!(backdate(Some(ms(300)), ms(500)), ms(300));
+        // A catch-up message from an hour ago: only the 500 ms pause counts.
+        assert_eq!(backdate(Some(ms(3_600_000)), ms(500)), ms(500));
+        // No timestamp, or no pause: nothing to backdate.
+        assert_eq!(backdate(None, ms(500)), Duration::ZERO);
+        assert_eq!(backdate(Some(ms(300)), Duration::ZERO), Duration::ZERO);
+    }
     use deltalake::arrow::array::{Array, AsArray};
     use deltalake::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 

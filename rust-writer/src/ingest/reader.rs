@@ -14,7 +14,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tracing::warn;
 
-use crate::batch::{BronzeRows, FlushPolicy};
+use crate::batch::{BronzeRows, FlushPolicy, backdate};
 use crate::dead_letters::{self, DeadLetter};
 use crate::decode::decode;
 use crate::kafka;
@@ -34,9 +34,10 @@ pub struct Pending {
     pub offsets: BatchOffsets,
     pub messages: usize,
     pub bytes: usize,
-    /// When the batch's first message was consumed: its age, and so the `--flush-ms` rule,
-    /// counts from there. The reader keeps consuming while the previous batch commits, so this
-    /// is within milliseconds of the message's arrival at the broker.
+    /// When the batch's age, and so the `--flush-ms` rule, starts: when its first message was
+    /// consumed, backdated by the time that message waited while the reader was paused (see
+    /// [`backdate`]). The reader keeps consuming while the previous batch commits, so outside
+    /// that pause this is within milliseconds of the message's arrival at the broker.
     pub started: Option<Instant>,
     pub oldest_kafka_ts_us: Option<i64>,
 }
@@ -78,6 +79,9 @@ pub struct Reader {
     watermarks: kafka::Watermarks,
     /// When the lag gauge was last recomputed.
     lag_updated: Instant,
+    /// When the last `fill` returned: from then until the next one starts the reader does not
+    /// consume (it hands the batch over, waiting for the committer if it is busy).
+    paused_at: Option<Instant>,
 }
 
 impl Reader {
@@ -105,6 +109,7 @@ impl Reader {
             dead_offsets,
             watermarks,
             lag_updated: Instant::now(),
+            paused_at: None,
         }
     }
 
@@ -122,6 +127,12 @@ impl Reader {
     /// Consume until the batch is due, the end is reached, or a shutdown signal arrives.
     /// Returns the batch and whether to stop after it.
     pub async fn fill(&mut self, shutdown: &mut watch::Receiver<bool>) -> (Pending, bool) {
+        let filled = self.fill_until_due(shutdown).await;
+        self.paused_at = Some(Instant::now());
+        filled
+    }
+
+    async fn fill_until_due(&mut self, shutdown: &mut watch::Receiver<bool>) -> (Pending, bool) {
         let mut pending = Pending::new(self.capacity);
         loop {
             if *shutdown.borrow() {
@@ -172,7 +183,14 @@ impl Reader {
         let payload = message.payload();
         let kafka_ts = kafka::timestamp_us(message.timestamp());
         if pending.started.is_none() {
-            pending.started = Some(Instant::now());
+            let now = Instant::now();
+            let queued = kafka_ts.map(|ts| {
+                let waited_us = chrono::Utc::now().timestamp_micros() - ts;
+                Duration::from_micros(u64::try_from(waited_us).unwrap_or(0))
+            });
+            let paused = self.paused_at.map_or(Duration::ZERO, |t| now - t);
+            let back = backdate(queued, paused);
+            pending.started = Some(now.checked_sub(back).unwrap_or(now));
         }
         pending.messages += 1;
         pending.bytes += payload.map_or(0, <[u8]>::len);
