@@ -103,13 +103,15 @@ def recreate_topic(s: Settings, topic: str, partitions: int = 3, timeout_s: floa
     deadline = time.monotonic() + timeout_s
     delete_topic(s, topic)
     client = admin(s)
+    last_error: list[str] = []  # the broker's last refusal, for the error message
 
     def wait(condition, what: str) -> None:
         while not condition():
             if time.monotonic() > deadline:
+                detail = f" (last answer: {last_error[0]})" if last_error else ""
                 raise StackError(
-                    f"topic {topic!r} {what} within {timeout_s:.0f} s on {s.kafka_bootstrap}: "
-                    "check the broker (neuralake stack status)"
+                    f"topic {topic!r} {what} within {timeout_s:.0f} s on {s.kafka_bootstrap}"
+                    f"{detail}: check the broker (neuralake stack status)"
                 )
             time.sleep(0.1)
 
@@ -128,9 +130,11 @@ def recreate_topic(s: Settings, topic: str, partitions: int = 3, timeout_s: floa
     wait(created, "could not be created again")
 
     def served() -> bool:  # every partition's leader answers for it
+        client.list_topics(topic, timeout=TIMEOUT_S)  # refresh the client's view of the leaders
         try:
             _offsets(client, topic, list(range(partitions)), OffsetSpec.latest())
-        except KafkaException:
+        except KafkaException as err:
+            last_error[:] = [err.args[0].str()]
             return False
         return True
 
