@@ -62,9 +62,7 @@ MIN_SPEEDUP = 2.0  # the compacted one-partition scan must be at least this much
 
 # %%
 import json
-import os
 import statistics
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -82,7 +80,7 @@ from neuralake import delta
 from neuralake.streaming import metrics, topics
 from neuralake.streaming.produce import produce
 from neuralake.streaming.schemas import app_id
-from neuralake.writer import binary, control
+from neuralake.writer import control
 
 s = neuralake.settings()
 assert s.profile == "stack", "this lesson needs Kafka and S3: start the stack with `make up`"
@@ -94,21 +92,8 @@ dead_letters_uri = f"{uri}_dead_letters"
 control.down(s, TABLE)  # a re-run starts clean: stop what an earlier run left running
 for table_uri in (uri, dead_letters_uri, s.table_uri(f"{PREFIX}by_hand")):
     delta.drop_table(table_uri, s.storage_options)
-topics.delete_topic(s, TOPIC)
-while not topics.ensure_topic(s, TOPIC, partitions=3):  # topic deletion is asynchronous
-    time.sleep(0.1)
+topics.recreate_topic(s, TOPIC, partitions=3)  # waits out Kafka's asynchronous delete
 print(f"topic {TOPIC} (3 partitions) -> table {uri}")
-
-
-def warm_ms(fn, repeats: int = REPEATS) -> float:
-    """Median wall time of ``fn()`` in milliseconds, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 1)
 
 
 # %% [markdown]
@@ -243,26 +228,15 @@ print(f"{files_per_day:,.0f} files in one day's partition, each one opened by ev
 # (128 MiB by default) and commits, per partition, `remove` actions for the old files
 # and `add` actions for the new ones. A partition is compacted only when it has at least
 # `--min-files` (default 4) files smaller than the target; files already at the target
-# are never rewritten. Here we run **one pass** of the same binary (`--once`, which
-# prints one JSON line) and measure the one-partition read around it: its median time,
-# and, through `delta.RequestLog`, the S3 requests it sends.
+# are never rewritten. After its commit it writes a checkpoint of the new version, so
+# the next reader that opens the table reads one small checkpoint instead of the log.
+# Here we run **one pass** of the same binary with `control.run_once` (in a shell:
+# `neuralake writer run compact --once --table l03_bronze`; it runs `neuralake-writer
+# compact --once` and returns the JSON line it prints) and measure the one-partition read
+# around it: its median time, and, through `delta.RequestLog`, the S3 requests it sends.
 
 
 # %%
-def writer(*args: str) -> dict:
-    """One pass of the Rust binary (``compact --once``, ``vacuum --once``): its JSON line."""
-    env = {
-        **os.environ,  # the binary reads the same NEURALAKE_* variables as the settings
-        "NEURALAKE_S3_ENDPOINT": s.s3_endpoint or "",
-        "NEURALAKE_S3_ACCESS_KEY_ID": s.access_key_id or "",
-        "NEURALAKE_S3_SECRET_ACCESS_KEY": s.secret_access_key or "",
-    }
-    done = subprocess.run([str(binary.find()), *args], env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr.strip().splitlines()[-1])
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def scan_today(table: DeltaTable) -> pl.DataFrame:
     return (
         pl.scan_delta(table)
@@ -300,7 +274,7 @@ def measure_read(stage: str) -> dict:
 
 
 before = measure_read("small files")
-compacted = writer("compact", "--once", "--table-uri", uri)
+compacted = control.run_once(s, "compact", table=TABLE)
 after = measure_read("compacted")
 reads = pl.DataFrame([before, after])
 scan_speedup = before["scan ms"] / after["scan ms"]
@@ -316,12 +290,14 @@ reads
 # %% [markdown]
 # Read the two parts apart. The **scan** is what compaction fixes: it sent a request
 # per small file (`scan: S3 requests`) and now sends one, whatever the files' sizes.
-# **Opening** the table replays its log (the last checkpoint, then each JSON commit
-# after it). Compaction does not shorten that (it adds a commit): opening grows with
-# commits rather than files, and the checkpoint the writer writes every 20 commits
-# (`--checkpoint-every`) bounds it. So the whole read gains less than the scan at this
-# size, and more as files pile up (exercise 2). On a shared machine the open times
-# scatter; the request counts do not.
+# **Opening** the table replays its log: the last checkpoint, then each JSON commit
+# after it. Before compaction that is the writer's last checkpoint (it writes one every
+# 20 commits, `--checkpoint-every`), which lists every small file, plus the commits
+# since. After compaction it is the checkpoint `compact` just wrote, which lists the one
+# new file (and the removed ones as tombstones). Reading any checkpoint has a fixed cost
+# (a listing and a Parquet file to fetch and decode), so `open ms` shrinks less than the
+# scan, and the whole read gains less than the scan at this size and more as files pile
+# up (exercise 2). On a shared machine the open times scatter; the request counts do not.
 #
 # Compaction's commit does not change the data and says so: its actions carry
 # `dataChange: false`, so streaming
@@ -349,10 +325,14 @@ pl.DataFrame(
 # default: a week of time travel); the `deletionTimestamp` above is the clock it reads.
 # It also deletes Parquet files no version ever committed (a writer killed between
 # writing a file and committing it leaves those). Retention 0 is for this lesson only.
+# Each pass also deletes the log's own expired commit files (`log_files_deleted`), those
+# older than the table's `logRetentionDuration` (30 days by default) and behind a
+# checkpoint, so the `_delta_log/` folder of a writer that commits every second stops
+# growing after a month.
 
 # %%
 stored_before = delta.data_files(uri, s.storage_options).height
-vacuumed = writer("vacuum", "--once", "--table-uri", uri, "--retention-hours", "0")
+vacuumed = control.run_once(s, "vacuum", table=TABLE, retention_hours=0)
 stored_after = delta.data_files(uri, s.storage_options).height
 in_use = len(DeltaTable(uri, storage_options=s.storage_options).file_uris())
 print("vacuum --once:", vacuumed)
