@@ -12,7 +12,7 @@ SVG.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from matplotlib.axes import Axes
@@ -26,15 +26,23 @@ TABLE_COLOR, EXTERNAL_COLOR, EDGE_COLOR = "#2f5fd0", "#8a93a6", "#8a93a6"
 
 
 def pipeline_graph(
-    export: dict[str, Any], extra_edges: Iterable[tuple[str, str]] = (), serving: str = SERVING
+    export: dict[str, Any],
+    extra_edges: Iterable[tuple[str, str]] = (),
+    serving: str = SERVING,
+    only_served: Collection[str] | None = None,
 ) -> tuple[LineageGraph, set[str]]:
-    """The export's lineage + ``extra_edges`` + ``table -> serving`` for every served table.
+    """The export's lineage + ``extra_edges`` + ``table -> serving`` for every served table
+    (or only for the table ids in ``only_served``: a drawing with fewer crossing edges).
 
     Returns the graph and the ids of the catalog's own tables (the rest are external).
     """
     known = {t["id"] for t in export["tables"]}
     edges = [tuple(e) for e in export["lineage"]["edges"]]
-    edges += [(t["id"], serving) for t in export["tables"] if t["roapi"]["served"]]
+    edges += [
+        (t["id"], serving)
+        for t in export["tables"]
+        if t["roapi"]["served"] and (only_served is None or t["id"] in only_served)
+    ]
     edges += list(extra_edges)
     return LineageGraph.build(known, edges), known
 

@@ -81,18 +81,24 @@ def increase(counter: list[float | None]) -> list[float | None]:
 
 
 def windowed_ratio(
-    t_s: list[float], part: list[float | None], whole: list[float | None], window_s: float
+    t_s: list[float],
+    part: list[float | None],
+    whole: list[float | None],
+    window_s: float,
+    min_whole: float = 0,
 ) -> list[float | None]:
     """``sum(part) / sum(whole)`` over the samples of the last ``window_s`` seconds.
 
     Used with :func:`increase` of two counters (dead letters per message consumed); null
-    while the window holds no consumed message.
+    while the window holds ``min_whole`` messages or fewer. The writer commits a batch's
+    dead letters just before its rows, so a sample taken in between sees the dead letters
+    before the messages they came with: over a handful of messages the ratio is noise.
     """
     ratios: list[float | None] = []
     for i, now in enumerate(t_s):
         inside = [j for j in range(i + 1) if now - t_s[j] <= window_s]
         total = sum(whole[j] or 0 for j in inside)
-        ratios.append(sum(part[j] or 0 for j in inside) / total if total > 0 else None)
+        ratios.append(sum(part[j] or 0 for j in inside) / total if total > min_whole else None)
     return ratios
 
 
@@ -127,13 +133,15 @@ class Watch:
         self.samples.append(row)
         return row
 
-    def frame(self, ratio_window_s: float = 5.0) -> pl.DataFrame:
+    def frame(self, ratio_window_s: float = 5.0, ratio_min_messages: int = 100) -> pl.DataFrame:
         """Every sample, plus ``dead_letter_ratio``: dead letters per consumed message over
-        the last ``ratio_window_s`` seconds (from the two counters' increases)."""
+        the last ``ratio_window_s`` seconds (from the two counters' increases), null while
+        fewer than ``ratio_min_messages`` messages were consumed in that window."""
         frame = pl.DataFrame(self.samples, schema=COLUMNS, orient="row")
         dead = increase(frame["dead_letters_total"].to_list())
         consumed = increase(frame["messages_total"].to_list())
-        ratio = windowed_ratio(frame["t_s"].to_list(), dead, consumed, ratio_window_s)
+        t_s = frame["t_s"].to_list()
+        ratio = windowed_ratio(t_s, dead, consumed, ratio_window_s, ratio_min_messages)
         return frame.with_columns(dead_letter_ratio=pl.Series(ratio, dtype=pl.Float64))
 
     def _writer(self) -> dict[str, float]:
