@@ -59,7 +59,8 @@ from neuralake.writer import control
 
 TARGET_P99_MS = 50.0
 CHUNK = 1_000_000
-#: File size of the z-ordered layout: about 8 files for 10M rows, so files can be pruned.
+#: Target file size of the z-ordered layout: several files, so whole files can be pruned
+#: (5 files for 10M rows in docs/benchmarks/api_latency.json).
 LAYOUT_FILE_BYTES = 32 * 2**20
 
 
