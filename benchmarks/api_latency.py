@@ -54,7 +54,7 @@ from neuralake.api.server import baseline, delta_entry, roapi
 from neuralake.delta import drop_table
 from neuralake.streaming import topics
 from neuralake.streaming.produce import produce
-from neuralake.streaming.schemas import PARTITION_BY
+from neuralake.streaming.schemas import PARTITION_BY, dead_letter_uri
 from neuralake.writer import control
 
 TARGET_P99_MS = 50.0
@@ -209,8 +209,8 @@ def main() -> None:
         topics.delete_topic(s, topic)
         shutil.rmtree(s.state_dir / "writer" / table, ignore_errors=True)
     commits = DeltaTable(live_uri, storage_options=opts).version() - version_before
-    if not args.keep:
-        for uri in (live_uri, copy_uri):
+    if not args.keep:  # the writer's dead-letter table too (empty unless a message was bad)
+        for uri in (live_uri, copy_uri, dead_letter_uri(live_uri)):
             drop_table(uri, opts)
     targets = {
         name: all(results[name][k]["p99_ms"] < TARGET_P99_MS for k in ("point", "filter"))
