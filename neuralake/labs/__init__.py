@@ -9,12 +9,14 @@ same exercise fails; :func:`hint` shows a tier on request. See docs/lab-format.m
 """
 
 from neuralake.errors import CheckFailed
+from neuralake.labs.base import Lab
 from neuralake.labs.build import build_lab, find_labs
 from neuralake.labs.checks import Hint, expect, hint, passed, reset_attempts
 
 __all__ = [
     "CheckFailed",
     "Hint",
+    "Lab",
     "build_lab",
     "expect",
     "find_labs",
