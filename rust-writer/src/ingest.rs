@@ -10,7 +10,9 @@
 //!    (`version` = last offset of the batch), then a checkpoint every `--checkpoint-every`
 //!    commits;
 //! 3. once that commit is done the reader **acknowledges** it (Kafka offsets for lag tools,
-//!    the lag gauge) and the batch just filled goes to the committer.
+//!    the lag gauge) and the batch just filled goes to the committer. When the stream stops,
+//!    the reader returns an empty batch after 100 ms without messages, so the last commit is
+//!    acknowledged at once rather than when the next message arrives.
 //!
 //! At most one batch commits at a time, so commits land in offset order and each carries the
 //! txn versions of its own batch. Overlapping them matters on two cores: decoding JSON and
@@ -239,7 +241,8 @@ async fn pipeline(mut reader: Reader, committer: Committer) -> Result<Summary> {
         let (filled, signalled) = if reader.reached_targets() {
             (None, false)
         } else {
-            let (pending, signalled) = reader.fill(&mut shutdown).await;
+            let busy = matches!(slot, Slot::Busy(_));
+            let (pending, signalled) = reader.fill(&mut shutdown, busy).await;
             (Some(pending).filter(|p| p.messages > 0), signalled)
         };
         let (committer, outcome) = slot.free().await?;

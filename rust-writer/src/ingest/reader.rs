@@ -27,6 +27,11 @@ use crate::retry::Backoff;
 /// of a stream while the table is a whole batch behind.
 const LAG_UPDATE: Duration = Duration::from_millis(250);
 
+/// How long an empty batch waits for a message while the committer is busy before `fill`
+/// returns anyway, so that the commit in flight is acknowledged (Kafka offsets, lag gauge)
+/// soon after it lands even when the stream has stopped.
+const IDLE_WHILE_COMMITTING: Duration = Duration::from_millis(100);
+
 /// One batch being filled.
 pub struct Pending {
     pub rows: BronzeRows,
@@ -124,24 +129,33 @@ impl Reader {
         })
     }
 
-    /// Consume until the batch is due, the end is reached, or a shutdown signal arrives.
-    /// Returns the batch and whether to stop after it.
-    pub async fn fill(&mut self, shutdown: &mut watch::Receiver<bool>) -> (Pending, bool) {
-        let filled = self.fill_until_due(shutdown).await;
+    /// Consume until the batch is due, the end is reached, or a shutdown signal arrives; with
+    /// `committer_busy`, also when no message came for [`IDLE_WHILE_COMMITTING`] (an empty
+    /// batch). Returns the batch and whether to stop after it.
+    pub async fn fill(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+        committer_busy: bool,
+    ) -> (Pending, bool) {
+        let filled = self.fill_until_due(shutdown, committer_busy).await;
         self.paused_at = Some(Instant::now());
         filled
     }
 
-    async fn fill_until_due(&mut self, shutdown: &mut watch::Receiver<bool>) -> (Pending, bool) {
+    async fn fill_until_due(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+        committer_busy: bool,
+    ) -> (Pending, bool) {
         let mut pending = Pending::new(self.capacity);
         loop {
             if *shutdown.borrow() {
                 return (pending, true);
             }
-            let wait = if pending.messages == 0 {
-                Duration::from_secs(1)
-            } else {
-                self.policy.time_left(pending.age())
+            let wait = match (pending.messages, committer_busy) {
+                (0, true) => IDLE_WHILE_COMMITTING,
+                (0, false) => Duration::from_secs(1),
+                _ => self.policy.time_left(pending.age()),
             };
             tokio::select! {
                 biased;
@@ -161,6 +175,9 @@ impl Reader {
                         }
                     }
                     Ok(Err(e)) => warn!(error = %e, "Kafka consumer error (librdkafka retries)"),
+                    Err(_timer) if pending.messages == 0 && committer_busy => {
+                        return (pending, false);
+                    }
                     Err(_timer) => {}
                 }
             }
