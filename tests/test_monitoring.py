@@ -51,13 +51,13 @@ def test_increase_treats_a_drop_as_a_restart_like_prometheus():
 
 
 def test_windowed_ratio_counts_only_the_last_window():
-    t = [0.0, 1.0, 2.0, 10.0]
-    dead = [None, 1.0, 1.0, 0.0]
-    consumed = [None, 10.0, 10.0, 10.0]
-    assert windowed_ratio(t, dead, consumed, window_s=5) == [None, 0.1, 0.1, 0.0]
+    t = [0.0, 1.0, 5.0, 6.0, 14.0]
+    dead = [None, 1.0, 1.0, 1.0, 0.0]
+    consumed = [None, 10.0, 10.0, 10.0, 10.0]
+    # none before the samples span 5 s; then the last 5 s only
+    assert windowed_ratio(t, dead, consumed, window_s=5) == [None, None, 0.1, 0.1, 0.0]
     # dead letters committed a moment before their batch's rows: no ratio from 10 messages
-    assert windowed_ratio([0.0, 1.0], [None, 5.0], [None, 0.0], 5, min_whole=100) == [None, None]
-    assert windowed_ratio(t, dead, consumed, 5, min_whole=15) == [None, None, 0.1, None]
+    assert windowed_ratio(t, dead, consumed, 5, min_whole=25) == [None, None, None, 0.1, None]
 
 
 def test_a_probe_that_cannot_answer_gives_nulls_and_its_name_in_down():

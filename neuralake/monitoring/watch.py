@@ -90,12 +90,16 @@ def windowed_ratio(
     """``sum(part) / sum(whole)`` over the samples of the last ``window_s`` seconds.
 
     Used with :func:`increase` of two counters (dead letters per message consumed); null
-    while the window holds ``min_whole`` messages or fewer. The writer commits a batch's
+    until the samples span ``window_s``, and while the window holds ``min_whole`` messages
+    or fewer. The writer commits a batch's
     dead letters just before its rows, so a sample taken in between sees the dead letters
     before the messages they came with: over a handful of messages the ratio is noise.
     """
     ratios: list[float | None] = []
     for i, now in enumerate(t_s):
+        if now - t_s[0] < window_s:  # a ratio over 5 s needs 5 s of samples
+            ratios.append(None)
+            continue
         inside = [j for j in range(i + 1) if now - t_s[j] <= window_s]
         total = sum(whole[j] or 0 for j in inside)
         ratios.append(sum(part[j] or 0 for j in inside) / total if total > min_whole else None)
