@@ -18,19 +18,22 @@ ROOT = Path(__file__).resolve().parents[1]
 def stack_settings() -> Iterator[neuralake.Settings]:
     """The stack profile's settings, with the stack up (started here if it was down).
 
-    A stack that was already up (``make lab``) is left running; one this fixture
-    started is stopped again at the end of the session.
+    A stack that was already up (``make lab``) is left running, even when one of its
+    services was briefly down (a lesson restarting ROAPI): only a stack this fixture
+    started from nothing is stopped again at the end of the session.
     """
     s = neuralake.settings("stack")
-    was_up = all(row.healthy for row in control.status(s))
-    if not was_up:
+    rows = control.status(s)
+    someone_elses = any(row.healthy for row in rows)
+    if not all(row.healthy for row in rows):
         try:
-            control.up(s, echo=lambda _: None)
+            control.up(s, echo=lambda _: None)  # idempotent: starts only what is down
         except Exception:
-            control.down(s, echo=lambda _: None)  # leave no half-started stack behind
+            if not someone_elses:
+                control.down(s, echo=lambda _: None)  # leave no half-started stack behind
             raise
     yield s
-    if not was_up:
+    if not someone_elses:
         control.down(s, echo=lambda _: None)
 
 
