@@ -36,12 +36,11 @@ happened. A lab subclasses :class:`Lab`, names itself and its exercises, and say
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import ClassVar
 
 from neuralake import delta
-from neuralake.errors import NeuralakeError, StackError
+from neuralake.errors import NeuralakeError
 from neuralake.labs.checks import reset_attempts
 from neuralake.settings import Settings
 from neuralake.streaming import topics
@@ -109,14 +108,8 @@ class Lab:
 def fresh_topic(settings: Settings, topic: str, partitions: int, timeout_s: float = 30) -> str:
     """``topic``, deleted and created again, empty, with ``partitions`` partitions.
 
-    Kafka deletes a topic in the background: until it is gone, the name is still taken
-    (``ensure_topic`` creates nothing), so this tries again every 0.1 s.
+    :func:`neuralake.streaming.topics.recreate_topic` waits out Kafka's background delete
+    and the new partitions' leaders; this only hands the name back for the lab's fields.
     """
-    topics.delete_topic(settings, topic)
-    deadline = time.monotonic() + timeout_s
-    while not topics.ensure_topic(settings, topic, partitions):
-        if time.monotonic() > deadline:
-            waited = f"{timeout_s:.0f} s"
-            raise StackError(f"topic {topic!r} is still being deleted after {waited}: run it again")
-        time.sleep(0.1)
+    topics.recreate_topic(settings, topic, partitions, timeout_s=timeout_s)
     return topic
