@@ -58,6 +58,7 @@ GUIDES = {
     "Glossary": "glossary.md",
     "Code as a catalog": "catalog.md",
     "Streaming into Delta": "streaming.md",
+    "Monitoring and governance": "monitoring.md",
 }
 TEACHING = {
     "Teacher guide": "teacher-guide.md",

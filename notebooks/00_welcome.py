@@ -81,11 +81,12 @@ display(SVG(filename="../docs/img/architecture.svg"))
 # | 03 The low-latency writer | ingest, compaction and vacuum as three processes; the small-file problem; `txn` actions; conditional writes | Rust writer + MinIO |
 # | 04 Kafka into Delta, exactly once | topics, partitions, consumer groups, lag; a kill -9 that loses nothing; dead letters and replay; freshness | Kafka + Rust writer |
 # | 05 Serving with ROAPI | SQL, REST, GraphQL, Postgres wire and Flight SQL on the live table; latency against a hand-written service | ROAPI |
+# | 06 Spark, the workhorse | `session()` with Delta + S3A, the guard refusing the writer's bronze, the incremental ELT bronze -> silver -> gold, Spark vs Polars at two scales, delta-rs <-> Spark | Spark + MinIO |
 # | 07 Benchmarks | Polars, DataFusion, DuckDB and Spark on TPC-H: answers checked, then timed | all engines |
+# | 08 The whole pipeline | producer -> Kafka -> writer -> bronze served live by ROAPI, silver and gold by Spark; lineage and checks from the catalog; freshness and lag through an outage; alert rules; who wrote what from the Delta log | the whole stack |
 #
-# Lessons 01 to 05 each have a lab in `labs/` with auto-graded exercises. Spark's
-# cold path (the ELT job from bronze to silver and gold) is in the library and
-# `docs/spark.md`; its lesson (06) and the end-to-end lesson (08) are still to come.
+# Lessons 01 to 06 each have a lab in `labs/` with auto-graded exercises; lesson 08
+# puts every part together and adds monitoring and governance.
 #
 # Everything is configured in one place, `neuralake.settings()`: endpoints,
 # credentials, bucket, warehouse. Switch profile (`local`, `stack`, `aws`) and the
