@@ -177,3 +177,12 @@ def test_a_missing_table_stops_roapi_with_its_error(tmp_path: Path, stack_settin
         roapi([missing], stack_settings, tmp_path),
     ):
         pass
+
+
+def test_a_server_that_exits_is_reported_by_its_error_line_not_its_last_line():
+    from neuralake.api.server import _cause
+
+    log = "starting\nerror: unexpected argument '--bad' found\n\nFor more, try '--help'.\n"
+    assert _cause(log) == "error: unexpected argument '--bad' found"
+    assert _cause("just one line\n") == "just one line"
+    assert _cause("") == "?"

@@ -104,14 +104,17 @@ def _process(
 ) -> Iterator[None]:
     with log.open("w") as out:
         process = subprocess.Popen(
-            command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+            command,
+            env={**os.environ, "NO_COLOR": "1", **env},  # plain log lines to quote
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + timeout
             while not _answers(ready):
                 if process.poll() is not None:
-                    last = (log.read_text(errors="replace").strip().splitlines() or ["?"])[-1]
-                    raise StackError(f"{Path(command[0]).name} exited: {last[:200]}: see {log}")
+                    cause = _cause(log.read_text(errors="replace"))
+                    raise StackError(f"{Path(command[0]).name} exited: {cause[:200]}: see {log}")
                 if time.monotonic() > deadline:
                     raise StackError(f"{ready} did not answer within {timeout:.0f} s: see {log}")
                 time.sleep(0.2)
@@ -123,6 +126,17 @@ def _process(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _cause(log_text: str) -> str:
+    """The line of a log that says why a process stopped: the last one naming an error.
+
+    A command-line parser ends with "For more information, try '--help'.", which says
+    nothing about the cause; the line naming the error comes before it.
+    """
+    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or ["?"])[-1]
 
 
 def _answers(url: str) -> bool:
