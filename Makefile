@@ -62,6 +62,7 @@ labs: setup  ## The student bundle: labs without solutions, a README, a zip (bui
 
 bench: up  ## Regenerate the TPC-H SF1 report in docs/benchmarks/tpch-sf1 (about 10 minutes)
 	$(RUN) python benchmarks/tpch.py
+	$(NL) bench report --out docs/benchmarks
 
 docs: setup  ## Build the documentation site from build/notebooks/ into build/site/
 	$(NL) docs build
