@@ -179,3 +179,17 @@ def test_the_stack_serves_a_table_through_roapi_once_a_config_exists(isolated_en
         assert answer.json() == [{"rows": 42}]
     finally:
         control.down(s, echo=quiet)
+
+
+def test_kafka_storage_formats_with_a_cluster_id_that_starts_with_a_dash(isolated_env, monkeypatch):
+    """A random cluster id starts with "-" about one time in 64; the format must not
+    read it as an option (it did, and a fresh stack failed to start)."""
+    from neuralake.stack import services
+
+    monkeypatch.setattr(services.base64, "urlsafe_b64encode", lambda _: b"-0YQiDH9QxK9fQ==")
+    kafka = next(
+        svc for svc in services.native_services(neuralake.settings("stack")) if svc.name == "kafka"
+    )
+    kafka.prepare()
+    meta = next((isolated_env / "state").rglob("meta.properties")).read_text()
+    assert "cluster.id=-0YQiDH9QxK9fQ" in meta

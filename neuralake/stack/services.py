@@ -100,10 +100,10 @@ def kafka(s: Settings) -> Service:
                     *_java(home, s.cache_dir),
                     "kafka.tools.StorageTool",
                     "format",
-                    "-t",
-                    cluster_id,
-                    "-c",
-                    str(properties),
+                    # "=": a random id may start with "-", which a separate argument
+                    # would make the parser read as an option (one start in 64 failed)
+                    f"--cluster-id={cluster_id}",
+                    f"--config={properties}",
                 ],
                 check=True,
                 capture_output=True,
