@@ -17,9 +17,8 @@
 # # 06 · Spark, the workhorse: the cold path beside Polars
 #
 # **Time:** about 60 minutes to read and try. The notebook itself takes minutes, most
-# of them Spark starting and scheduling jobs: 3.1 minutes measured on a 2-core machine
-# at a load average of 6 to 10 (other jobs running), 6.7 and 8.4 minutes at 12 to 18
-# and 14 to 33.
+# of them Spark starting and scheduling jobs: 1.7 minutes measured on an idle 2-core
+# machine, 3.1 at a load average of 6 to 10 (other jobs running), up to 8.4 at 14 to 33.
 # **Prerequisites:** lesson 01 (Delta tables, MERGE), lesson 02 (the catalog and its
 # quality checks), lessons 03-04 (the writer's bronze table, Kafka offsets); the stack
 # up (`make up`) and Spark's jars resolved (`make setup`).

@@ -16,10 +16,11 @@
 # %% [markdown]
 # # 08 · The whole pipeline, watched and governed
 #
-# **Time:** about 60 minutes to read and try; the notebook itself runs for a few minutes,
-# most of them Spark's start and its two ELT runs (section 3 prints how long each took). **Prerequisites:** lessons 02
-# (the catalog), 03 and 04 (the Rust writer, Kafka, exactly-once), 05 (ROAPI); the cold
-# path with Spark is explained in `docs/spark.md`. The stack up (`make up`) and the Rust
+# **Time:** about 60 minutes to read and try; the notebook itself runs for about two
+# minutes on an idle 2-core machine (up to six when busy), most of them Spark's start
+# and its two ELT runs (section 3 prints how long each took).
+# **Prerequisites:** lessons 02 (the catalog), 03 and 04 (the Rust writer, Kafka,
+# exactly-once), 05 (ROAPI) and 06 (Spark's ELT). The stack up (`make up`) and the Rust
 # writer built (`make setup` builds it).
 #
 # **You will be able to**
