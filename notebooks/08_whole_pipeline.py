@@ -570,7 +570,9 @@ lineage.plot(graph, known, ax)
 ax.set_title("Lineage: catalog tables solid, external systems dashed")
 plt.tight_layout()
 plt.show()
-print(f"site: {site} ({len(export['tables'])} table pages); ROAPI serves {sorted(served.values())}")
+pages = len(export["tables"])
+print(f"site: {site.relative_to(project_dir())} ({pages} table pages)")
+print(f"ROAPI serves {sorted(served.values())}")
 
 # %% [markdown]
 # Read it left to right: devices produce into the topic, the writer splits it into bronze
