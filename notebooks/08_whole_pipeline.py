@@ -578,11 +578,12 @@ print(f"ROAPI serves {sorted(served.values())}")
 # Read it left to right: devices produce into the topic, the writer splits it into bronze
 # and its dead letters, Spark builds silver and then gold (joined with the dimensions),
 # and ROAPI serves every Delta table of the catalog (the drawing shows the serving edge
-# of the two tables this lesson queries through it, bronze and gold). The solid boxes and their edges are
-# in the catalog code (`upstream=[...]`); the dashed ones are systems the catalog only
-# names. Some edges (from the dimensions, and bronze's to ROAPI) pass behind boxes: the
-# layout is the catalog's, columns by longest path from a source. The site draws the same
-# layout per table, e.g. silver's page:
+# of the two tables this lesson queries through it, bronze and gold). The solid boxes
+# and their edges are in the catalog code (`upstream=[...]`); the dashed ones are
+# systems the catalog only names. The layout is the catalog's: columns by longest path
+# from a source, a dimension table next to the table it feeds, and an edge that skips
+# columns (bronze to ROAPI) drawn above the boxes. The site draws the same layout per
+# table, e.g. silver's page:
 
 # %%
 page = (site.parent / "tables" / f"l08.{TABLES.silver}.html").read_text()

@@ -50,15 +50,8 @@ def pipeline_graph(
 def plot(graph: LineageGraph, known: set[str], ax: Axes) -> Axes:
     """Draw ``graph`` on ``ax``: catalog tables in solid boxes, external nodes dashed."""
     drawing = draw(graph, current=None, known=known)
-    boxes = {b.id: b for b in drawing.boxes}
-    for up, down in graph.edges:  # the same cubic curves as the site's SVG paths
-        a, b = boxes[up], boxes[down]
-        x1, y1, x2, y2 = a.x + a.w, a.y + a.h / 2, b.x, b.y + b.h / 2
-        mid = (x1 + x2) / 2
-        curve = Path(
-            [(x1, y1), (mid, y1), (mid, y2), (x2, y2)],
-            [Path.MOVETO, Path.CURVE4, Path.CURVE4, Path.CURVE4],
-        )
+    for points in drawing.curves:  # the same cubic curves as the site's SVG paths
+        curve = Path(points, [Path.MOVETO] + [Path.CURVE4] * (len(points) - 1))
         ax.add_patch(FancyArrowPatch(path=curve, arrowstyle="-|>", mutation_scale=10,
                                      color=EDGE_COLOR, linewidth=1.2))  # fmt: skip
     for box in drawing.boxes:
