@@ -34,6 +34,7 @@ from neuralake.catalog.quality import AcceptedValues, NotNull, Range
 from neuralake.errors import NeuralakeError, TableNotFoundError
 from neuralake.settings import Settings
 from neuralake.settings import settings as load_settings
+from neuralake.spark import catalog as spark_catalog
 from neuralake.spark import guard
 from neuralake.spark.session import session
 from neuralake.streaming.schemas import DEFAULT_TABLE
@@ -149,25 +150,7 @@ def features(silver, sessions, devices, patients):
         .join(sessions.select("session_id", "task"), "session_id", "left")
         .join(devices.select("device_id", "firmware"), "device_id", "left")
         .join(patients.select("patient_id", "cohort", "age_band"), "patient_id", "left")
-        .select(
-            "session_id",
-            "date",
-            "task",
-            "patient_id",
-            "cohort",
-            "age_band",
-            "device_id",
-            "firmware",
-            "samples",
-            "channels",
-            "spikes",
-            "spikes_per_channel_s",
-            "mean_voltage_uv",
-            "std_voltage_uv",
-            "mean_quality",
-            "first_sample",
-            "last_sample",
-        )
+        .select(*spark_catalog.session_features.schema)  # the declared columns, in order
     )
 
 

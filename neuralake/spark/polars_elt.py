@@ -21,28 +21,11 @@ from collections.abc import Iterable
 import polars as pl
 
 from neuralake.catalog.quality import AcceptedValues, NotNull, Range
+from neuralake.spark import catalog as spark_catalog
 
 KEY = ["kafka_partition", "kafka_offset"]
 GOLD_KEY = ["session_id", "date"]
-GOLD_COLUMNS = [
-    "session_id",
-    "date",
-    "task",
-    "patient_id",
-    "cohort",
-    "age_band",
-    "device_id",
-    "firmware",
-    "samples",
-    "channels",
-    "spikes",
-    "spikes_per_channel_s",
-    "mean_voltage_uv",
-    "std_voltage_uv",
-    "mean_quality",
-    "first_sample",
-    "last_sample",
-]
+GOLD_COLUMNS = list(spark_catalog.session_features.schema)  # declared, in order
 
 
 def row_checks(checks: Iterable) -> list[pl.Expr]:
