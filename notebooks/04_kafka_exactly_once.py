@@ -100,7 +100,9 @@ print(f"profile {s.profile} | kafka {s.kafka_bootstrap} | bronze table {bronze_u
 # %% [markdown]
 # Start clean, so the notebook can run again: stop this lesson's writer, drop its
 # tables and delete its topics. Kafka deletes a topic in the background, so we wait
-# until it is really gone before creating it again.
+# until it is really gone before creating it again (the library's
+# `topics.recreate_topic` does this wait, then waits for the new partitions' leaders;
+# the later lessons use it).
 
 # %%
 admin = AdminClient(s.kafka_config)

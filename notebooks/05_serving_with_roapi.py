@@ -116,12 +116,7 @@ print(f"profile {s.profile} | ROAPI {HTTP} | live table {uri[LIVE]}")
 control.down(s, LIVE, echo=lambda _: None)
 for table_uri in uri.values():
     delta.drop_table(table_uri, s.storage_options)
-topics.delete_topic(s, TOPIC)  # Kafka deletes in the background: wait until it is gone
-deadline = time.monotonic() + 30
-while TOPIC in topics.admin(s).list_topics(timeout=10).topics:
-    assert time.monotonic() < deadline, f"Kafka still lists {TOPIC} 30 s after deleting it"
-    time.sleep(0.2)
-topics.ensure_topic(s, TOPIC, 3)
+topics.recreate_topic(s, TOPIC, 3)  # waits out Kafka's background delete (lesson 04)
 print("clean")
 
 # %% [markdown]

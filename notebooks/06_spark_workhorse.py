@@ -126,12 +126,7 @@ for table_uri in [*uri.values(), *ROUNDTRIP.values(), *BENCH.values()]:
     delta.drop_table(table_uri, opts)
 delta.drop_table(uri["bronze"] + "_dead_letters", opts)
 delta.drop_table(s.table_uri(tables.dims_prefix.rstrip("/")), opts)
-topics.delete_topic(s, TOPIC)  # Kafka deletes in the background: wait until it is gone
-deadline = time.monotonic() + 30
-while TOPIC in topics.admin(s).list_topics(timeout=10).topics:
-    assert time.monotonic() < deadline, f"Kafka still lists {TOPIC} 30 s after deleting it"
-    time.sleep(0.2)
-topics.ensure_topic(s, TOPIC, 3)
+topics.recreate_topic(s, TOPIC, 3)  # waits out Kafka's background delete (lesson 04)
 study = datagen.Simulation(rows=4_096, sessions=8, patients=4, seed=SEED)
 dims_uris = datagen.write_tables(s, study, files=1, prefix=tables.dims_prefix)
 print("clean; dimension tables:", ", ".join(n for n in dims_uris if n != "neural_signals"))
