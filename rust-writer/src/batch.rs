@@ -34,8 +34,13 @@ pub struct FlushPolicy {
 impl FlushPolicy {
     /// Is a batch of this size and age due? An empty batch never is.
     pub fn is_due(&self, messages: usize, bytes: usize, age: Duration) -> bool {
-        messages > 0
-            && (messages >= self.max_messages || bytes >= self.max_bytes || age >= self.max_age)
+        self.is_full(messages, bytes) || (messages > 0 && age >= self.max_age)
+    }
+
+    /// Is a batch of this size due whatever its age? (Checked for every message; the age,
+    /// which needs the clock, only every so often.)
+    pub fn is_full(&self, messages: usize, bytes: usize) -> bool {
+        messages > 0 && (messages >= self.max_messages || bytes >= self.max_bytes)
     }
 
     /// How long the consumer may wait for the next message before the batch is due by age.
@@ -255,6 +260,11 @@ mod tests {
         assert!(p.is_due(10, 0, young));
         assert!(p.is_due(1, 100, young));
         assert!(p.is_due(1, 0, Duration::from_secs(1)));
+        assert!(p.is_full(10, 0) && p.is_full(1, 100));
+        assert!(
+            !p.is_full(9, 99) && !p.is_full(0, 1000),
+            "size only, and never empty"
+        );
         assert_eq!(
             p.time_left(Duration::from_millis(300)),
             Duration::from_millis(700)

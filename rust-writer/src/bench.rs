@@ -1,12 +1,13 @@
 //! `bench-consume`: read every partition from the beginning to the high watermark seen at start
-//! and throw the messages away. Same consumer settings as `ingest`, so its messages/s is the
-//! ceiling that ingest throughput is reported against.
+//! and throw the messages away. Same consumer settings and the same consume loop as `ingest`
+//! ([`kafka::poll_next`] on a blocking thread), so its messages/s is the ceiling that ingest
+//! throughput is reported against: raw rdkafka consume, read and discard.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
 use serde::Serialize;
 use tracing::warn;
@@ -28,7 +29,7 @@ pub struct BenchReport {
 pub async fn run(args: BenchConsumeArgs) -> Result<()> {
     let bootstrap = &args.kafka.kafka_bootstrap;
     let topic = &args.kafka.topic;
-    let consumer: StreamConsumer = kafka::create(bootstrap, "neuralake-writer.bench-consume")?;
+    let consumer: BaseConsumer = kafka::create(bootstrap, "neuralake-writer.bench-consume")?;
     let partitions =
         tokio::task::block_in_place(|| kafka::partitions(&consumer, bootstrap, topic))?;
     let marks = match tokio::task::block_in_place(|| {
@@ -46,25 +47,29 @@ pub async fn run(args: BenchConsumeArgs) -> Result<()> {
 
     let mut remaining: BTreeMap<i32, i64> =
         marks.into_iter().filter(|(_, high)| *high > 0).collect();
-    let (mut messages, mut bytes) = (0u64, 0u64);
-    let started = Instant::now();
-    while !remaining.is_empty() {
-        match consumer.recv().await {
-            Ok(m) => {
-                messages += 1;
-                bytes += m.payload().map_or(0, |p| p.len() as u64);
-                let partition = m.partition();
-                if remaining
-                    .get(&partition)
-                    .is_some_and(|high| m.offset() + 1 >= *high)
-                {
-                    remaining.remove(&partition);
+    // Polling blocks: keep it off the async workers, as `ingest` does.
+    let (messages, bytes, seconds) = tokio::task::block_in_place(|| {
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        let started = Instant::now();
+        while !remaining.is_empty() {
+            match kafka::poll_next(&consumer, || kafka::POLL_SLICE) {
+                Some(Ok(m)) => {
+                    messages += 1;
+                    bytes += m.payload().map_or(0, |p| p.len() as u64);
+                    let partition = m.partition();
+                    if remaining
+                        .get(&partition)
+                        .is_some_and(|high| m.offset() + 1 >= *high)
+                    {
+                        remaining.remove(&partition);
+                    }
                 }
+                Some(Err(e)) => warn!(error = %e, "Kafka consumer error (librdkafka retries)"),
+                None => {}
             }
-            Err(e) => warn!(error = %e, "Kafka consumer error (librdkafka retries)"),
         }
-    }
-    let seconds = started.elapsed().as_secs_f64();
+        (messages, bytes, started.elapsed().as_secs_f64())
+    });
     let report = BenchReport {
         messages,
         bytes,

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use deltalake::writer::RecordBatchWriter;
 use prometheus_client::registry::Registry;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -108,7 +108,7 @@ async fn start(args: IngestArgs, metrics: IngestMetrics) -> Result<(Reader, Comm
         return startup("--flush-rows, --flush-bytes and --flush-ms must be greater than 0");
     }
 
-    let consumer: StreamConsumer = kafka::create(&bootstrap, &group_id)?;
+    let consumer: BaseConsumer = kafka::create(&bootstrap, &group_id)?;
     let partitions =
         tokio::task::block_in_place(|| kafka::partitions(&consumer, &bootstrap, &topic))?;
 
@@ -235,14 +235,15 @@ impl Slot {
 /// Fill batch N+1 while batch N commits; stop on a signal, or at the end with `--stop-at-end`.
 async fn pipeline(mut reader: Reader, committer: Committer) -> Result<Summary> {
     let started = Instant::now();
-    let mut shutdown = shutdown_signal();
+    let shutdown = shutdown_signal();
     let mut slot = Slot::Free(Box::new(committer));
     loop {
         let (filled, signalled) = if reader.reached_targets() {
             (None, false)
         } else {
             let busy = matches!(slot, Slot::Busy(_));
-            let (pending, signalled) = reader.fill(&mut shutdown, busy).await;
+            // The reader polls Kafka on this thread; the committer runs on the workers.
+            let (pending, signalled) = tokio::task::block_in_place(|| reader.fill(&shutdown, busy));
             (Some(pending).filter(|p| p.messages > 0), signalled)
         };
         let (committer, outcome) = slot.free().await?;

@@ -4,11 +4,16 @@
 //! builders (or its dead-letter list), tracks how far it has read per partition, keeps the lag
 //! gauge fresh, tells Kafka what the table has committed (for lag tools only) and re-seeks
 //! when the committer finds the table already holds a batch.
+//!
+//! Consuming is a plain blocking loop: [`kafka::poll_next`] on a `BaseConsumer`, decoding on
+//! the same thread, the clock and the shutdown signal looked at every [`CHECK_EVERY`] messages
+//! or whenever the queue runs dry. It runs on the thread that drives the pipeline (through
+//! `block_in_place`), while the committer encodes and uploads on the runtime's workers.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
@@ -31,6 +36,11 @@ const LAG_UPDATE: Duration = Duration::from_millis(250);
 /// returns anyway, so that the commit in flight is acknowledged (Kafka offsets, lag gauge)
 /// soon after it lands even when the stream has stopped.
 const IDLE_WHILE_COMMITTING: Duration = Duration::from_millis(100);
+
+/// Messages consumed between two looks at the clock (batch age, lag gauge) and at the shutdown
+/// signal while messages keep coming; an empty queue triggers a look at once. At the measured
+/// catch-up rates this is a few milliseconds of consuming.
+const CHECK_EVERY: usize = 1024;
 
 /// One batch being filled.
 pub struct Pending {
@@ -66,7 +76,7 @@ impl Pending {
 }
 
 pub struct Reader {
-    pub consumer: StreamConsumer,
+    consumer: BaseConsumer,
     topic: String,
     policy: FlushPolicy,
     /// Builder capacity of a new batch.
@@ -93,7 +103,7 @@ impl Reader {
     /// A reader positioned at `next` (the table's txn versions + 1), already assigned.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        consumer: StreamConsumer,
+        consumer: BaseConsumer,
         topic: String,
         policy: FlushPolicy,
         metrics: IngestMetrics,
@@ -132,63 +142,82 @@ impl Reader {
     /// Consume until the batch is due, the end is reached, or a shutdown signal arrives; with
     /// `committer_busy`, also when no message came for [`IDLE_WHILE_COMMITTING`] (an empty
     /// batch). Returns the batch and whether to stop after it.
-    pub async fn fill(
+    ///
+    /// This blocks the calling thread (it polls librdkafka, see [`kafka::poll_next`]): call it
+    /// through `tokio::task::block_in_place`. The committer meanwhile runs on the runtime's
+    /// workers. A shutdown signal is noticed within [`kafka::POLL_SLICE`] when idle.
+    pub fn fill(
         &mut self,
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &watch::Receiver<bool>,
         committer_busy: bool,
     ) -> (Pending, bool) {
-        let filled = self.fill_until_due(shutdown, committer_busy).await;
+        let filled = self.fill_until_due(shutdown, committer_busy);
         self.paused_at = Some(Instant::now());
         filled
     }
 
-    async fn fill_until_due(
+    fn fill_until_due(
         &mut self,
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &watch::Receiver<bool>,
         committer_busy: bool,
     ) -> (Pending, bool) {
+        let began = Instant::now();
         let mut pending = Pending::new(self.capacity);
+        // Messages left before the next look at the clock and the signal; 0: look now.
+        let mut unchecked = 0;
         loop {
-            if *shutdown.borrow() {
-                return (pending, true);
+            if unchecked == 0 {
+                if *shutdown.borrow() {
+                    return (pending, true);
+                }
+                if pending.messages == 0
+                    && committer_busy
+                    && began.elapsed() >= IDLE_WHILE_COMMITTING
+                {
+                    return (pending, false);
+                }
+                if self.lag_updated.elapsed() >= LAG_UPDATE {
+                    self.update_lag();
+                }
+                if self
+                    .policy
+                    .is_due(pending.messages, pending.bytes, pending.age())
+                {
+                    return (pending, false);
+                }
+                unchecked = CHECK_EVERY;
             }
-            let wait = match (pending.messages, committer_busy) {
-                (0, true) => IDLE_WHILE_COMMITTING,
-                (0, false) => Duration::from_secs(1),
+            let wait = || match (pending.messages, committer_busy) {
+                (0, true) => IDLE_WHILE_COMMITTING.saturating_sub(began.elapsed()),
+                (0, false) => kafka::POLL_SLICE,
                 _ => self.policy.time_left(pending.age()),
             };
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => return (pending, true),
-                received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
-                    Ok(Ok(message)) => {
-                        let partition = message.partition();
-                        let offset = message.offset();
-                        self.add(&mut pending, &message);
-                        drop(message); // it borrows the consumer, i.e. `self`
-                        self.position.insert(partition, Some(offset + 1));
-                        let at_end = self.targets.as_ref()
-                            .and_then(|t| t.get(&partition))
-                            .is_some_and(|(_, high)| offset + 1 >= *high);
-                        if at_end && self.reached_targets() {
-                            return (pending, false);
-                        }
-                    }
-                    Ok(Err(e)) => warn!(error = %e, "Kafka consumer error (librdkafka retries)"),
-                    Err(_timer) if pending.messages == 0 && committer_busy => {
+            match kafka::poll_next(&self.consumer, wait) {
+                Some(Ok(message)) => {
+                    unchecked -= 1;
+                    let partition = message.partition();
+                    let offset = message.offset();
+                    self.add(&mut pending, &message);
+                    drop(message); // it borrows the consumer, i.e. `self`
+                    self.position.insert(partition, Some(offset + 1));
+                    let at_end = self
+                        .targets
+                        .as_ref()
+                        .and_then(|t| t.get(&partition))
+                        .is_some_and(|(_, high)| offset + 1 >= *high);
+                    if at_end && self.reached_targets() {
                         return (pending, false);
                     }
-                    Err(_timer) => {}
+                    if self.policy.is_full(pending.messages, pending.bytes) {
+                        return (pending, false);
+                    }
                 }
-            }
-            if self.lag_updated.elapsed() >= LAG_UPDATE {
-                self.update_lag();
-            }
-            if self
-                .policy
-                .is_due(pending.messages, pending.bytes, pending.age())
-            {
-                return (pending, false);
+                Some(Err(e)) => {
+                    warn!(error = %e, "Kafka consumer error (librdkafka retries)");
+                    unchecked = 0;
+                }
+                // The queue is empty (or librdkafka served an event of its own): look now.
+                None => unchecked = 0,
             }
         }
     }
