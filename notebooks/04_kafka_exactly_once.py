@@ -73,9 +73,11 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 from deltalake import DeltaTable
+from IPython.display import display
 
 import neuralake
 from neuralake import delta
+from neuralake.bench import report
 from neuralake.errors import StackError
 from neuralake.settings import project_dir
 from neuralake.stack import processes
@@ -719,19 +721,32 @@ print(
 #
 # The full-scale benchmark (at least 2 million messages, and freshness at 10,000 msg/s)
 # is `benchmarks/writer_throughput.py` and `benchmarks/writer_freshness.py`; their
-# committed results are shown here when present:
+# committed results (`docs/benchmarks/*.json`, one column per run, each with the load
+# it was measured at) are read here against the targets, the same way the benchmark
+# report reads them (`neuralake.bench.report`):
 
 # %%
-results = sorted(
-    p for folder in ("benchmarks", "docs") for p in (project_dir() / folder).rglob("*writer*.json")
-)
-for path in results:
-    print(path.name, json.dumps(json.loads(path.read_text()), indent=1)[:600])
-if not results:
+saved = project_dir() / "docs" / "benchmarks"
+figures = []
+for name, checks in [
+    ("writer_throughput", report.writer_throughput_checks),
+    ("writer_freshness", report.writer_freshness_checks),
+]:
+    for number, run in enumerate(report.load_runs(saved / f"{name}.json") or [], 1):
+        for check in checks(run):
+            met = {True: "met", False: "NOT met", None: ""}[check.met]
+            figures.append((name, number, check.measure, check.value, check.target, met))
+        figures.append(
+            (name, number, "load average, 1 min", str(run.get("load_average_1m")), "", "")
+        )
+if figures:
+    columns = ["benchmark", "run", "figure", "value", "target", "met"]
+    with pl.Config(tbl_rows=-1, fmt_str_lengths=40, tbl_hide_dataframe_shape=True):
+        display(pl.DataFrame(figures, schema=columns, orient="row"))
+else:
     print(
-        "no committed JSON results: run `uv run python benchmarks/writer_throughput.py "
-        "--messages 2000000` and `benchmarks/writer_freshness.py --rate 10000` (a few "
-        "minutes each; each prints one JSON object)"
+        "no committed results: run `uv run python benchmarks/writer_throughput.py "
+        "> docs/benchmarks/writer_throughput.json` (and writer_freshness.py likewise)"
     )
 
 # %% [markdown]
