@@ -193,3 +193,21 @@ def test_kafka_storage_formats_with_a_cluster_id_that_starts_with_a_dash(isolate
     kafka.prepare()
     meta = next((isolated_env / "state").rglob("meta.properties")).read_text()
     assert "cluster.id=-0YQiDH9QxK9fQ" in meta
+
+
+def test_a_failed_up_stops_what_it_started(isolated_env, monkeypatch):
+    """Kafka failing to prepare must not leave the MinIO that the same `up` started."""
+    from dataclasses import replace
+
+    from neuralake.stack import services
+
+    def failing_format() -> None:
+        raise subprocess.CalledProcessError(1, "kafka-storage", stderr="format failed")
+
+    real_kafka = services.kafka
+    monkeypatch.setattr(services, "kafka", lambda s: replace(real_kafka(s), prepare=failing_format))
+    s = neuralake.settings("stack")
+    with pytest.raises(StackError, match="preparing kafka failed: format failed"):
+        control.up(s, only=["minio", "kafka"], echo=quiet)
+    left = [row.service for row in control.status(s) if row.pid]
+    assert not left, f"a half-started stack was left running: {left}"

@@ -60,12 +60,22 @@ def up(
     if docker:
         # ROAPI sits in compose's `api` profile; naming it starts it once a config exists.
         _compose(s, "up", "--detach", "--wait", *[svc.name for svc in services])
-    else:
         for svc in services:
-            _start_native(s, svc, echo)
-    for svc in services:
-        _wait_healthy(s, svc, mode)
-        echo(f"{svc.name:<9} healthy at {svc.address}")
+            _wait_healthy(s, svc, mode)
+            echo(f"{svc.name:<9} healthy at {svc.address}")
+    else:
+        started = []  # what this call started, and stops again if a later service fails
+        try:
+            for svc in services:
+                if _start_native(s, svc, echo):
+                    started.append(svc)
+            for svc in services:
+                _wait_healthy(s, svc, mode)
+                echo(f"{svc.name:<9} healthy at {svc.address}")
+        except BaseException:
+            for svc in reversed(started):
+                processes.stop(_pid_file(s, svc.name))
+            raise
     _write_marker(s, mode)
     return status(s)
 
@@ -142,11 +152,12 @@ def as_json(rows: list[ServiceStatus]) -> str:
 # --- native mode ---------------------------------------------------------------------
 
 
-def _start_native(s: Settings, svc: Service, echo: Callable[[str], None]) -> None:
+def _start_native(s: Settings, svc: Service, echo: Callable[[str], None]) -> bool:
+    """Start ``svc`` unless it runs already; whether this call started it."""
     pid_file = _pid_file(s, svc.name)
     if processes.running(pid_file):
         echo(f"{svc.name:<9} already running")
-        return
+        return False
     for port in svc.ports:
         if not processes.port_is_free(port):
             raise StackError(
@@ -170,6 +181,7 @@ def _start_native(s: Settings, svc: Service, echo: Callable[[str], None]) -> Non
         user=svc.user,
     )
     echo(f"{svc.name:<9} started, log: {log}")
+    return True
 
 
 def _wait_healthy(s: Settings, svc: Service, mode: str) -> None:
