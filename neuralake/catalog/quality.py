@@ -61,8 +61,12 @@ class NotNull:
     def label(self) -> str:
         return f"not_null({self.column})"
 
+    def row_ok(self) -> pl.Expr:
+        """Whether one row passes (the ELT keeps the rows that pass every such check)."""
+        return pl.col(self.column).is_not_null()
+
     def aggregate(self) -> pl.Expr:
-        return pl.col(self.column).null_count()
+        return (~self.row_ok()).sum()
 
     def verdict(self, value: int) -> CheckResult:
         return _counted(self, value, "are null")
@@ -99,14 +103,18 @@ class Range:
     def label(self) -> str:
         return f"range({self.column}, {self.min}..{self.max})"
 
-    def aggregate(self) -> pl.Expr:
+    def row_ok(self) -> pl.Expr:
+        """Whether one row passes: a null does (``NotNull`` is the check for nulls)."""
         col = pl.col(self.column)
-        outside = pl.lit(False)
+        inside = col.is_not_null()
         if self.min is not None:
-            outside = outside | (col < self.min)
+            inside = inside & (col >= self.min)
         if self.max is not None:
-            outside = outside | (col > self.max)
-        return outside.sum()
+            inside = inside & (col <= self.max)
+        return col.is_null() | inside
+
+    def aggregate(self) -> pl.Expr:
+        return (~self.row_ok()).sum()
 
     def verdict(self, value: int) -> CheckResult:
         return _counted(self, value, f"outside [{self.min}, {self.max}]")
@@ -123,9 +131,13 @@ class AcceptedValues:
     def label(self) -> str:
         return f"accepted_values({self.column})"
 
-    def aggregate(self) -> pl.Expr:
+    def row_ok(self) -> pl.Expr:
+        """Whether one row passes: a null does (``NotNull`` is the check for nulls)."""
         col = pl.col(self.column)
-        return (col.is_not_null() & ~col.is_in(list(self.values))).sum()
+        return col.is_null() | col.is_in(list(self.values))
+
+    def aggregate(self) -> pl.Expr:
+        return (~self.row_ok()).sum()
 
     def verdict(self, value: int) -> CheckResult:
         return _counted(self, value, f"not in {list(self.values)}")

@@ -20,7 +20,6 @@ from collections.abc import Iterable
 
 import polars as pl
 
-from neuralake.catalog.quality import AcceptedValues, NotNull, Range
 from neuralake.spark import catalog as spark_catalog
 
 KEY = ["kafka_partition", "kafka_offset"]
@@ -31,22 +30,11 @@ GOLD_COLUMNS = list(spark_catalog.session_features.schema)  # declared, in order
 def row_checks(checks: Iterable) -> list[pl.Expr]:
     """Polars predicates a good row satisfies, from the catalog's per-row checks.
 
-    A null passes ``Range`` and ``AcceptedValues`` (``NotNull`` is the check for nulls),
-    exactly as in the Spark job; table-level checks (``Unique``, ``Freshness``) are skipped.
+    Each per-row check (``NotNull``, ``Range``, ``AcceptedValues``) says it itself with
+    ``row_ok()``; a null passes ``Range`` and ``AcceptedValues``, exactly as in the Spark
+    job; table-level checks (``Unique``, ``Freshness``) say nothing about one row: skipped.
     """
-    predicates = []
-    for check in checks:
-        col = pl.col(check.column)
-        if isinstance(check, NotNull):
-            predicates.append(col.is_not_null())
-        elif isinstance(check, Range):
-            if check.min is not None:
-                predicates.append(col.is_null() | (col >= check.min))
-            if check.max is not None:
-                predicates.append(col.is_null() | (col <= check.max))
-        elif isinstance(check, AcceptedValues):
-            predicates.append(col.is_null() | col.is_in(list(check.values)))
-    return predicates
+    return [check.row_ok() for check in checks if hasattr(check, "row_ok")]
 
 
 def to_silver(bronze: pl.LazyFrame) -> pl.LazyFrame:
