@@ -19,7 +19,7 @@ from pathlib import Path
 from neuralake.errors import StackError
 from neuralake.settings import ENV_VARS, Settings, project_dir, settings, stack_marker
 from neuralake.stack import processes
-from neuralake.stack.services import Service, native_services
+from neuralake.stack.services import START_ORDER, Service, native_services
 
 # Which variable moves each service to other ports, for the "port is taken" error.
 _MOVE_WITH = {
@@ -89,9 +89,11 @@ def down(s: Settings | None = None, *, echo: Callable[[str], None] = print) -> l
         _compose(s, "down")  # containers go, named volumes (the data) stay
         stopped = [svc.name for svc in native_services(s)]
     else:
-        for svc in reversed(native_services(s)):
-            if processes.stop(_pid_file(s, svc.name)):
-                stopped.append(svc.name)
+        # By pid file, not by today's services: ROAPI started before its config was
+        # removed is no longer among native_services(s), but it still runs.
+        for name in _tracked_names(s):
+            if processes.stop(_pid_file(s, name)):
+                stopped.append(name)
     stack_marker(s.state_dir).unlink(missing_ok=True)
     for name in stopped:
         echo(f"{name:<9} stopped (data kept in {s.state_dir})")
@@ -209,6 +211,13 @@ def _wait_healthy(s: Settings, svc: Service, mode: str) -> None:
 
 def _pid_file(s: Settings, name: str) -> Path:
     return s.state_dir / "stack" / f"{name}.pid"
+
+
+def _tracked_names(s: Settings) -> list[str]:
+    """Every service with a pid file, in stop order: the reverse of the start order."""
+    names = [path.stem for path in (s.state_dir / "stack").glob("*.pid")]
+    rank = {name: i for i, name in enumerate(START_ORDER)}
+    return sorted(names, key=lambda name: rank.get(name, len(rank)), reverse=True)
 
 
 # --- docker mode ---------------------------------------------------------------------

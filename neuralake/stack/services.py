@@ -45,6 +45,10 @@ def roapi_config_path(s: Settings) -> Path:
     return s.state_dir / "roapi" / "roapi.yml"
 
 
+# Every service the native stack can run, in start order (ROAPI only once it has a config).
+START_ORDER = ("minio", "kafka", "postgres", "roapi")
+
+
 def native_services(s: Settings) -> list[Service]:
     """Every service of the native stack, in start order."""
     services = [minio(s), kafka(s), postgres(s)]
