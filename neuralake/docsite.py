@@ -68,6 +68,11 @@ TEACHING = {
 }
 # Modules the API reference leaves out: command-line wrappers and the entry point.
 NOT_API = re.compile(r"(^|\.)(cli|docs_cli|__main__|docsite)$|\._")
+# The labs' graders (``neuralake.labs.lab01`` ...): their builders script each exercise's
+# story and their checks compute the answer, so publishing them would publish the
+# solutions. They stay out of the site and its search index; students meet them only
+# through the check cells and their hints.
+GRADERS = re.compile(r"^neuralake\.labs\.(lab\d\d\w*|catalog_checks)$")
 
 CATALOG_PAGE = """# The catalog site
 
@@ -104,6 +109,7 @@ def build(
     site_dir: Path = SITE,
     catalog_site: Path = BUILD / "catalog_site",
     allow_failed: bool = False,
+    staging: Path = STAGING,
 ) -> SiteReport:
     """Collect everything into the staging folder and run ``mkdocs build --strict``.
 
@@ -129,29 +135,29 @@ def build(
             f"lesson {broken[0]} has no successful executed copy in {notebooks_dir}: run it "
             f"with `neuralake notebooks run {broken[0][:2]}`"
         )
-    if STAGING.exists():
-        shutil.rmtree(STAGING)
-    STAGING.mkdir(parents=True)
-    _copy_guides(ROOT / "docs", STAGING)
-    lesson_nav = _copy_notebooks(lessons, STAGING / "lessons")
-    lab_nav = _copy_notebooks(_student_labs(labs_dir), STAGING / "labs")
-    catalog = _catalog_site(catalog_site, STAGING / "catalog")
-    (STAGING / "run-times.md").write_text(run_times_page(lessons), encoding="utf-8")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    _copy_guides(ROOT / "docs", staging)
+    lesson_nav = _copy_notebooks(lessons, staging, "lessons")
+    lab_nav = _copy_notebooks(_student_labs(labs_dir), staging, "labs")
+    catalog = _catalog_site(catalog_site, staging / "catalog")
+    (staging / "run-times.md").write_text(run_times_page(lessons), encoding="utf-8")
     api_modules = public_modules()
-    api_nav = _api_reference(STAGING / "reference", api_modules)
+    api_nav = _api_reference(staging, api_modules)
 
-    nav: list[Any] = _pages(GUIDES) + _other_guides()
+    nav: list[Any] = _pages(GUIDES, staging) + _other_guides(staging)
     nav.append({"Lessons": lesson_nav})
     nav.append({"Labs (student versions)": lab_nav})
     if catalog:
         nav.append({"Catalog site": "catalog-site.md"})
-    benchmarks = _benchmarks_nav(STAGING / "benchmarks")
+    benchmarks = _benchmarks_nav(staging, "benchmarks")
     if benchmarks:
         nav.append({"Benchmarks": benchmarks})
-    nav.append({"For teachers": _pages(TEACHING)})
+    nav.append({"For teachers": _pages(TEACHING, staging)})
     nav.append({"API reference": api_nav})
     config = load_config(
-        str(CONFIG), docs_dir=str(STAGING), site_dir=str(site_dir), nav=nav, strict=True
+        str(CONFIG), docs_dir=str(staging), site_dir=str(site_dir), nav=nav, strict=True
     )
     with _warnings() as warnings:
         try:
@@ -188,16 +194,16 @@ def _warnings() -> Iterator[list[str]]:
         logger.removeHandler(handler)
 
 
-def _pages(titles: dict[str, str]) -> list[dict[str, str]]:
-    return [{title: page} for title, page in titles.items() if (STAGING / page).exists()]
+def _pages(titles: dict[str, str], staging: Path) -> list[dict[str, str]]:
+    return [{title: page} for title, page in titles.items() if (staging / page).exists()]
 
 
-def _other_guides() -> list[dict[str, str]]:
+def _other_guides(staging: Path) -> list[dict[str, str]]:
     """Guides in ``docs/`` that ``GUIDES`` and ``TEACHING`` do not name, by their title."""
     named = {*GUIDES.values(), *TEACHING.values(), "catalog-site.md"}
     return [
         {_markdown_title(page): page.name}
-        for page in sorted(STAGING.glob("*.md"))
+        for page in sorted(staging.glob("*.md"))
         if page.name not in named
     ]
 
@@ -211,14 +217,14 @@ def _copy_guides(docs: Path, staging: Path) -> None:
             shutil.copy2(source, target)
 
 
-def _copy_notebooks(sources: list[Path], folder: Path) -> list[dict[str, str]]:
-    """Copy notebooks to ``folder``; return their nav entries titled by their first heading."""
-    folder.mkdir(parents=True, exist_ok=True)
+def _copy_notebooks(sources: list[Path], staging: Path, folder: str) -> list[dict[str, str]]:
+    """Copy notebooks to ``staging/folder``; return their nav entries titled by their first
+    heading."""
+    (staging / folder).mkdir(parents=True, exist_ok=True)
     nav = []
     for source in sources:
-        target = folder / source.name
-        shutil.copy2(source, target)
-        nav.append({title(source): str(target.relative_to(STAGING))})
+        shutil.copy2(source, staging / folder / source.name)
+        nav.append({title(source): f"{folder}/{source.name}"})
     return nav
 
 
@@ -260,12 +266,12 @@ def _catalog_site(built: Path, target: Path) -> bool:
     return True
 
 
-def _benchmarks_nav(folder: Path) -> list[dict[str, str]]:
+def _benchmarks_nav(staging: Path, name: str) -> list[dict[str, str]]:
     """The benchmark report's pages (``docs/benchmarks/``, written by ``benchmarks/``):
     the folder's index first, then every report under it."""
-    first = ("index.md", "README.md")
+    folder, first = staging / name, ("index.md", "README.md")
     pages = sorted(folder.rglob("*.md"), key=lambda p: (p.parent != folder, p.name not in first, p))
-    return [{_markdown_title(p): str(p.relative_to(STAGING))} for p in pages]
+    return [{_markdown_title(p): str(p.relative_to(staging))} for p in pages]
 
 
 def _markdown_title(page: Path) -> str:
@@ -276,7 +282,8 @@ def _markdown_title(page: Path) -> str:
 
 
 def public_modules(package: Path = ROOT / "neuralake") -> list[str]:
-    """The library's modules a student imports: every module but the CLI wrappers.
+    """The library's modules a student imports: every module but the CLI wrappers and
+    the labs' graders (:data:`GRADERS`).
 
     Found from the files, without importing anything (importing would start Spark's
     and Kafka's clients just to list names).
@@ -287,14 +294,15 @@ def public_modules(package: Path = ROOT / "neuralake") -> list[str]:
         if parts[-1] == "__init__":
             parts = parts[:-1]
         name = ".".join(parts)
-        if not NOT_API.search(name) and ".examples" not in name:
+        if not NOT_API.search(name) and not GRADERS.match(name) and ".examples" not in name:
             names.append(name)
     return sorted(names)
 
 
-def _api_reference(folder: Path, modules: list[str]) -> list[Any]:
-    """One page per module (``::: module``, filled in by mkdocstrings); the navigation
-    groups each package's modules under the package."""
+def _api_reference(staging: Path, modules: list[str]) -> list[Any]:
+    """One page per module (``::: module``, filled in by mkdocstrings) in ``reference/``;
+    the navigation groups each package's modules under the package."""
+    folder = staging / "reference"
     folder.mkdir(parents=True, exist_ok=True)
     groups: dict[str, list[dict[str, str]]] = {}
     for module in modules:
@@ -303,7 +311,7 @@ def _api_reference(folder: Path, modules: list[str]) -> list[Any]:
         parts = module.split(".")
         is_package = any(m.startswith(f"{module}.") for m in modules)
         group = ".".join(parts[:2]) if len(parts) > 2 or is_package else parts[0]
-        groups.setdefault(group, []).append({module: str(page.relative_to(STAGING))})
+        groups.setdefault(group, []).append({module: f"reference/{page.name}"})
     return [{name: entries} for name, entries in groups.items()]
 
 

@@ -12,8 +12,12 @@ from __future__ import annotations
 import ast
 import base64
 import functools
+import html
 import http.server
+import json
+import re
 import threading
+import zlib
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -273,6 +277,72 @@ def test_lesson_page_in_chromium_shows_its_plot_and_asks_nothing_off_site(
     assert width > 100, f"the first plot of {lesson} did not render"
     off_site = [u for u in requested if not u.startswith((served, "data:"))]
     assert not off_site, off_site[:5]
+
+
+# -- built from the lessons' sources, no stack --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def draft_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site built from the unexecuted lessons (about 15 s): what every page but the
+    lessons' outputs looks like."""
+    tmp = tmp_path_factory.mktemp("draft")
+    sources = tmp / "notebooks"
+    sources.mkdir()
+    for lesson in notebooks.lessons():
+        (sources / lesson.name).write_bytes(lesson.read_bytes())
+    docsite.build(
+        notebooks_dir=sources,
+        labs_dir=tmp / "labs",
+        site_dir=tmp / "site",
+        staging=tmp / "docs_src",
+        allow_failed=True,
+    )
+    return tmp / "site"
+
+
+def grader_modules() -> list[str]:
+    """The labs' graders, found from the files: ``neuralake/labs/labNN.py`` and lab 02's."""
+    labs = ROOT / "neuralake" / "labs"
+    found = [f"neuralake.labs.{p.stem}" for p in sorted(labs.glob("lab[0-9][0-9]*.py"))]
+    return [*found, "neuralake.labs.catalog_checks"]
+
+
+def docstrings(module: str) -> list[str]:
+    """Every docstring of a module (its own, its classes' and functions'), one line each."""
+    tree = ast.parse((ROOT / Path(*module.split("."))).with_suffix(".py").read_text())
+    nodes = [tree] + [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)]
+    found = (ast.get_docstring(n) for n in nodes)
+    return [" ".join(doc.split()) for doc in found if doc]
+
+
+def test_the_labs_graders_are_not_in_the_site_nor_its_search(draft_site: Path):
+    """A grader's builders tell each exercise's story and its checks compute the answer:
+    no page, navigation entry, search entry or cross-reference inventory may hold them."""
+    graders = grader_modules()
+    assert len(graders) >= 6, graders
+    assert not set(graders) & set(docsite.public_modules())
+    pages = sorted(draft_site.rglob("*.html"))
+    assert len(pages) > 50, "the site did not build"
+    for module in graders:
+        assert not (draft_site / "reference" / f"{module}.html").exists(), module
+        naming = [p.name for p in pages if f'"reference/{module}.html"' in p.read_text()]
+        assert not naming, f"{module} is linked from {naming[:3]}"
+    index = json.loads((draft_site / "search" / "search_index.json").read_text())
+    entries = [
+        (doc["location"], html.unescape(" ".join(re.sub(r"<[^>]+>", " ", doc["text"]).split())))
+        for doc in index["docs"]
+    ]
+    assert len(entries) > 100, "the search index is nearly empty"
+    for module in graders:
+        assert not [loc for loc, _ in entries if module in loc], f"{module} is in the search"
+        for doc in docstrings(module):
+            told = [loc for loc, text in entries if doc[:80] in text]
+            assert not told, f"{module}'s docstring {doc[:60]!r} is searchable at {told[:2]}"
+    inventory = zlib.decompress(
+        (draft_site / "objects.inv").read_bytes().split(b"\n", 4)[4]
+    ).decode()
+    assert not [m for m in graders if m in inventory], "a grader is in objects.inv"
 
 
 # -- pure parts, no stack ----------------------------------------------------------------
