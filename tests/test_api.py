@@ -180,9 +180,9 @@ def test_a_missing_table_stops_roapi_with_its_error(tmp_path: Path, stack_settin
 
 
 def test_a_server_that_exits_is_reported_by_its_error_line_not_its_last_line():
-    from neuralake.api.server import _cause
+    from neuralake.stack.processes import error_line
 
     log = "starting\nerror: unexpected argument '--bad' found\n\nFor more, try '--help'.\n"
-    assert _cause(log) == "error: unexpected argument '--bad' found"
-    assert _cause("just one line\n") == "just one line"
-    assert _cause("") == "?"
+    assert error_line(log) == "error: unexpected argument '--bad' found"
+    assert error_line("just one line\n") == "just one line"
+    assert error_line("") == "(empty log)"

@@ -66,3 +66,59 @@ def test_down_stops_in_reverse_start_order(own_state):
         for t in started:
             if not gone(t.pid):
                 psutil.Process(t.pid).kill()
+
+
+# --- the line that says why a process stopped -------------------------------------------
+
+LOGS = Path(__file__).parent / "data" / "logs"  # real output of each server, failing to start
+
+
+@pytest.mark.parametrize(
+    ("sample", "line"),
+    [
+        # The stack's services: the cause, not the farewell under it.
+        ("minio_port_taken.log", "FATAL Unable to start the server: Specified port is already"),
+        ("postgres_port_taken.log", "FATAL:  could not create any TCP/IP sockets"),
+        ("kafka_storage_not_formatted.log", "ERROR Exiting Kafka due to fatal exception"),
+        # ROAPI (a clap parser ends with "For more information, try '--help'.").
+        ("roapi_usage.log", "error: unexpected argument '--bad' found"),
+        ("roapi_missing_table.log", "error: Failed to build context: Failed to load table"),
+    ],
+)
+def test_error_line_names_the_cause_in_real_logs(sample: str, line: str):
+    found = processes.error_line((LOGS / sample).read_text())
+    assert line in found
+    assert len(found) <= 300
+
+
+def test_error_line_prefers_an_error_prefix_then_a_severity_then_the_last_line():
+    log = "ERROR retrying\nerror: the real cause\nFor more information, try '--help'.\n"
+    assert processes.error_line(log) == "error: the real cause"
+    assert processes.error_line("starting\nFATAL: no\n\nshut down\n") == "FATAL: no"
+    assert processes.error_line("just one line\n") == "just one line"
+    assert processes.error_line("\n  \n") == "(empty log)"
+    assert processes.error_line("x" * 500, limit=10) == "x" * 10
+
+
+def test_log_error_line_reads_only_this_starts_lines(tmp_path: Path):
+    log = tmp_path / "service.log"
+    assert processes.log_error_line(log) == "(no log)"
+    log.write_text("error: from the last start\n")
+    since = log.stat().st_size
+    log.write_text(log.read_text() + "this start said only this\n")
+    assert processes.log_error_line(log) == "error: from the last start"
+    assert processes.log_error_line(log, since) == "this start said only this"
+
+
+def test_a_pid_file_records_where_the_start_s_log_lines_begin(own_state):
+    s = own_state
+    log = control.log_file(s, "minio")
+    log.parent.mkdir(parents=True)
+    log.write_text("FATAL: an earlier start\n")
+    tracked = start_sleeper(s, "minio")
+    try:
+        assert tracked.log_from == len("FATAL: an earlier start\n")
+        assert processes.recorded(control._pid_file(s, "minio")) == tracked
+    finally:
+        processes.stop(control._pid_file(s, "minio"))
+    assert processes.recorded(control._pid_file(s, "minio")) is None  # stop removes it

@@ -21,7 +21,7 @@ import requests
 from neuralake.catalog.roapi import RELOAD_INTERVAL_S, delta_table_entry
 from neuralake.errors import StackError
 from neuralake.settings import Settings
-from neuralake.stack.processes import free_port
+from neuralake.stack.processes import error_line, free_port
 
 ROAPI = Path(sys.executable).parent / "roapi"  # shipped by the roapi wheel
 
@@ -113,8 +113,8 @@ def _process(
             deadline = time.monotonic() + timeout
             while not _answers(ready):
                 if process.poll() is not None:
-                    cause = _cause(log.read_text(errors="replace"))
-                    raise StackError(f"{Path(command[0]).name} exited: {cause[:200]}: see {log}")
+                    cause = error_line(log.read_text(errors="replace"))
+                    raise StackError(f"{Path(command[0]).name} exited: {cause}: see {log}")
                 if time.monotonic() > deadline:
                     raise StackError(f"{ready} did not answer within {timeout:.0f} s: see {log}")
                 time.sleep(0.2)
@@ -126,17 +126,6 @@ def _process(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-def _cause(log_text: str) -> str:
-    """The line of a log that says why a process stopped: the last one naming an error.
-
-    A command-line parser ends with "For more information, try '--help'.", which says
-    nothing about the cause; the line naming the error comes before it.
-    """
-    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower()]
-    return (errors or lines or ["?"])[-1]
 
 
 def _answers(url: str) -> bool:

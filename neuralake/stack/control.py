@@ -193,8 +193,10 @@ def _wait_healthy(s: Settings, svc: Service, mode: str) -> None:
     def died() -> None:
         if mode == "native" and processes.running(pid_file) is None:
             code = processes.exit_code(pid_file)
+            tracked = processes.recorded(pid_file)
+            cause = processes.log_error_line(log, tracked.log_from if tracked else 0)
             raise StackError(
-                f"{svc.name} exited during start (exit code {code}): see {log}: {_last_line(log)}"
+                f"{svc.name} exited during start (exit code {code}): see {log}: {cause}"
             )
 
     try:
@@ -260,14 +262,6 @@ def _write_marker(s: Settings, mode: str) -> None:
     marker = stack_marker(s.state_dir)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"mode": mode, "since": datetime.now(UTC).isoformat()}))
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except FileNotFoundError:
-        return "(no log)"
-    return lines[-1][:200] if lines else "(empty log)"
 
 
 def _one_line(err: object) -> str:

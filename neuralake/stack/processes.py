@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -28,6 +29,7 @@ class Tracked:
     pid: int
     create_time: float
     cmdline: list[str]
+    log_from: int = 0  # where this start's lines begin in its log file (bytes)
 
 
 def start(
@@ -43,6 +45,7 @@ def start(
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
+        log_from = log.tell()  # earlier starts' lines stay above this offset
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -53,19 +56,29 @@ def start(
             user=user,
             start_new_session=True,  # own process group: stop() signals the whole group
         )
-    tracked = Tracked(proc.pid, psutil.Process(proc.pid).create_time(), cmd)
+    tracked = Tracked(proc.pid, psutil.Process(proc.pid).create_time(), cmd, log_from)
     pid_file.write_text(json.dumps(asdict(tracked)))
     return tracked
 
 
+def recorded(pid_file: Path) -> Tracked | None:
+    """What ``pid_file`` records, whether or not that process still runs."""
+    try:
+        return Tracked(**json.loads(pid_file.read_text()))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
+
+
 def running(pid_file: Path) -> Tracked | None:
     """The process recorded in ``pid_file`` if it is still that very process."""
+    tracked = recorded(pid_file)
+    if tracked is None:
+        return None
     try:
-        tracked = Tracked(**json.loads(pid_file.read_text()))
         proc = psutil.Process(tracked.pid)
         same = abs(proc.create_time() - tracked.create_time) < 0.5
         alive = proc.status() != psutil.STATUS_ZOMBIE
-    except (FileNotFoundError, ValueError, TypeError, psutil.Error):
+    except psutil.Error:
         return None
     return tracked if same and alive else None
 
@@ -87,10 +100,12 @@ def stop(pid_file: Path, timeout: float = 30.0) -> bool:
 
 def exit_code(pid_file: Path) -> int | None:
     """Reap a finished child if it is ours; None when unknown (not our child)."""
+    tracked = recorded(pid_file)
+    if tracked is None:
+        return None
     try:
-        tracked = Tracked(**json.loads(pid_file.read_text()))
         pid, status = os.waitpid(tracked.pid, os.WNOHANG)
-    except (FileNotFoundError, ValueError, ChildProcessError):
+    except ChildProcessError:
         return None
     return os.waitstatus_to_exitcode(status) if pid else None
 
@@ -147,6 +162,39 @@ def wait_until(check, *, timeout: float, died=None, interval: float = 0.5) -> No
             if time.monotonic() > deadline:
                 raise
             time.sleep(interval)
+
+
+# A line that says why a process stopped: Rust CLIs (clap, the writer) start it with
+# "error:", MinIO with "FATAL", PostgreSQL with "FATAL:", Kafka and log crates with "ERROR".
+_RUST_ERROR = re.compile(r"^error:", re.IGNORECASE)
+_SEVERE = re.compile(r"\b(error|fatal|panic)", re.IGNORECASE)
+
+
+def error_line(text: str, limit: int = 300) -> str:
+    """The line of a process's output that says why it stopped, at most ``limit`` long.
+
+    The last line that starts with ``error:``, else the last one naming an error, a fatal
+    failure or a panic, else the last line. The very last line is often only a farewell
+    ("For more information, try '--help'.", "database system is shut down", the bottom of
+    a Java stack trace), so a line that names the cause is preferred to it.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for pattern in (_RUST_ERROR, _SEVERE):
+        matches = [line for line in lines if pattern.search(line)]
+        if matches:
+            return matches[-1][:limit]
+    return lines[-1][:limit] if lines else "(empty log)"
+
+
+def log_error_line(log: Path, since: int = 0, limit: int = 300) -> str:
+    """:func:`error_line` of what ``log`` got after byte ``since`` (this start's lines)."""
+    try:
+        with open(log, "rb") as file:
+            file.seek(since)
+            text = file.read().decode(errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    return error_line(text, limit)
 
 
 def _group_of(pid: int) -> list[psutil.Process]:

@@ -162,11 +162,10 @@ def run_once(
         cwd=project_dir(),
     )
     if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        errors = [line for line in lines if line.startswith("error: ")]
+        cause = processes.error_line(done.stderr) if done.stderr.strip() else "(no output)"
         raise StackError(
             f"neuralake-writer {name} --once on {table_uri} failed "
-            f"(exit code {done.returncode}): {(errors or lines or ['(no output)'])[-1][:300]}"
+            f"(exit code {done.returncode}): {cause}"
         )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -361,7 +360,7 @@ def _wait_healthy(s: Settings, table: str, name: str, config: dict, since: int) 
             code = processes.exit_code(pid_file)
             raise StackError(
                 f"writer {name} exited during start (exit code {code}): see {log}: "
-                f"{last_error(log, since)}"
+                f"{processes.log_error_line(log, since)}"
             )
 
     def ready() -> None:
@@ -378,18 +377,5 @@ def _wait_healthy(s: Settings, table: str, name: str, config: dict, since: int) 
             raise
         raise StackError(
             f"writer {name} did not get ready within {START_TIMEOUT_S:.0f} s ({err}): "
-            f"see {log}: {last_error(log, since)}"
+            f"see {log}: {processes.log_error_line(log, since)}"
         ) from err
-
-
-def last_error(log: Path, since: int = 0) -> str:
-    """The process's ``error:`` line if it wrote one after byte ``since``, else its last line."""
-    try:
-        with open(log, "rb") as file:
-            file.seek(since)
-            text = file.read().decode(errors="replace")
-    except FileNotFoundError:
-        return "(no log)"
-    lines = [line for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error: ")]
-    return (errors or lines or ["(empty log)"])[-1][:300]
