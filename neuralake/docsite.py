@@ -33,7 +33,7 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +85,14 @@ checks, freshness, lineage and copy-paste snippets (lesson 02, section 9).
 This copy was generated from `neuralake.catalog.examples.neuro` when the site was built.
 """
 
+# Under the title of a lesson published from its source (``neuralake docs build --no-run``).
+UNEXECUTED_NOTE = (
+    '<div class="admonition warning unexecuted"><p class="admonition-title">Not executed</p>'
+    "<p>This page shows the lesson without its outputs: it had no executed copy when the "
+    "site was built. Run <code>make run</code>, then <code>make docs</code>, to publish "
+    "it with every output and plot.</p></div>"
+)
+
 # nbconvert writes into every notebook page a MathJax loader (with an empty URL, as
 # mkdocs-jupyter sets none) and a Mermaid loader that imports from a CDN. The lessons use
 # neither; on_post_page removes both, so no page refers to anything off the site.
@@ -98,9 +106,34 @@ class SiteReport:
 
     index: Path
     lessons: list[str]
+    unexecuted: list[str]  # lessons published from their source, without outputs
     labs: list[str]
     api_modules: list[str]
     seconds: float
+
+
+def plan(notebooks_dir: Path = BUILD / "notebooks") -> list[tuple[Path, str]]:
+    """The lessons to execute before the site is built, each with the reason: its copy in
+    ``notebooks_dir`` is missing, failed, did not finish, or is older than the lesson."""
+    todo = []
+    for lesson in notebooks.lessons():
+        copy = notebooks_dir / lesson.name
+        status = _status(_papermill(copy)) if copy.exists() else "no executed copy"
+        if status == "ok" and copy.stat().st_mtime < _edited(lesson):
+            status = "older than the lesson"
+        if status != "ok":
+            todo.append((lesson, status))
+    return todo
+
+
+def _edited(lesson: Path) -> float:
+    """When a lesson last changed: its notebook or its jupytext ``.py`` twin."""
+    pair = [lesson, lesson.with_suffix(".py")]
+    return max(p.stat().st_mtime for p in pair if p.exists())
+
+
+def _papermill(notebook: Path) -> dict:
+    return nbformat.read(notebook, as_version=4).metadata.get("papermill", {})
 
 
 def build(
@@ -109,40 +142,34 @@ def build(
     site_dir: Path = SITE,
     catalog_site: Path = BUILD / "catalog_site",
     allow_failed: bool = False,
-    staging: Path = STAGING,
+    unexecuted: bool = False,
+    staging: Path | None = None,
 ) -> SiteReport:
     """Collect everything into the staging folder and run ``mkdocs build --strict``.
 
-    A lesson without an executed copy, or whose copy failed or did not finish, stops the
-    build (its page would be missing, or show a traceback), unless ``allow_failed``.
+    A lesson without a successful executed copy in ``notebooks_dir`` (missing, failed,
+    or unfinished) stops the build, as its page would be missing or show a traceback,
+    unless ``unexecuted`` (the page shows the lesson's source without outputs, under a
+    note that says so) or ``allow_failed`` (a failed copy is published as it is, a
+    missing lesson left out). The pages are staged in ``staging``, by default
+    ``docs_src/`` next to ``site_dir``.
     """
     from mkdocs.commands.build import build as mkdocs_build
     from mkdocs.config import load_config
     from mkdocs.exceptions import Abort
 
     started = time.perf_counter()
-    lessons = notebooks.lessons(notebooks_dir)
-    if not lessons:
-        raise NeuralakeError(
-            f"no executed lessons in {notebooks_dir}: run `make run` (or "
-            "`neuralake notebooks run`) first"
-        )
-    executed = {p.name for p in lessons}
-    missing = [p.stem for p in notebooks.lessons() if p.name not in executed]
-    broken = missing + [row["notebook"] for row in run_times(lessons) if row["status"] != "ok"]
-    if broken and not allow_failed:
-        raise NeuralakeError(
-            f"lesson {broken[0]} has no successful executed copy in {notebooks_dir}: run it "
-            f"with `neuralake notebooks run {broken[0][:2]}`"
-        )
+    lessons, sources = _lessons(notebooks_dir, allow_failed, unexecuted)
+    staging = staging or site_dir.parent / STAGING.name
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     _copy_guides(ROOT / "docs", staging)
-    lesson_nav = _copy_notebooks(lessons, staging, "lessons")
+    lesson_nav = _copy_notebooks(lessons, staging, "lessons", sources)
     lab_nav = _copy_notebooks(_student_labs(labs_dir), staging, "labs")
     catalog = _catalog_site(catalog_site, staging / "catalog")
-    (staging / "run-times.md").write_text(run_times_page(lessons), encoding="utf-8")
+    executed = [p for p in lessons if p not in sources]
+    (staging / "run-times.md").write_text(run_times_page(executed), encoding="utf-8")
     api_modules = public_modules()
     api_nav = _api_reference(staging, api_modules)
 
@@ -170,10 +197,38 @@ def build(
     return SiteReport(
         index=site_dir / "index.html",
         lessons=[p.stem for p in lessons],
+        unexecuted=sorted(p.stem for p in sources),
         labs=[next(iter(entry.values())) for entry in lab_nav],
         api_modules=api_modules,
         seconds=time.perf_counter() - started,
     )
+
+
+def _lessons(
+    notebooks_dir: Path, allow_failed: bool, unexecuted: bool
+) -> tuple[list[Path], set[Path]]:
+    """The notebook to publish for each lesson, and which of them are unexecuted sources."""
+    chosen, sources = [], set()
+    for lesson in notebooks.lessons():
+        copy = notebooks_dir / lesson.name
+        status = _status(_papermill(copy)) if copy.exists() else "missing"
+        if status == "ok" or (allow_failed and status != "missing" and not unexecuted):
+            chosen.append(copy)
+        elif unexecuted:
+            chosen.append(lesson)
+            sources.add(lesson)
+        elif not allow_failed:
+            raise NeuralakeError(
+                f"lesson {lesson.stem} has no successful executed copy in {notebooks_dir} "
+                f"({status}): `neuralake docs build` runs it first, `neuralake docs build "
+                "--no-run` publishes the lesson without its outputs"
+            )
+    if not chosen:
+        raise NeuralakeError(
+            f"no executed lessons in {notebooks_dir}: `neuralake docs build` runs them "
+            "first, `neuralake docs build --no-run` publishes them without outputs"
+        )
+    return chosen, sources
 
 
 @contextmanager
@@ -217,15 +272,32 @@ def _copy_guides(docs: Path, staging: Path) -> None:
             shutil.copy2(source, target)
 
 
-def _copy_notebooks(sources: list[Path], staging: Path, folder: str) -> list[dict[str, str]]:
-    """Copy notebooks to ``staging/folder``; return their nav entries titled by their first
-    heading."""
+def _copy_notebooks(
+    sources: list[Path], staging: Path, folder: str, unexecuted: Collection[Path] = ()
+) -> list[dict[str, str]]:
+    """Copy notebooks to ``staging/folder``, with a note under the title of each one in
+    ``unexecuted``; return their nav entries titled by their first heading."""
     (staging / folder).mkdir(parents=True, exist_ok=True)
     nav = []
     for source in sources:
-        shutil.copy2(source, staging / folder / source.name)
+        target = staging / folder / source.name
+        if source in unexecuted:
+            _with_note(source, target, UNEXECUTED_NOTE)
+        else:
+            shutil.copy2(source, target)
         nav.append({title(source): f"{folder}/{source.name}"})
     return nav
+
+
+def _with_note(source: Path, target: Path, note: str) -> None:
+    """Write ``source`` to ``target`` with a Markdown cell ``note`` after its title's cell."""
+    nb = nbformat.read(source, as_version=4)
+    at = next(
+        (i + 1 for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "# " in c.source),
+        0,
+    )
+    nb.cells.insert(at, nbformat.v4.new_markdown_cell(note))
+    nbformat.write(nb, target)
 
 
 def title(notebook: Path) -> str:

@@ -15,6 +15,7 @@ import functools
 import html
 import http.server
 import json
+import os
 import re
 import threading
 import zlib
@@ -25,8 +26,10 @@ from urllib.parse import unquote, urlsplit
 
 import nbformat
 import pytest
+from typer.testing import CliRunner
 
-from neuralake import docsite, notebooks
+from neuralake import docs_cli, docsite, notebooks
+from neuralake.errors import NeuralakeError
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -284,21 +287,57 @@ def test_lesson_page_in_chromium_shows_its_plot_and_asks_nothing_off_site(
 
 @pytest.fixture(scope="module")
 def draft_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The site built from the unexecuted lessons (about 15 s): what every page but the
-    lessons' outputs looks like."""
+    """``make docs --no-run`` on a fresh clone: an empty build folder, the site built from
+    the lessons' sources (about 15 s)."""
     tmp = tmp_path_factory.mktemp("draft")
-    sources = tmp / "notebooks"
-    sources.mkdir()
-    for lesson in notebooks.lessons():
-        (sources / lesson.name).write_bytes(lesson.read_bytes())
-    docsite.build(
-        notebooks_dir=sources,
-        labs_dir=tmp / "labs",
-        site_dir=tmp / "site",
-        staging=tmp / "docs_src",
-        allow_failed=True,
+    (tmp / "notebooks").mkdir()
+    args = ["build", "--notebooks", tmp / "notebooks", "--labs", tmp / "labs"]
+    done = CliRunner().invoke(
+        docs_cli.app, [*map(str, args), "--out", str(tmp / "site"), "--no-run"]
     )
+    assert done.exit_code == 0, done.output
+    assert f"{len(notebooks.lessons())} lessons (" in done.output
     return tmp / "site"
+
+
+def test_a_fresh_clone_builds_with_every_lesson_marked_unexecuted(draft_site: Path):
+    for lesson in notebooks.lessons():
+        text = _text(draft_site / "lessons" / f"{lesson.stem}.html")
+        assert "Not executed This page shows the lesson without its outputs" in text, lesson
+    assert "| 00_welcome |" not in (draft_site.parent / "docs_src" / "run-times.md").read_text()
+
+
+def _executed(source: Path, target: Path, **papermill: object) -> None:
+    """A tiny stand-in for papermill's copy of a lesson: its first cell, and metadata."""
+    nb = nbformat.read(source, as_version=4)
+    nb.cells = nb.cells[:1]
+    nb.metadata["papermill"] = papermill
+    nbformat.write(nb, target)
+
+
+def test_docs_build_plans_to_run_the_lessons_without_a_good_executed_copy(tmp_path: Path):
+    lessons = notebooks.lessons()
+    plan = CliRunner().invoke(docs_cli.app, ["build", "--notebooks", str(tmp_path), "--plan"])
+    assert plan.exit_code == 0, plan.output
+    assert f"{len(lessons)} of {len(lessons)} lessons have no up-to-date" in plan.output
+    assert "running them first" in plan.output
+    assert all(f"{p.stem}: no executed copy" in plan.output for p in lessons)
+
+    ok, failed, stale = lessons[:3]
+    _executed(ok, tmp_path / ok.name, end_time="2026-01-01T00:00:00", duration=1.0)
+    _executed(failed, tmp_path / failed.name, end_time="2026-01-01T00:00:00", exception=True)
+    _executed(stale, tmp_path / stale.name, end_time="2026-01-01T00:00:00")
+    os.utime(tmp_path / stale.name, (0, 0))
+    todo = dict((p.stem, why) for p, why in docsite.plan(tmp_path))
+    assert ok.stem not in todo
+    assert todo[failed.stem] == "failed"
+    assert todo[stale.stem] == "older than the lesson"
+    assert len(todo) == len(lessons) - 1
+
+
+def test_a_build_without_executed_lessons_names_both_ways_out(tmp_path: Path):
+    with pytest.raises(NeuralakeError, match=r"runs it first.*--no-run"):
+        docsite.build(notebooks_dir=tmp_path, site_dir=tmp_path / "site")
 
 
 def grader_modules() -> list[str]:
