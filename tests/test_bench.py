@@ -305,3 +305,39 @@ def test_the_committed_report_carries_the_committed_results(monkeypatch):
     assert f"{report.MARK_START}\n\n{section}\n\n{report.MARK_END}" in text, (
         "docs/benchmarks/tpch-sf1/README.md is stale: run `neuralake bench report`"
     )
+
+
+def test_the_roapi_engine_answers_and_leaves_no_server_behind(tmp_path, monkeypatch):
+    """A local Delta table served by the engine's own roapi process (no stack needed)."""
+    import psutil
+    from deltalake import write_deltalake
+
+    import neuralake
+    from neuralake.bench.engines import RoapiEngine
+    from neuralake.bench.queries import Query
+
+    monkeypatch.setenv("NEURALAKE_STATE_DIR", str(tmp_path / "state"))
+    uri = (tmp_path / "numbers").as_uri()
+    write_deltalake(uri, pl.DataFrame({"n": [1, 2, 3]}).to_arrow())
+    engine = RoapiEngine(neuralake.settings("local"))
+    engine.register({"numbers": uri})
+    try:
+        query = Query("sum", "SELECT sum(n) AS total FROM numbers", lambda _: None)
+        assert engine.run(query)["total"].to_list() == [6]
+        (pid_file,) = (tmp_path / "state" / "bench").glob("roapi-*.pid")
+        pid = json.loads(pid_file.read_text())["pid"]
+    finally:
+        engine.close()
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_roapi_engine_that_cannot_start_says_why(tmp_path, monkeypatch):
+    import neuralake
+    from neuralake.bench.engines import RoapiEngine
+    from neuralake.errors import StackError
+
+    monkeypatch.setenv("NEURALAKE_STATE_DIR", str(tmp_path / "state"))
+    engine = RoapiEngine(neuralake.settings("local"))
+    with pytest.raises(StackError, match=r"roapi exited during start .*Failed to load"):
+        engine.register({"missing": (tmp_path / "missing").as_uri()})
+    engine.close()

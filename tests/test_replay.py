@@ -14,11 +14,10 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 from deltalake import write_deltalake
 
 from neuralake import delta
-from neuralake.streaming import replay
+from neuralake.streaming import replay, topics
 from neuralake.streaming.schemas import DEAD_LETTERS, EXAMPLE_MESSAGE, arrow_schema
 
 
@@ -34,8 +33,9 @@ def dead_letters(stack_settings) -> Iterator[tuple[str, str]]:
     """A 2-partition topic and a dead-letter table holding 4 of its 'malformed' messages."""
     s = stack_settings
     name = f"test_replay_{uuid.uuid4().hex[:8]}"
-    admin = AdminClient(s.kafka_config)
-    admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])[name].result(10)
+    # Not a bare create_topics: a replay right after it could find no metadata for the topic
+    # yet ("Unknown topic or partition"); recreate_topic returns once its leaders serve it.
+    topics.recreate_topic(s, name, partitions=2)
     uri = s.table_uri(f"{name}_dead_letters")
     broken = {**EXAMPLE_MESSAGE, "channel": 70000}
     rows = pl.DataFrame(
@@ -53,7 +53,7 @@ def dead_letters(stack_settings) -> Iterator[tuple[str, str]]:
         uri, rows.to_arrow().cast(arrow_schema(DEAD_LETTERS)), storage_options=s.storage_options
     )
     yield name, uri
-    admin.delete_topics([name])[name].result(10)
+    topics.delete_topic(s, name)
     for table in (uri, replay.ledger_uri(uri)):
         delta.drop_table(table, s.storage_options)
 

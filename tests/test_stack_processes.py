@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
 import neuralake
+from neuralake.errors import StackError
 from neuralake.stack import control, processes
 from neuralake.stack.services import native_services, roapi_config_path
 
@@ -122,3 +125,115 @@ def test_a_pid_file_records_where_the_start_s_log_lines_begin(own_state):
     finally:
         processes.stop(control._pid_file(s, "minio"))
     assert processes.recorded(control._pid_file(s, "minio")) is None  # stop removes it
+
+
+# --- waiting, and a process started, health-gated and stopped by pid ---------------------
+
+
+def test_wait_until_retries_until_the_check_passes():
+    tries = []
+
+    def check() -> None:
+        tries.append(1)
+        if len(tries) < 3:
+            raise RuntimeError("not yet")
+
+    processes.wait_until(check, timeout=10, interval=0.01)
+    assert len(tries) == 3
+
+
+def test_wait_until_reraises_the_check_s_last_error_after_the_timeout():
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="still down"):
+        processes.wait_until(lambda: _raise(RuntimeError("still down")), timeout=0.3, interval=0.05)
+    assert 0.3 <= time.monotonic() - started < 5
+
+
+def test_wait_until_retries_only_what_it_is_told_to():
+    tries = []
+
+    def check() -> None:
+        tries.append(1)
+        raise ValueError("a real error")
+
+    with pytest.raises(ValueError, match="a real error"):
+        processes.wait_until(check, timeout=10, interval=0.01, retry_on=processes.NotYet)
+    assert len(tries) == 1  # not retried, not waited for
+
+
+def test_wait_until_stops_at_once_when_died_says_so():
+    def died() -> None:
+        raise processes.ProcessExited("it exited")
+
+    started = time.monotonic()
+    with pytest.raises(processes.ProcessExited, match="it exited"):
+        processes.wait_until(lambda: _raise(RuntimeError("down")), timeout=30, died=died)
+    assert time.monotonic() - started < 5
+
+
+def test_a_process_that_exits_during_start_is_named_with_its_code_and_error(tmp_path: Path):
+    pid_file, log = tmp_path / "p.pid", tmp_path / "p.log"
+    log.write_text("error: a line from an earlier start\n")
+    cmd = [sys.executable, "-c", "print('error: boom', flush=True); print('bye'); exit(3)"]
+    processes.start(cmd, pid_file=pid_file, log_file=log, env=dict(os.environ), cwd=tmp_path)
+    with pytest.raises(processes.ProcessExited) as err:
+        processes.wait_healthy(
+            "thing", pid_file, log, lambda: _raise(RuntimeError("no")), timeout=30, interval=0.05
+        )
+    assert str(err.value) == f"thing exited during start (exit code 3): see {log}: error: boom"
+
+
+def test_a_process_that_never_answers_is_a_timeout_naming_its_log(tmp_path: Path):
+    pid_file, log = tmp_path / "p.pid", tmp_path / "p.log"
+    tracked = processes.start(
+        SLEEPER, pid_file=pid_file, log_file=log, env=dict(os.environ), cwd=tmp_path
+    )
+    try:
+        with pytest.raises(StackError, match=r"^thing did not answer within 0 s \(no\): see "):
+            processes.wait_healthy(
+                "thing", pid_file, log, lambda: _raise(RuntimeError("no")), timeout=0.2
+            )
+    finally:
+        processes.stop(pid_file)
+    assert gone(tracked.pid)
+
+
+def test_serving_gates_on_the_check_and_stops_the_process_after_the_block(tmp_path: Path):
+    port = processes.free_port()
+    url = f"http://127.0.0.1:{port}/"
+    cmd = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    with processes.serving(
+        cmd,
+        name="http.server",
+        check=lambda: httpx.get(url, timeout=1).raise_for_status(),
+        log_file=tmp_path / "server.log",
+        pid_file=tmp_path / "server.pid",
+        env=dict(os.environ),
+        timeout=30,
+        cwd=tmp_path,
+    ) as tracked:
+        assert httpx.get(url, timeout=5).status_code == 200
+    assert gone(tracked.pid)
+    assert not (tmp_path / "server.pid").exists()
+
+
+def test_serving_stops_a_process_that_never_got_healthy(tmp_path: Path):
+    pid_file = tmp_path / "sleeper.pid"
+    with (
+        pytest.raises(StackError, match="did not answer"),
+        processes.serving(
+            SLEEPER,
+            name="sleeper",
+            check=lambda: _raise(RuntimeError("no")),
+            log_file=tmp_path / "sleeper.log",
+            pid_file=pid_file,
+            env=dict(os.environ),
+            timeout=0.2,
+        ),
+    ):
+        pass
+    assert processes.running(pid_file) is None and not pid_file.exists()
+
+
+def _raise(err: Exception) -> None:
+    raise err

@@ -8,20 +8,18 @@ its own process here and stops it when the ``with`` block ends.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from neuralake.catalog.roapi import RELOAD_INTERVAL_S, delta_table_entry
-from neuralake.errors import StackError
 from neuralake.settings import Settings
-from neuralake.stack.processes import error_line, free_port
+from neuralake.stack import processes
+from neuralake.stack.processes import Tracked, free_port
 
 ROAPI = Path(sys.executable).parent / "roapi"  # shipped by the roapi wheel
 
@@ -74,10 +72,11 @@ def roapi(
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "roapi.yml"
     config.write_text(yaml.safe_dump(roapi_yaml(tables, listeners, reload_interval_s)))
-    with _process(
+    with _serving(
+        "roapi",
         [str(ROAPI), "-c", str(config)],
         settings.roapi_env,
-        folder / "roapi.log",
+        folder,
         f"http://{listeners.http}/api/schema",
         timeout,
     ):
@@ -94,42 +93,21 @@ def baseline(
     command += ["--port", str(port), "--refresh-s", str(refresh_s)]
     env = {"NEURALAKE_PROFILE": settings.profile}
     folder.mkdir(parents=True, exist_ok=True)
-    with _process(command, env, folder / "baseline.log", f"http://127.0.0.1:{port}/health", 300):
+    with _serving("baseline", command, env, folder, f"http://127.0.0.1:{port}/health", 300):
         yield f"http://127.0.0.1:{port}"
 
 
-@contextmanager
-def _process(
-    command: list[str], env: dict[str, str], log: Path, ready: str, timeout: float
-) -> Iterator[None]:
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command,
-            env={**os.environ, "NO_COLOR": "1", **env},  # plain log lines to quote
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + timeout
-            while not _answers(ready):
-                if process.poll() is not None:
-                    cause = error_line(log.read_text(errors="replace"))
-                    raise StackError(f"{Path(command[0]).name} exited: {cause}: see {log}")
-                if time.monotonic() > deadline:
-                    raise StackError(f"{ready} did not answer within {timeout:.0f} s: see {log}")
-                time.sleep(0.2)
-            yield
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).ok
-    except requests.RequestException:
-        return False
+def _serving(
+    name: str, command: list[str], env: dict[str, str], folder: Path, ready: str, timeout: float
+) -> AbstractContextManager[Tracked]:
+    """``command`` as a pid-tracked process in ``folder``, until ``ready`` answers."""
+    return processes.serving(
+        command,
+        name=name,
+        check=lambda: requests.get(ready, timeout=1).raise_for_status(),
+        log_file=folder / f"{name}.log",
+        pid_file=folder / f"{name}.pid",
+        env={**os.environ, "NO_COLOR": "1", **env},  # plain log lines to quote
+        timeout=timeout,
+        cwd=folder,
+    )

@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import atexit
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Mapping
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
@@ -204,37 +203,35 @@ class RoapiEngine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.process: subprocess.Popen | None = None
+        self.server = ExitStack()  # the roapi process, stopped by close()
         self.url = ""
 
     def register(self, tables: Mapping[str, str]) -> None:
         import httpx
 
-        from neuralake.stack.processes import free_port
+        from neuralake.stack import processes
 
         binary = Path(sys.executable).with_name("roapi")
-        http, pg, flight = free_port(), free_port(), free_port()
+        http, pg, flight = processes.free_port(), processes.free_port(), processes.free_port()
         cmd = [str(binary), "-a", f"127.0.0.1:{http}", "-p", f"127.0.0.1:{pg}"]
         cmd += ["--addr-flight-sql", f"127.0.0.1:{flight}"]
         for name, uri in tables.items():
             cmd += ["-t", f"{name}={uri.removeprefix('file://')},format=delta"]
-        env = {**os.environ, **self.settings.roapi_env}
-        self.process = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-        atexit.register(self.close)  # never leave a server behind, even without close()
         self.url = f"http://127.0.0.1:{http}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise StackError(f"roapi exited: {self.process.stderr.read().strip()[-300:]}")
-            try:
-                httpx.get(f"{self.url}/api/schema", timeout=1).raise_for_status()
-                return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        self.close()
-        raise StackError("roapi did not answer within 60 s: see `roapi --help`")
+        folder = self.settings.state_dir / "bench"
+        atexit.register(self.close)  # never leave a server behind, even without close()
+        self.server.enter_context(
+            processes.serving(
+                cmd,
+                name="roapi",
+                check=lambda: httpx.get(f"{self.url}/api/schema", timeout=1).raise_for_status(),
+                log_file=folder / "roapi.log",
+                pid_file=folder / f"roapi-{http}.pid",
+                env={**os.environ, "NO_COLOR": "1", **self.settings.roapi_env},
+                timeout=60,
+                cwd=folder,
+            )
+        )
 
     def run(self, query: Query) -> pl.DataFrame:
         import httpx
@@ -251,10 +248,7 @@ class RoapiEngine:
         return pl.from_arrow(ipc.open_stream(response.content).read_all())
 
     def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-        self.process = None
+        self.server.close()
 
 
 ENGINES: dict[str, type] = {

@@ -114,7 +114,7 @@ def status(s: Settings | None = None) -> list[ServiceStatus]:
             try:
                 svc.check(s)
             except Exception as err:  # reported in the row, not raised: status never fails
-                error = _one_line(err)
+                error = processes.one_line(err)
         rows.append(
             ServiceStatus(
                 service=svc.name,
@@ -171,7 +171,7 @@ def _start_native(s: Settings, svc: Service, echo: Callable[[str], None]) -> boo
             svc.prepare()
         except subprocess.CalledProcessError as err:
             raise StackError(
-                f"preparing {svc.name} failed: {_one_line(err.stderr or err)}"
+                f"preparing {svc.name} failed: {processes.one_line(err.stderr or err)}"
             ) from err
     log = log_file(s, svc.name)
     processes.start(
@@ -187,27 +187,18 @@ def _start_native(s: Settings, svc: Service, echo: Callable[[str], None]) -> boo
 
 
 def _wait_healthy(s: Settings, svc: Service, mode: str) -> None:
-    log = log_file(s, svc.name)
-    pid_file = _pid_file(s, svc.name)
-
-    def died() -> None:
-        if mode == "native" and processes.running(pid_file) is None:
-            code = processes.exit_code(pid_file)
-            tracked = processes.recorded(pid_file)
-            cause = processes.log_error_line(log, tracked.log_from if tracked else 0)
-            raise StackError(
-                f"{svc.name} exited during start (exit code {code}): see {log}: {cause}"
-            )
-
-    try:
-        processes.wait_until(lambda: svc.check(s), timeout=svc.start_timeout, died=died)
-    except StackError:
-        raise
+    if mode == "native":
+        log, pid_file = log_file(s, svc.name), _pid_file(s, svc.name)
+        processes.wait_healthy(
+            svc.name, pid_file, log, lambda: svc.check(s), timeout=svc.start_timeout
+        )
+        return
+    try:  # compose runs the container: only the check to wait for
+        processes.wait_until(lambda: svc.check(s), timeout=svc.start_timeout)
     except Exception as err:
-        where = f"see {log}" if mode == "native" else f"see `neuralake stack logs {svc.name}`"
         raise StackError(
             f"{svc.name} did not answer within {svc.start_timeout:.0f} s "
-            f"({_one_line(err)}): {where}"
+            f"({processes.one_line(err)}): see `neuralake stack logs {svc.name}`"
         ) from err
 
 
@@ -232,7 +223,7 @@ def _compose(s: Settings, *args: str) -> str:
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise StackError(
-            f"`docker compose {args[0]}` failed: {_one_line(result.stderr)}; "
+            f"`docker compose {args[0]}` failed: {processes.one_line(result.stderr)}; "
             "is the Docker engine running? Or use the native stack (`neuralake stack up`)"
         )
     return result.stdout
@@ -262,8 +253,3 @@ def _write_marker(s: Settings, mode: str) -> None:
     marker = stack_marker(s.state_dir)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"mode": mode, "since": datetime.now(UTC).isoformat()}))
-
-
-def _one_line(err: object) -> str:
-    text = " ".join(str(err).split())
-    return text[:200] or type(err).__name__

@@ -15,11 +15,15 @@ import re
 import signal
 import socket
 import subprocess
-import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
+import tenacity
+
+from neuralake.errors import StackError
 
 
 @dataclass(frozen=True)
@@ -145,23 +149,107 @@ def port_holder(port: int) -> str:
     return "another process"
 
 
-def wait_until(check, *, timeout: float, died=None, interval: float = 0.5) -> None:
+class NotYet(Exception):
+    """Raised by a check to say "not yet, try again": :func:`wait_until` retries only it
+    when asked to (``retry_on=NotYet``), and lets any other error through at once."""
+
+
+def wait_until(
+    check: Callable[[], object],
+    *,
+    timeout: float,
+    died: Callable[[], None] | None = None,
+    interval: float = 0.5,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+) -> None:
     """Call ``check()`` until it stops raising; re-raise its last error after ``timeout``.
 
-    ``died()`` is polled between tries so a crashed process fails fast instead of
-    waiting out the whole timeout.
+    Only errors of type ``retry_on`` are tried again; any other ends the wait at once.
+    ``died()`` is called before each pause: it raises when the process being waited for
+    is gone, so a crash fails fast instead of waiting out the whole timeout.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            check()
-            return
-        except Exception:
-            if died is not None:
-                died()
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(interval)
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_delay(timeout),
+        wait=tenacity.wait_fixed(interval),
+        retry=tenacity.retry_if_exception_type(retry_on),
+        before_sleep=(lambda _: died()) if died is not None else None,
+        reraise=True,  # the check's own last error, not tenacity's RetryError
+    )
+    retrying(check)
+
+
+class ProcessExited(StackError):
+    """A process exited while :func:`wait_healthy` waited for it to answer."""
+
+
+def wait_healthy(
+    name: str,
+    pid_file: Path,
+    log_file: Path,
+    check: Callable[[], object],
+    *,
+    timeout: float,
+    interval: float = 0.5,
+) -> None:
+    """Wait until ``check()`` passes for the process ``pid_file`` names, or say why not.
+
+    Raises :class:`ProcessExited` as soon as the process is gone (its exit code and the
+    line of its log that says why), and ``StackError`` once ``timeout`` has passed.
+    """
+
+    def died() -> None:
+        if running(pid_file) is None:
+            tracked = recorded(pid_file)
+            cause = log_error_line(log_file, tracked.log_from if tracked else 0)
+            raise ProcessExited(
+                f"{name} exited during start (exit code {exit_code(pid_file)}): "
+                f"see {log_file}: {cause}"
+            )
+
+    try:
+        wait_until(check, timeout=timeout, died=died, interval=interval)
+    except ProcessExited:
+        raise
+    except Exception as err:
+        died()  # it may have exited during the last try
+        tracked = recorded(pid_file)
+        cause = log_error_line(log_file, tracked.log_from if tracked else 0)
+        raise StackError(
+            f"{name} did not answer within {timeout:.0f} s ({one_line(err)}): "
+            f"see {log_file}: {cause}"
+        ) from err
+
+
+@contextmanager
+def serving(
+    cmd: list[str],
+    *,
+    name: str,
+    check: Callable[[], object],
+    log_file: Path,
+    pid_file: Path,
+    env: dict[str, str],
+    timeout: float,
+    cwd: Path | None = None,
+    interval: float = 0.2,
+) -> Iterator[Tracked]:
+    """Start ``cmd``, wait until ``check()`` passes, and stop it when the block ends.
+
+    For servers a test or a benchmark runs for itself: the process is stopped on the
+    way out even when it never got healthy.
+    """
+    tracked = start(cmd, pid_file=pid_file, log_file=log_file, env=env, cwd=cwd or Path.cwd())
+    try:
+        wait_healthy(name, pid_file, log_file, check, timeout=timeout, interval=interval)
+        yield tracked
+    finally:
+        stop(pid_file, timeout=10)
+
+
+def one_line(err: object, limit: int = 200) -> str:
+    """An error's text on one line (its type's name when it has none)."""
+    text = " ".join(str(err).split())
+    return text[:limit] or type(err).__name__
 
 
 # A line that says why a process stopped: Rust CLIs (clap, the writer) start it with

@@ -30,7 +30,6 @@ recovers its messages from their headers.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,6 +42,7 @@ from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
 
 from neuralake.datagen.schemas import UTC_MICROS
 from neuralake.errors import NeuralakeError
+from neuralake.stack.processes import NotYet, wait_until
 from neuralake.streaming.schemas import arrow_schema, message_key
 
 REPLAY_HEADER = "neuralake-replay-of"
@@ -331,13 +331,8 @@ def _scan_for_replays(
         if not todo:
             return pl.DataFrame(schema=LEDGER)
         consumer.assign([TopicPartition(t, p, marks[(t, p)]) for t, p in todo])
-        deadline = time.monotonic() + timeout
-        while todo:
-            if time.monotonic() > deadline:
-                raise ReplayError(
-                    f"Kafka did not serve {sorted(todo)} to its end within {timeout:.0f} s while "
-                    "checking for earlier replays: check that Kafka is up and run replay again"
-                )
+
+        def read_to_the_ends() -> None:  # one batch; NotYet while a partition is left
             # consume() returns at num_messages or at its timeout, whichever comes first.
             messages = consumer.consume(num_messages=1000, timeout=0.2)
             for message in messages:
@@ -363,6 +358,16 @@ def _scan_for_replays(
                 position = message.offset() + (1 if error is None else 0)
                 if key in todo and position >= ends[key]:
                     todo.discard(key)
+            if todo:
+                raise NotYet
+
+        try:
+            wait_until(read_to_the_ends, timeout=timeout, interval=0, retry_on=NotYet)
+        except NotYet:
+            raise ReplayError(
+                f"Kafka did not serve {sorted(todo)} to its end within {timeout:.0f} s while "
+                "checking for earlier replays: check that Kafka is up and run replay again"
+            ) from None
     finally:
         consumer.close()
     return pl.DataFrame(found, schema=LEDGER).unique(COORDINATES, keep="first")

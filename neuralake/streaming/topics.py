@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import polars as pl
 from confluent_kafka import (
@@ -26,6 +27,7 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from neuralake.errors import ConfigError, StackError
 from neuralake.settings import ENV_VARS, Settings
+from neuralake.stack.processes import NotYet, wait_until
 
 TIMEOUT_S = 10.0
 
@@ -105,15 +107,19 @@ def recreate_topic(s: Settings, topic: str, partitions: int = 3, timeout_s: floa
     client = admin(s)
     last_error: list[str] = []  # the broker's last refusal, for the error message
 
-    def wait(condition, what: str) -> None:
-        while not condition():
-            if time.monotonic() > deadline:
-                detail = f" (last answer: {last_error[0]})" if last_error else ""
-                raise StackError(
-                    f"topic {topic!r} {what} within {timeout_s:.0f} s on {s.kafka_bootstrap}"
-                    f"{detail}: check the broker (neuralake stack status)"
-                )
-            time.sleep(0.1)
+    def wait(condition: Callable[[], bool], what: str) -> None:
+        def check() -> None:
+            if not condition():
+                raise NotYet
+
+        try:  # each step gets what is left of the one deadline
+            wait_until(check, timeout=deadline - time.monotonic(), interval=0.1, retry_on=NotYet)
+        except NotYet:
+            detail = f" (last answer: {last_error[0]})" if last_error else ""
+            raise StackError(
+                f"topic {topic!r} {what} within {timeout_s:.0f} s on {s.kafka_bootstrap}"
+                f"{detail}: check the broker (neuralake stack status)"
+            ) from None
 
     wait(lambda: topic not in _topic_names(client, s), "was not deleted")
 

@@ -112,7 +112,6 @@ def up(
             echo(f"writer {name:<8} already running ({table})")
             continue
         log = _log_file(s, table, name)
-        since = log.stat().st_size if log.exists() else 0  # this start's lines only
         processes.start(
             [str(exe), name],
             pid_file=_pid_file(s, table, name),
@@ -120,7 +119,7 @@ def up(
             env={**env, "NEURALAKE_WRITER_METRICS_ADDR": f"127.0.0.1:{config['ports'][name]}"},
             cwd=project_dir(),
         )
-        _wait_healthy(s, table, name, config, since)
+        _wait_healthy(s, table, name, config)
         echo(f"writer {name:<8} healthy at {_metrics_url(config, name)} (log: {log})")
     return status(s, table)
 
@@ -351,17 +350,8 @@ def _metrics_url(config: dict, name: str) -> str:
     return f"http://127.0.0.1:{config['ports'][name]}/metrics"
 
 
-def _wait_healthy(s: Settings, table: str, name: str, config: dict, since: int) -> None:
-    pid_file, log = _pid_file(s, table, name), _log_file(s, table, name)
+def _wait_healthy(s: Settings, table: str, name: str, config: dict) -> None:
     url = _metrics_url(config, name)
-
-    def died() -> None:
-        if processes.running(pid_file) is None:
-            code = processes.exit_code(pid_file)
-            raise StackError(
-                f"writer {name} exited during start (exit code {code}): see {log}: "
-                f"{processes.log_error_line(log, since)}"
-            )
 
     def ready() -> None:
         if name == "ingest":  # serving /metrics is not enough: the table must be open
@@ -370,12 +360,11 @@ def _wait_healthy(s: Settings, table: str, name: str, config: dict, since: int) 
         else:
             metrics.scrape(url)
 
-    try:
-        processes.wait_until(ready, timeout=START_TIMEOUT_S, died=died, interval=0.2)
-    except StackError as err:
-        if "exited during start" in str(err):
-            raise
-        raise StackError(
-            f"writer {name} did not get ready within {START_TIMEOUT_S:.0f} s ({err}): "
-            f"see {log}: {processes.log_error_line(log, since)}"
-        ) from err
+    processes.wait_healthy(
+        f"writer {name}",
+        _pid_file(s, table, name),
+        _log_file(s, table, name),
+        ready,
+        timeout=START_TIMEOUT_S,
+        interval=0.2,
+    )
