@@ -23,12 +23,17 @@ What it does, and why:
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
+import sys
 from collections.abc import Mapping
 
-from neuralake.errors import StackError
+from neuralake.errors import ConfigError, StackError
 from neuralake.settings import Settings
 from neuralake.settings import settings as load_settings
+
+MASTER_ENV = "NEURALAKE_SPARK_MASTER"
 
 # Lab-sized defaults; a real cluster overrides all of them (see docs/spark.md).
 LOCAL_DEFAULTS: dict[str, str] = {
@@ -42,7 +47,20 @@ LOCAL_DEFAULTS: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
 }
 
+# Added when the master is a standalone cluster (``spark://host:port``).
+CLUSTER_DEFAULTS: dict[str, str] = {
+    # Each executor is a JVM of its own on a worker; 1 GiB fits the lab's 2 GiB worker.
+    "spark.executor.memory": "1g",
+    # The application's web UI serves its REST API (/api/v1: jobs, stages, executors),
+    # which lesson 06 and the cluster tests read; the master links to it.
+    "spark.ui.enabled": "true",
+    # Python UDFs run in a Python process beside each executor: the workers of the lab's
+    # cluster run on this machine, so this interpreter (which has pyspark) serves them.
+    "spark.pyspark.python": sys.executable,
+}
+
 _MIN_JAVA = 17  # Spark 4 runs on Java 17 or 21
+_MASTER_RE = re.compile(r"^(local(\[([0-9]+|\*)\])?|spark://[^:/\s]+:[0-9]+|yarn|k8s://\S+)$")
 
 
 def spark_config(
@@ -51,17 +69,42 @@ def spark_config(
     """The full configuration ``session()`` uses: local defaults, settings, jars, extras.
 
     ``NEURALAKE_SPARK_MASTER`` (or ``extra={"spark.master": ...}``) points the same code
-    at a standalone cluster, e.g. ``spark://host:7077``.
+    at a standalone cluster, e.g. ``spark://127.0.0.1:7077`` (``neuralake spark cluster
+    up`` starts one); a cluster master adds ``CLUSTER_DEFAULTS``.
     """
     from neuralake.stack.install import spark_conf
 
     s = settings or load_settings()
     conf = {**LOCAL_DEFAULTS, **spark_conf(s)}
-    master = os.environ.get("NEURALAKE_SPARK_MASTER")
-    if master:
-        conf["spark.master"] = master
+    master = (extra or {}).get("spark.master") or os.environ.get(MASTER_ENV) or conf["spark.master"]
+    if not _MASTER_RE.match(master):
+        raise ConfigError(
+            f"Spark master {master!r} is not a master URL: use local[2] or spark://host:7077 "
+            f"(set by --master or {MASTER_ENV})"
+        )
+    conf["spark.master"] = master
+    if master.startswith("spark://"):
+        conf.update(CLUSTER_DEFAULTS)
     conf.update(extra or {})
     return conf
+
+
+def check_master(master: str, timeout: float = 3.0) -> None:
+    """A standalone master answers at ``spark://host:port``, or a one-line StackError.
+
+    Without this a driver waits about a minute before Spark gives up on a master that
+    is not there ("All masters are unresponsive").
+    """
+    if not master.startswith("spark://"):
+        return
+    host, port = master.removeprefix("spark://").rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise StackError(
+            f"no Spark master answers at {master} ({err.strerror or err}): start one with "
+            "`neuralake spark cluster up`, or unset NEURALAKE_SPARK_MASTER for local[2]"
+        ) from err
 
 
 def check_java() -> str:
@@ -92,6 +135,7 @@ def session(settings: Settings | None = None, extra: Mapping[str, str] | None = 
         return active
     conf = spark_config(settings, extra)  # raises StackError when the jars are missing
     check_java()
+    check_master(conf["spark.master"])
     # Bind the driver to loopback, like spark.driver.host, and skip the hostname warning.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     return SparkSession.builder.config(map=conf).getOrCreate()
