@@ -35,6 +35,9 @@ def build(
     labs: Annotated[Path, typer.Option(help="Student versions of the labs.")] = docsite.BUILD
     / "labs",
     out: Annotated[Path, typer.Option(help="Where to write the site.")] = docsite.SITE,
+    bundle: Annotated[
+        Path, typer.Option(help="The zip of the student labs (`make labs`), linked if there.")
+    ] = docsite.BUILD / "classroom" / "neuralake-labs.zip",
     run: Annotated[
         bool,
         typer.Option(
@@ -69,6 +72,7 @@ def build(
         notebooks_dir=notebooks,
         labs_dir=labs,
         site_dir=out,
+        bundle=bundle,
         allow_failed=allow_failed,
         unexecuted=not run,
     )

@@ -18,10 +18,15 @@ What goes in, into a staging folder (``build/docs_src/``):
 - one API reference page per public module, and a run-times page computed from the
   cell durations papermill recorded in the executed copies.
 
+Each lesson's page says under its title when and how long it ran (papermill's
+metadata) and links to a download of the lesson and to JupyterLab; each lab's page links
+to its student notebook and, once ``make labs`` built it, to the zip of all labs.
+
 Then ``mkdocs build --strict`` writes ``build/site/``. Nothing is fetched at build or
 view time: the theme's Google fonts are off (``theme.font: false``), and the CDN
 scripts nbconvert adds to every notebook page (MathJax, Mermaid, which the lessons do
-not use) are removed by :func:`on_post_page`, a mkdocs hook. Pages are files
+not use) are removed by :mod:`neuralake.docsite_hooks`, the mkdocs hooks that also
+fix what the theme and nbconvert leave on the pages. Pages are files
 (``use_directory_urls: false``), so the site works from any static file server, and
 from ``file://`` except for its search.
 """
@@ -67,7 +72,7 @@ TEACHING = {
     "Run times": "run-times.md",
 }
 # Modules the API reference leaves out: command-line wrappers and the entry point.
-NOT_API = re.compile(r"(^|\.)(cli|docs_cli|__main__|docsite)$|\._")
+NOT_API = re.compile(r"(^|\.)(cli|docs_cli|__main__|docsite|docsite_hooks)$|\._")
 # The labs' graders (``neuralake.labs.lab01`` ...): their builders script each exercise's
 # story and their checks compute the answer, so publishing them would publish the
 # solutions. They stay out of the site and its search index; students meet them only
@@ -93,11 +98,8 @@ UNEXECUTED_NOTE = (
     "it with every output and plot.</p></div>"
 )
 
-# nbconvert writes into every notebook page a MathJax loader (with an empty URL, as
-# mkdocs-jupyter sets none) and a Mermaid loader that imports from a CDN. The lessons use
-# neither; on_post_page removes both, so no page refers to anything off the site.
-SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.DOTALL)
-OFF_SITE = re.compile(r"""src=["']\s*["']|https?://""")
+# Where `make lab` serves JupyterLab, rooted at the project folder.
+JUPYTERLAB = "http://127.0.0.1:8888"
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,7 @@ def build(
     labs_dir: Path = BUILD / "labs",
     site_dir: Path = SITE,
     catalog_site: Path = BUILD / "catalog_site",
+    bundle: Path = BUILD / "classroom" / "neuralake-labs.zip",
     allow_failed: bool = False,
     unexecuted: bool = False,
     staging: Path | None = None,
@@ -165,8 +168,9 @@ def build(
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     _copy_guides(ROOT / "docs", staging)
-    lesson_nav = _copy_notebooks(lessons, staging, "lessons", sources)
-    lab_nav = _copy_notebooks(_student_labs(labs_dir), staging, "labs")
+    _dark_notebook_css(staging / "stylesheets" / "notebook-dark.css")
+    lesson_nav = _stage_lessons(lessons, staging, sources)
+    lab_nav = _stage_labs(_student_labs(labs_dir), staging, bundle)
     catalog = _catalog_site(catalog_site, staging / "catalog")
     executed = [p for p in lessons if p not in sources]
     (staging / "run-times.md").write_text(run_times_page(executed), encoding="utf-8")
@@ -178,13 +182,18 @@ def build(
     nav.append({"Labs (student versions)": lab_nav})
     if catalog:
         nav.append({"Catalog site": "catalog-site.md"})
-    benchmarks = _benchmarks_nav(staging, "benchmarks")
+    benchmarks, fragments = _benchmarks_nav(staging, "benchmarks")
     if benchmarks:
         nav.append({"Benchmarks": benchmarks})
     nav.append({"For teachers": _pages(TEACHING, staging)})
     nav.append({"API reference": api_nav})
     config = load_config(
-        str(CONFIG), docs_dir=str(staging), site_dir=str(site_dir), nav=nav, strict=True
+        str(CONFIG),
+        docs_dir=str(staging),
+        site_dir=str(site_dir),
+        nav=nav,
+        not_in_nav="\n".join(fragments),
+        strict=True,
     )
     with _warnings() as warnings:
         try:
@@ -272,32 +281,110 @@ def _copy_guides(docs: Path, staging: Path) -> None:
             shutil.copy2(source, target)
 
 
-def _copy_notebooks(
-    sources: list[Path], staging: Path, folder: str, unexecuted: Collection[Path] = ()
+def _dark_notebook_css(target: Path) -> None:
+    """mkdocs-jupyter's dark notebook colours, applied when the reader picks the dark
+    palette (its pages otherwise keep dark text on the dark background)."""
+    import mkdocs_jupyter
+
+    assets = Path(mkdocs_jupyter.__file__).parent / "templates" / "mkdocs_html" / "assets"
+    css = (assets / "theme-dark.css").read_text(encoding="utf-8")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(
+        css.replace(".jupyter-wrapper", "[data-md-color-scheme=slate] .jupyter-wrapper"),
+        encoding="utf-8",
+    )
+
+
+def _stage_lessons(
+    lessons: list[Path], staging: Path, unexecuted: Collection[Path]
 ) -> list[dict[str, str]]:
-    """Copy notebooks to ``staging/folder``, with a note under the title of each one in
-    ``unexecuted``; return their nav entries titled by their first heading."""
-    (staging / folder).mkdir(parents=True, exist_ok=True)
+    """Each lesson's page (``lessons/NN.ipynb``) with a line under its title: when and how
+    long it ran (or a note that it did not), a download of the lesson, and a link that
+    opens it in the JupyterLab ``make lab`` serves. The download is the lesson as the
+    repository has it, without outputs (``lessons/download/``)."""
+    runs = {row["notebook"]: row for row in run_times([p for p in lessons if p not in unexecuted])}
     nav = []
-    for source in sources:
-        target = staging / folder / source.name
-        if source in unexecuted:
-            _with_note(source, target, UNEXECUTED_NOTE)
+    for lesson in lessons:
+        source = notebooks.NOTEBOOK_DIR / lesson.name
+        links = [
+            _download(f"download/{lesson.name}", "Download the notebook"),
+            _jupyterlab(source),
+        ]
+        if lesson in unexecuted:
+            header = UNEXECUTED_NOTE + _meta(links)
         else:
-            shutil.copy2(source, target)
-        nav.append({title(source): f"{folder}/{source.name}"})
+            row = runs[lesson.stem]
+            ran = f"Executed {row['ran_at'][:16]} UTC in {_duration(row['run_s'])} (papermill)"
+            header = _meta([ran, *links])
+        _stage_page(lesson, staging / "lessons" / lesson.name, header)
+        _stage_download(source, staging / "lessons" / "download" / lesson.name)
+        nav.append({title(lesson): f"lessons/{lesson.name}"})
     return nav
 
 
-def _with_note(source: Path, target: Path, note: str) -> None:
-    """Write ``source`` to ``target`` with a Markdown cell ``note`` after its title's cell."""
+def _stage_labs(labs: list[Path], staging: Path, bundle: Path) -> list[dict[str, str]]:
+    """Each student lab's page, with a line under its title: a download of the student
+    notebook, of every lab as one zip when ``make labs`` built it, and a JupyterLab link."""
+    if bundle.exists():
+        _stage_download(bundle, staging / "downloads" / bundle.name)
+    nav = []
+    for lab in labs:
+        links = [_download(f"download/{lab.name}", "Download the student notebook")]
+        if bundle.exists():
+            links.append(_download(f"../downloads/{bundle.name}", "All labs (zip)"))
+        links.append(_jupyterlab(lab))
+        _stage_page(lab, staging / "labs" / lab.name, _meta(links))
+        _stage_download(lab, staging / "labs" / "download" / lab.name)
+        nav.append({title(lab): f"labs/{lab.name}"})
+    return nav
+
+
+def _meta(parts: list[str]) -> str:
+    return '<p class="nl-meta">' + " · ".join(p for p in parts if p) + "</p>"
+
+
+def _download(href: str, text: str) -> str:
+    return f'<a href="{href}" download>{text}</a>'
+
+
+def _jupyterlab(notebook: Path) -> str:
+    """A link that opens ``notebook`` in ``make lab``'s JupyterLab, which serves the
+    project folder (none for a notebook outside it)."""
+    if not notebook.resolve().is_relative_to(ROOT):
+        return ""
+    path = notebook.resolve().relative_to(ROOT).as_posix()
+    return f'<a href="{JUPYTERLAB}/lab/tree/{path}">Open in JupyterLab</a> (<code>make lab</code>)'
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def _stage_download(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+
+
+def _stage_page(source: Path, target: Path, header: str) -> None:
+    """Write ``source`` to ``target`` with the HTML ``header`` right under its title."""
     nb = nbformat.read(source, as_version=4)
-    at = next(
-        (i + 1 for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "# " in c.source),
-        0,
+    titled = next(
+        (c for c in nb.cells if c.cell_type == "markdown" and _title_line(c.source) is not None),
+        None,
     )
-    nb.cells.insert(at, nbformat.v4.new_markdown_cell(note))
+    if titled is None:
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(header))
+    else:
+        lines = titled.source.splitlines()
+        at = _title_line(titled.source)
+        assert at is not None
+        titled.source = "\n".join([*lines[: at + 1], "", header, "", *lines[at + 1 :]])
+    target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
+
+
+def _title_line(markdown: str) -> int | None:
+    return next((i for i, line in enumerate(markdown.splitlines()) if line.startswith("# ")), None)
 
 
 def title(notebook: Path) -> str:
@@ -338,12 +425,22 @@ def _catalog_site(built: Path, target: Path) -> bool:
     return True
 
 
-def _benchmarks_nav(staging: Path, name: str) -> list[dict[str, str]]:
+def _benchmarks_nav(staging: Path, name: str) -> tuple[list[dict[str, str]], list[str]]:
     """The benchmark report's pages (``docs/benchmarks/``, written by ``benchmarks/``):
-    the folder's index first, then every report under it."""
+    the folder's index first, then every report under it; and the fragments left out of
+    the navigation, files without a title (``tpch-sf1/table.md``, the bare table)."""
     folder, first = staging / name, ("index.md", "README.md")
     pages = sorted(folder.rglob("*.md"), key=lambda p: (p.parent != folder, p.name not in first, p))
-    return [{_markdown_title(p): str(p.relative_to(staging))} for p in pages]
+    nav = [{_heading(p): p.relative_to(staging).as_posix()} for p in pages if _heading(p)]
+    fragments = ["/" + p.relative_to(staging).as_posix() for p in pages if not _heading(p)]
+    return nav, fragments
+
+
+def _heading(page: Path) -> str | None:
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return None
 
 
 def _markdown_title(page: Path) -> str:
@@ -446,11 +543,6 @@ def run_times_page(executed: list[Path]) -> str:
             f"{row['slowest_cell_s']} | {row['code_cells']} | {row['status']} | {row['ran_at']} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def on_post_page(output: str, page: Any, config: Any) -> str:
-    """mkdocs hook: drop the scripts that load code from off the site (see ``SCRIPT``)."""
-    return SCRIPT.sub(lambda m: "" if OFF_SITE.search(m.group(0)) else m.group(0), output)
 
 
 def summary(report: SiteReport) -> str:

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import threading
+import zipfile
 import zlib
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -28,7 +29,7 @@ import nbformat
 import pytest
 from typer.testing import CliRunner
 
-from neuralake import docs_cli, docsite, notebooks
+from neuralake import docs_cli, docsite, docsite_hooks, notebooks
 from neuralake.errors import NeuralakeError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,26 +145,32 @@ def test_every_lesson_page_has_its_plots(site: docsite.SiteReport):
 
 @pytest.mark.stack
 def test_no_internal_link_is_broken(site: docsite.SiteReport):
+    broken = broken_links(docsite.SITE)
+    assert not broken, f"{len(broken)} broken links, e.g. {broken[:5]}"
+
+
+def broken_links(root: Path) -> list[str]:
+    """Every link of every page of the site in ``root`` to a file or an anchor it lacks."""
     broken = []
-    for page in pages():
+    for page in sorted(root.rglob("*.html")):
         for _, _, url in parse(page).links:
             parts = urlsplit(url)
-            if parts.scheme or parts.netloc or url.startswith(("#", "data:")):
+            if parts.scheme or parts.netloc or url.startswith("data:"):
                 continue
-            base = docsite.SITE if parts.path.startswith("/") else page.parent  # 404.html
+            base = root if parts.path.startswith("/") else page.parent  # 404.html
             path = unquote(parts.path).lstrip("/")
             target = (base / path).resolve() if parts.path else page
             if target.is_dir():
                 target = target / "index.html"
             if not target.exists():
-                broken.append(f"{page.relative_to(docsite.SITE)} -> {url}")
+                broken.append(f"{page.relative_to(root)} -> {url}")
             elif (
                 parts.fragment
                 and target.suffix == ".html"
                 and unquote(parts.fragment) not in parse(target).ids
             ):
-                broken.append(f"{page.relative_to(docsite.SITE)} -> {url} (no such anchor)")
-    assert not broken, f"{len(broken)} broken links, e.g. {broken[:5]}"
+                broken.append(f"{page.relative_to(root)} -> {url} (no such anchor)")
+    return broken
 
 
 @pytest.mark.stack
@@ -282,29 +289,242 @@ def test_lesson_page_in_chromium_shows_its_plot_and_asks_nothing_off_site(
     assert not off_site, off_site[:5]
 
 
+@pytest.mark.stack
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+def test_executed_lesson_pages_fit_code_figures_and_anchors_at_1400px(
+    served: str, site: docsite.SiteReport
+):
+    """At 1400 px every code line of up to 100 characters fits, every figure shows at its
+    drawn width (or the page's) with a description, every contents link finds its heading."""
+    paths = [f"lessons/{name}.html" for name in site.lessons]
+    problems = chromium_problems(served, paths)
+    assert not problems, problems[:8]
+
+
+LAYOUT = """() => {
+  const longest = p => Math.max(...p.textContent.split('\\n').map(l => l.length));
+  const code = [...document.querySelectorAll('.jupyter-wrapper .jp-InputArea pre')];
+  const scrolls = code.filter(p => longest(p) <= 100 && p.scrollWidth > p.clientWidth + 1);
+  const toc = [...document.querySelectorAll('.md-sidebar--primary a.md-nav__link[href^="#"]')];
+  const figures = [...document.querySelectorAll('.jupyter-wrapper .jp-OutputArea-output img')];
+  return {
+    code: code.length,
+    scrolls: scrolls.map(p => p.textContent.split('\\n')[0].slice(0, 60)),
+    toc: toc.length,
+    unanchored: toc.map(a => decodeURIComponent(a.hash.slice(1)))
+                   .filter(id => !document.getElementById(id)),
+    figures: figures.map(i => ({
+      shown: i.clientWidth, drawn: i.naturalWidth, alt: i.alt,
+      room: i.closest('.jp-OutputArea-output').clientWidth})),
+  };
+}"""
+DEFAULT_ALT = "No description has been provided for this image"
+
+
+def chromium_problems(served: str, paths: list[str]) -> list[str]:
+    """What is wrong with each page at 1400 x 900 in Chromium: code lines of at most 100
+    characters that scroll sideways, contents links without a heading, figures shrunk
+    below their drawn width or the page's, or without a description."""
+    from playwright.sync_api import sync_playwright
+
+    problems = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        for path in paths:
+            page.goto(f"{served}/{path}", wait_until="load")
+            found = page.evaluate(LAYOUT)
+            problems += [f"{path}: code scrolls: {line!r}" for line in found["scrolls"]]
+            problems += [f"{path}: no heading {anchor!r}" for anchor in found["unanchored"]]
+            for fig in found["figures"]:
+                if fig["shown"] + 2 < min(fig["drawn"], fig["room"]) or fig["room"] < 900:
+                    problems.append(f"{path}: a figure drawn {fig['drawn']} px shows at {fig}")
+                if not fig["alt"] or fig["alt"] == DEFAULT_ALT:
+                    problems.append(f"{path}: a figure has no description")
+        browser.close()
+    return problems
+
+
 # -- built from the lessons' sources, no stack --------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def draft_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``make docs --no-run`` on a fresh clone: an empty build folder, the site built from
-    the lessons' sources (about 15 s)."""
+    """``make labs`` then ``make docs --no-run`` on a fresh clone (about 20 s): the build
+    folder holds one tiny executed copy, of lesson 00's title cell, that ran 75.4 s; every
+    other lesson is published from its source."""
     tmp = tmp_path_factory.mktemp("draft")
     (tmp / "notebooks").mkdir()
-    args = ["build", "--notebooks", tmp / "notebooks", "--labs", tmp / "labs"]
-    done = CliRunner().invoke(
-        docs_cli.app, [*map(str, args), "--out", str(tmp / "site"), "--no-run"]
-    )
+    first = notebooks.lessons()[0]
+    end = "2026-01-02T03:04:05.678901"
+    _executed(first, tmp / "notebooks" / first.name, end_time=end, duration=75.4)
+    from neuralake.labs.cli import app as labs_app
+
+    bundled = CliRunner().invoke(labs_app, ["bundle", "--out", str(tmp / "classroom")])
+    assert bundled.exit_code == 0, bundled.output
+    args = ["build", "--notebooks", tmp / "notebooks", "--out"]  # labs: into build/labs/
+    args += [tmp / "site", "--bundle", tmp / "classroom" / "neuralake-labs.zip", "--no-run"]
+    done = CliRunner().invoke(docs_cli.app, [str(a) for a in args])
     assert done.exit_code == 0, done.output
-    assert f"{len(notebooks.lessons())} lessons (" in done.output
+    assert f"{len(notebooks.lessons())} lessons ({len(notebooks.lessons()) - 1} without" in (
+        done.output
+    )
     return tmp / "site"
 
 
+@pytest.fixture(scope="module")
+def draft_served(draft_site: Path) -> Iterator[str]:
+    handler = functools.partial(_Quiet, directory=str(draft_site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
 def test_a_fresh_clone_builds_with_every_lesson_marked_unexecuted(draft_site: Path):
-    for lesson in notebooks.lessons():
+    first, *others = notebooks.lessons()
+    for lesson in others:
         text = _text(draft_site / "lessons" / f"{lesson.stem}.html")
         assert "Not executed This page shows the lesson without its outputs" in text, lesson
-    assert "| 00_welcome |" not in (draft_site.parent / "docs_src" / "run-times.md").read_text()
+    assert "Not executed" not in _text(draft_site / "lessons" / f"{first.stem}.html")
+    run_times = (draft_site.parent / "docs_src" / "run-times.md").read_text()
+    assert f"| {first.stem} | 75.4 |" in run_times
+    assert not [p for p in others if f"| {p.stem} |" in run_times]
+
+
+def test_a_lesson_page_says_under_its_title_when_it_ran_and_how_long(draft_site: Path):
+    first = notebooks.lessons()[0]
+    text = _text(draft_site / "lessons" / f"{first.stem}.html")
+    title = docsite.title(first)
+    assert f"{title} ¶ Executed 2026-01-02 03:04 UTC in 75 s (papermill)" in text
+
+
+def test_every_lesson_and_lab_page_offers_its_notebook_and_jupyterlab(draft_site: Path):
+    """The download is the lesson without outputs, or the lab's student version; the zip
+    holds every lab; the JupyterLab link names a notebook that is in the project."""
+    from neuralake.labs.build import find_labs
+
+    pages = {f"lessons/{p.stem}.html": p for p in notebooks.lessons()}
+    pages |= {f"labs/{p.stem}.html": p for p in find_labs()}
+    for path, source in pages.items():
+        page = draft_site / path
+        links = [url for tag, _, url in parse(page).links if tag == "a"]
+        download = page.parent / "download" / source.name
+        assert f"download/{source.name}" in links, f"{path}: no download link"
+        cells = nbformat.read(download, as_version=4).cells
+        assert not [c for c in cells if c.cell_type == "code" and c.outputs], path
+        lab = [u for u in links if u.startswith(f"{docsite.JUPYTERLAB}/lab/tree/")]
+        assert len(lab) == 1, f"{path}: {len(lab)} JupyterLab links"
+        opened = ROOT / lab[0].removeprefix(f"{docsite.JUPYTERLAB}/lab/tree/")
+        assert opened.exists(), f"{path}: JupyterLab would open {opened}, which is not there"
+        if path.startswith("labs/"):
+            assert "# YOUR CODE HERE" in download.read_text(), f"{path}: not the student one"
+            assert "../downloads/neuralake-labs.zip" in links, f"{path}: no zip link"
+        else:
+            assert [c.source for c in cells] == [
+                c.source for c in nbformat.read(source, as_version=4).cells
+            ], f"{path}: the download is not the lesson"
+    with zipfile.ZipFile(draft_site / "downloads" / "neuralake-labs.zip") as bundle:
+        names = bundle.namelist()
+    assert len([n for n in names if n.endswith(".ipynb")]) == len(find_labs()), names
+
+
+def test_notebook_styles_are_served_once_not_in_every_page(draft_site: Path):
+    notebook_pages = sorted((draft_site / "lessons").glob("*.html"))
+    notebook_pages += sorted((draft_site / "labs").glob("*.html"))
+    styles = sorted((draft_site / "assets" / "notebook").glob("*.css"))
+    assert sum(p.stat().st_size for p in styles) > 500_000, "the notebook styles are missing"
+    for page in notebook_pages:
+        text = page.read_text(encoding="utf-8")
+        inline = [m for m in re.findall(r"<style[^>]*>(.*?)</style>", text, re.DOTALL)]
+        assert max(map(len, inline), default=0) < 2000, f"{page.name} inlines its styles"
+        assert all(f"../assets/notebook/{css.name}" in text for css in styles), page.name
+        assert page.stat().st_size < 450_000, f"{page.name}: {page.stat().st_size} bytes"
+
+
+def test_api_pages_show_no_raw_sphinx_roles_and_link_what_they_name(draft_site: Path):
+    raw = [
+        f"{page.relative_to(draft_site)}: {role}"
+        for page in draft_site.rglob("*.html")
+        for role in re.findall(
+            r":(?:func|class|meth|mod|data|attr|exc):<code>[^<]*", page.read_text()
+        )
+    ]
+    assert not raw, f"{len(raw)} raw roles, e.g. {raw[:3]}"
+    linked = re.findall(
+        r'<a class="autorefs" href="([^"]+)"><code>',
+        (draft_site / "reference" / "neuralake.labs.checks.html").read_text(),
+    )
+    assert linked, "the roles of neuralake.labs.checks link nowhere"
+    index = (draft_site / "search" / "search_index.json").read_text()
+    assert not re.search(r":(func|class|meth|mod):<code>", index)
+
+
+def test_the_navigation_names_every_page_by_its_title(draft_site: Path):
+    """No entry is a bare file name (the benchmark report's table fragment was 'table')."""
+    nav = re.findall(
+        r'<a href="([^"#]+)" class="md-nav__link">\s*<span class="md-ellipsis">\s*([^<]+?)\s*<',
+        (draft_site / "index.html").read_text(),
+    )
+    assert len(nav) > 20, nav
+    pages = [(href, name) for href, name in nav if not href.startswith("reference/")]
+    bare = [(href, name) for href, name in pages if name == Path(href).stem]
+    assert not bare, bare
+
+
+def test_a_fresh_build_has_no_broken_link(draft_site: Path):
+    broken = broken_links(draft_site)
+    assert not broken, f"{len(broken)} broken links, e.g. {broken[:5]}"
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+def test_lesson_and_lab_pages_in_chromium_fit_their_code_and_find_their_headings(
+    draft_served: str,
+):
+    """Every lesson and lab page at 1400 px: no code line of 100 characters or fewer
+    scrolls sideways, every link of the page's contents finds its heading."""
+    from neuralake.labs.build import find_labs
+
+    paths = [f"lessons/{p.stem}.html" for p in notebooks.lessons()]
+    paths += [f"labs/{p.stem}.html" for p in find_labs()]
+    assert not chromium_problems(draft_served, paths)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+def test_dark_mode_and_previous_next_links_work_offline(draft_served: str):
+    from playwright.sync_api import sync_playwright
+
+    lesson = notebooks.lessons()[1].stem
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        requested: list[str] = []
+        page.on("request", lambda r: requested.append(r.url))
+        page.goto(f"{draft_served}/lessons/{lesson}.html", wait_until="networkidle")
+        scheme = "document.body.getAttribute('data-md-color-scheme')"
+        assert page.evaluate(scheme) == "default"
+        page.locator("label.md-header__button[for^='__palette']:visible").first.click()
+        assert page.evaluate(scheme) == "slate"
+        text = page.evaluate(
+            "getComputedStyle(document.querySelector('.jupyter-wrapper .jp-RenderedMarkdown"
+            " p')).color"
+        )
+        footer = page.locator("a.md-footer__link").all()
+        hrefs = [link.get_attribute("href") for link in footer]
+        page.locator("a.md-footer__link--next").click()
+        page.wait_for_load_state("load")
+        landed = page.url
+        browser.close()
+    assert _lightness(text) > 0.6, f"dark mode keeps dark text in notebooks: {text}"
+    assert len(hrefs) == 2, hrefs  # previous and next
+    assert landed.endswith(f"lessons/{notebooks.lessons()[2].stem}.html"), landed
+    assert all(u.startswith(draft_served) for u in requested), requested[:5]
+
+
+def _lightness(css_color: str) -> float:
+    """0 (black) to 1 (white), from ``rgb(...)``/``rgba(...)``."""
+    r, g, b = (int(x) for x in re.findall(r"[\d.]+", css_color)[:3])
+    return (max(r, g, b) + min(r, g, b)) / 2 / 255
 
 
 def _executed(source: Path, target: Path, **papermill: object) -> None:
@@ -394,7 +614,7 @@ def test_hook_drops_off_site_scripts_and_keeps_the_site_s_own():
         '<script type="module">import("https://cdnjs.cloudflare.com/x.mjs")</script>'
         "<script>var local = 1;</script>"
     )
-    kept = docsite.on_post_page(page, page=None, config=None)
+    kept = docsite_hooks.on_post_page(page, page=None, config=None)
     assert (
         kept
         == '<script src="assets/javascripts/bundle.js"></script><script>var local = 1;</script>'
