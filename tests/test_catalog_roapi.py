@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
-import time
 import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import polars as pl
 import pytest
-import requests
 
 import neuralake
 from neuralake import delta
@@ -30,6 +28,7 @@ from neuralake.catalog.roapi import (
     served_names,
     write_roapi,
 )
+from neuralake.stack import processes
 from neuralake.stack.processes import free_port
 
 ROAPI = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "roapi"
@@ -55,58 +54,46 @@ def _roapi(export: dict, settings: neuralake.Settings, tmp: Path) -> Iterator[st
         postgres=f"127.0.0.1:{free_port()}",
         flight_sql=f"127.0.0.1:{free_port()}",
     )
-    log = (tmp / "roapi.log").open("w")
-    process = subprocess.Popen(
+    with processes.serving(
         [str(ROAPI), "-c", str(config)],
+        name="roapi",
+        check=lambda: httpx.get(f"http://{http}/api/schema", timeout=1).raise_for_status(),
+        log_file=tmp / "roapi.log",
+        pid_file=tmp / "roapi.pid",
         env={**os.environ, **settings.roapi_env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (tmp / "roapi.log").read_text()
-            try:
-                if requests.get(f"http://{http}/api/schema", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "ROAPI did not answer within 30 s"
-            time.sleep(0.2)
+        timeout=30,
+        cwd=tmp,
+    ):
         yield http
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
 
 
 def _check_answers(http: str, export: dict, settings: neuralake.Settings) -> None:
     db = ModuleDatabase(neuro)
     # Every served table is there, with the catalog's columns.
-    schema = requests.get(f"http://{http}/api/schema", timeout=10).json()
+    schema = httpx.get(f"http://{http}/api/schema", timeout=10).json()
     served = [t["name"] for t in export["tables"] if t["roapi"]["served"]]
     assert sorted(schema) == sorted(served)
 
     # The SQL snippet of the sessions page returns the rows the catalog returns.
     sessions = next(t for t in export["tables"] if t["name"] == "sessions")
-    answer = requests.post(f"http://{http}/api/sql", data=sessions["snippets"]["sql"], timeout=30)
-    assert answer.ok, answer.text
+    answer = httpx.post(f"http://{http}/api/sql", content=sessions["snippets"]["sql"], timeout=30)
+    assert answer.is_success, answer.text
     expected = db.table("sessions", filters=neuro.sessions.docs_filters, settings=settings)
     got_ids = sorted(row["session_id"] for row in answer.json())
     assert got_ids == sorted(expected.collect()["session_id"].to_list())
     assert got_ids  # the docs filter promises rows
 
     # REST with a quoted string filter, and a partitioned table over SQL.
-    rest = requests.get(
+    rest = httpx.get(
         f"http://{http}/api/tables/sessions",
         params={"columns": "session_id,task", "filter[task]": "'webgrid'"},
         timeout=10,
     )
-    assert rest.ok, rest.text
+    assert rest.is_success, rest.text
     assert {r["task"] for r in rest.json()} == {"webgrid"}
-    spikes = requests.post(
+    spikes = httpx.post(
         f"http://{http}/api/sql",
-        data="SELECT session_id, count(voltage_uv) AS n FROM neural_signals "
+        content="SELECT session_id, count(voltage_uv) AS n FROM neural_signals "
         "WHERE session_id = 2 AND spike = true GROUP BY session_id",
         timeout=30,
     ).json()
@@ -120,8 +107,8 @@ def _check_answers(http: str, export: dict, settings: neuralake.Settings) -> Non
     assert spikes == [{"session_id": 2, "n": catalog_spikes}]
 
     # The materialized view is served like any Delta table.
-    view = requests.post(
-        f"http://{http}/api/sql", data="SELECT count(std_uv) AS n FROM channel_stats", timeout=30
+    view = httpx.post(
+        f"http://{http}/api/sql", content="SELECT count(std_uv) AS n FROM channel_stats", timeout=30
     ).json()
     assert view == [{"n": 4 * 256}]
 
@@ -174,8 +161,8 @@ def test_roapi_serves_hive_partition_columns(tmp_path: Path) -> None:
     for http in _roapi(export, settings, tmp_path):
         for entry in export["tables"]:
             snippet = entry["snippets"]["sql"]
-            answer = requests.post(f"http://{http}/api/sql", data=snippet, timeout=30)
-            assert answer.ok, answer.text
+            answer = httpx.post(f"http://{http}/api/sql", content=snippet, timeout=30)
+            assert answer.is_success, answer.text
             assert sorted((r["channel"], r["x"]) for r in answer.json()) == [(2, 30), (9, 40)]
 
 

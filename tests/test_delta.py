@@ -253,3 +253,22 @@ def test_request_log_counts_only_the_files_a_filtered_scan_opens(stack_settings,
     assert read["data bytes read"] <= sizes.filter(pl.col("min") == 10)["bytes"].item() * 2
     assert everything["data files opened"] == 3
     assert (log.frame()["status"] < 400).all()  # every forwarded request succeeded
+
+
+@pytest.mark.stack
+def test_request_log_forwards_signed_writes_and_conditional_puts(stack_settings, stack_uri):
+    """Commits go through too: signed PUTs, the conditional commit puts among them, land."""
+    options = stack_settings.storage_options
+    with delta.RequestLog(options) as log:
+        for n in range(2):  # the second commit's If-None-Match put must not overwrite the first
+            write_deltalake(
+                stack_uri,
+                pl.DataFrame({"n": [n]}).to_arrow(),
+                mode="append",
+                storage_options=log.storage_options,
+            )
+        puts = log.frame().filter(pl.col("method") == "PUT")
+    assert DeltaTable(stack_uri, storage_options=options).version() == 1
+    assert pl.read_delta(stack_uri, storage_options=options)["n"].sort().to_list() == [0, 1]
+    assert puts.filter(pl.col("key").str.contains("/_delta_log/")).height >= 2
+    assert (puts["status"] < 400).all()

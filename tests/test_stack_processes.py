@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pyarrow as pa
 import pytest
 
 import neuralake
@@ -237,3 +238,21 @@ def test_serving_stops_a_process_that_never_got_healthy(tmp_path: Path):
 
 def _raise(err: Exception) -> None:
     raise err
+
+
+def test_the_roapi_health_check_asks_the_server(tmp_path: Path):
+    """A private ROAPI on a local table answers the check; a port nobody serves does not."""
+    from dataclasses import replace
+
+    from deltalake import write_deltalake
+
+    from neuralake.api.server import delta_entry, roapi
+    from neuralake.stack import health
+
+    s = neuralake.settings("local")
+    uri = (tmp_path / "numbers").as_uri()
+    write_deltalake(uri, pa.table({"n": [1, 2, 3]}))
+    with roapi([delta_entry("numbers", uri)], s, tmp_path / "roapi") as listeners:
+        health.check_roapi(replace(s, roapi_http=listeners.http))
+    with pytest.raises(httpx.ConnectError):
+        health.check_roapi(replace(s, roapi_http=f"127.0.0.1:{processes.free_port()}"))

@@ -7,8 +7,8 @@ that Polars reads without parsing, where JSON would turn every value into text f
 
 The real API is one POST::
 
-    requests.post("http://127.0.0.1:8084/api/sql", data="SELECT ...",
-                  headers={"Accept": "application/vnd.apache.arrow.stream"})
+    httpx.post("http://127.0.0.1:8084/api/sql", content="SELECT ...",
+               headers={"Accept": "application/vnd.apache.arrow.stream"})
 
 :class:`RoapiClient` wraps it with a kept-alive connection (a new TCP connection per
 query costs more than a point query itself) and turns ROAPI's JSON errors into
@@ -20,8 +20,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import polars as pl
-import requests
 
 import neuralake
 from neuralake.errors import NeuralakeError, StackError
@@ -35,6 +35,11 @@ _PANIC_HINTS = {
     "StructArray": "count(*) of a partitioned Delta table panics in ROAPI 0.12.7: "
     "count a data column instead, e.g. count(voltage_uv)",
 }
+
+
+#: Nothing answered, or the connection broke before an answer (what ``requests`` called a
+#: ConnectionError); a read timeout is not among them: the server is there, only slow.
+_UNREACHABLE = (httpx.NetworkError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
 
 
 class QueryError(NeuralakeError, ValueError):
@@ -53,11 +58,11 @@ class RoapiClient:
         address = http or (settings or neuralake.settings()).roapi_http
         self.base = address if address.startswith("http") else f"http://{address}"
         self.timeout = timeout
-        self.session = requests.Session()
+        self.session = httpx.Client()  # one kept-alive connection for every query
 
     def sql(self, query: str) -> pl.DataFrame:
         """Run SQL (DataFusion's dialect) and return the result."""
-        return self._arrow("POST", "/api/sql", data=query.encode())
+        return self._arrow("POST", "/api/sql", content=query.encode())
 
     def rest(
         self,
@@ -85,7 +90,7 @@ class RoapiClient:
 
     def graphql(self, query: str) -> pl.DataFrame:
         """``POST /api/graphql``, e.g. ``{t(filter: {channel: 3}, limit: 5) {channel}}``."""
-        return self._arrow("POST", "/api/graphql", data=query.encode())
+        return self._arrow("POST", "/api/graphql", content=query.encode())
 
     def tables(self) -> dict[str, list[str]]:
         """Every served table and its column names (``GET /api/schema``)."""
@@ -107,11 +112,11 @@ class RoapiClient:
             return pl.DataFrame()
         return pl.read_ipc_stream(response.content)
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         url = self.base + path
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.ConnectionError as err:
+        except _UNREACHABLE as err:
             raise StackError(
                 f"ROAPI is not answering at {self.base}: start it with `neuralake api serve` "
                 "(or `make up` once a catalog wrote its config)"
@@ -121,12 +126,12 @@ class RoapiClient:
         return response
 
 
-def _error_line(response: requests.Response) -> str:
+def _error_line(response: httpx.Response) -> str:
     """ROAPI's error as one line: kind, first line of the message, and a hint if known."""
     try:
         body = response.json()
         kind, message = body.get("error", "error"), str(body.get("message", ""))
-    except (json.JSONDecodeError, requests.JSONDecodeError):
+    except json.JSONDecodeError:
         kind, message = f"HTTP {response.status_code}", response.text
     message = " ".join(message.split())
     for marker, hint in _PANIC_HINTS.items():

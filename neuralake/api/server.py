@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
+import httpx
 
 from neuralake.catalog.roapi import RELOAD_INTERVAL_S, delta_table_entry
 from neuralake.settings import Settings
@@ -104,7 +104,7 @@ def _serving(
     return processes.serving(
         command,
         name=name,
-        check=lambda: requests.get(ready, timeout=1).raise_for_status(),
+        check=lambda: httpx.get(ready, timeout=1).raise_for_status(),
         log_file=folder / f"{name}.log",
         pid_file=folder / f"{name}.pid",
         env={**os.environ, "NO_COLOR": "1", **env},  # plain log lines to quote

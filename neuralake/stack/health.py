@@ -6,7 +6,6 @@ port is open. Each check raises on failure and makes the service ready to use
 from __future__ import annotations
 
 import logging
-import urllib.request
 from urllib.parse import urlparse
 
 from neuralake.settings import Settings
@@ -74,6 +73,8 @@ def check_postgres(s: Settings) -> None:
 
 def check_roapi(s: Settings) -> None:
     """ROAPI lists the schemas of the tables it serves."""
-    with urllib.request.urlopen(f"http://{s.roapi_http}/api/schema", timeout=3) as response:
-        if response.status != 200:
-            raise RuntimeError(f"ROAPI answered HTTP {response.status}")
+    import httpx
+
+    response = httpx.get(f"http://{s.roapi_http}/api/schema", timeout=3)
+    if response.status_code != 200:
+        raise RuntimeError(f"ROAPI answered HTTP {response.status_code}")
