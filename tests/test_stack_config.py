@@ -75,7 +75,7 @@ def test_images_match_the_native_versions():
 
 def test_ports_are_published_on_loopback_only():
     for name in COMPOSE["services"]:
-        for mapping in service(name)["ports"]:
+        for mapping in service(name).get("ports", []):  # host-networked Spark publishes none
             assert mapping.startswith("127.0.0.1:"), f"{name} publishes {mapping} beyond loopback"
 
 
@@ -185,3 +185,70 @@ def test_ci_runs_make_test_and_nothing_else():
     commands = [line for line in lines if not line.startswith(("#", "set ", "cd "))]
     assert commands == ["make test"]
     assert re.search(r"^test:.*\bsetup\b.*\blint\b", (ROOT / "Makefile").read_text(), re.M)
+
+
+# --- Spark: the compose cluster is the native `neuralake spark cluster up` -------------
+
+SPARK_SERVICES = {"spark-master": "master", "spark-worker": "worker"}
+
+
+def native_spark_commands() -> dict[str, list[str]]:
+    """What `neuralake spark cluster up` runs at its defaults, without the local paths."""
+    from neuralake.spark import cluster
+
+    c = cluster.Cluster(state_dir=Path("/state"))
+    commands = {"master": cluster.master_command(c), "worker": cluster.worker_command(c, 1)}
+    return {name: _without_work_dir(cmd[1:]) for name, cmd in commands.items()}
+
+
+def _without_work_dir(args: list[str]) -> list[str]:
+    """The worker's scratch folder is a path of its own in each mode."""
+    if "--work-dir" not in args:
+        return args
+    at = args.index("--work-dir")
+    return args[:at] + args[at + 2 :]
+
+
+def test_spark_image_is_the_spark_of_the_pyspark_wheel_on_java_17():
+    for name in SPARK_SERVICES:
+        image = service(name)["image"]
+        assert image == f"apache/spark:{pyspark.__version__}-scala2.13-java17-python3-ubuntu"
+        assert service(name)["profiles"] == ["spark"]  # started only when asked for
+
+
+def test_spark_services_run_the_native_cluster_commands():
+    native = native_spark_commands()
+    for name, role in SPARK_SERVICES.items():
+        command = service(name)["command"]
+        assert command[0] == "/opt/spark/bin/spark-class"
+        assert _without_work_dir(command[1:]) == native[role], name
+
+
+def test_spark_services_bind_loopback_with_the_native_daemon_settings():
+    from neuralake.spark import cluster
+
+    for name in SPARK_SERVICES:
+        assert service(name)["network_mode"] == "host", f"{name}: executors must reach the driver"
+        env = service(name)["environment"]
+        assert env["SPARK_LOCAL_IP"] == cluster.HOST == "127.0.0.1"
+        assert {k: v for k, v in env.items() if k in cluster.DAEMON_ENV} == {
+            k: v for k, v in cluster.DAEMON_ENV.items() if k in env
+        }
+    assert service("spark-master")["environment"]["SPARK_MASTER_OPTS"]
+    assert service("spark-worker")["environment"]["SPARK_WORKER_OPTS"]
+    command = service("spark-master")["command"]
+    assert command[command.index("--host") + 1] == "127.0.0.1"
+
+
+def test_spark_ports_avoid_the_stack():
+    from neuralake.spark import cluster
+
+    c = cluster.Cluster(state_dir=Path("/state"))
+    spark_ports = {c.master_port, c.master_ui_port, c.worker_ui_port}
+    stack_ports = {p for name in COMPOSE["services"] for p in _published(name)}
+    assert spark_ports.isdisjoint(stack_ports), spark_ports & stack_ports
+    assert 8080 not in spark_ports  # Spark's usual UI port, often held by other software
+
+
+def _published(name: str) -> set[int]:
+    return {int(p.split(":")[1]) for p in service(name).get("ports", [])}

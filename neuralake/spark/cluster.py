@@ -40,7 +40,20 @@ from neuralake.spark.session import CLUSTER_DEFAULTS, check_java
 from neuralake.stack import processes
 
 HOST = "127.0.0.1"
-DAEMON_MEMORY = "512m"  # heap of the master and worker daemons (Spark's default is 1g)
+
+# The daemons' environment (docker-compose.yml's Spark services set the same).
+DAEMON_ENV = {
+    "SPARK_LOCAL_IP": HOST,  # the web UIs bind to it (else 0.0.0.0)
+    "SPARK_DAEMON_MEMORY": "512m",  # heap of the master and worker daemons (Spark's: 1g)
+    # No REST submission server (port 6066, unauthenticated): drivers connect on 7077.
+    "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false",
+    # Each application's folder holds the jars its driver shipped (700 MB, most of it the
+    # AWS SDK): a worker deletes the folders of finished applications after 10 minutes.
+    "SPARK_WORKER_OPTS": (
+        "-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.interval=300 "
+        "-Dspark.worker.cleanup.appDataTtl=600"
+    ),
+}
 
 # Settings and the variables that change them; the defaults suit a 2-core, 24 GiB machine.
 ENV_VARS = {
@@ -139,11 +152,11 @@ def up(c: Cluster, *, echo: Callable[[str], None] = print) -> dict:
     check_java()  # one line naming the fix, before any daemon starts
     started: list[str] = []  # what this call started: stopped again if a later step fails
     try:
-        if _start(c, "master", _master_command(c), [c.master_port, c.master_ui_port], echo):
+        if _start(c, "master", master_command(c), [c.master_port, c.master_ui_port], echo):
             started.append("master")
         for index in range(1, c.workers + 1):
             name = f"worker-{index}"
-            if _start(c, name, _worker_command(c, index), [_worker_ui_port(c, index)], echo):
+            if _start(c, name, worker_command(c, index), [_worker_ui_port(c, index)], echo):
                 started.append(name)
         _wait_alive(c, c.workers)
     except BaseException:
@@ -281,7 +294,7 @@ def spark_home() -> Path:
 # --- starting and waiting -------------------------------------------------------------
 
 
-def _master_command(c: Cluster) -> list[str]:
+def master_command(c: Cluster) -> list[str]:
     return [
         str(spark_home() / "bin" / "spark-class"),
         "org.apache.spark.deploy.master.Master",
@@ -289,7 +302,7 @@ def _master_command(c: Cluster) -> list[str]:
     ]
 
 
-def _worker_command(c: Cluster, index: int) -> list[str]:
+def worker_command(c: Cluster, index: int) -> list[str]:
     return [
         str(spark_home() / "bin" / "spark-class"),
         "org.apache.spark.deploy.worker.Worker",
@@ -320,20 +333,7 @@ def _start(
                 f"port {port} needed by the Spark {name} is held by "
                 f"{processes.port_holder(port)}: stop that process, or set {var} to a free port"
             )
-    env = {
-        **os.environ,
-        "SPARK_HOME": str(spark_home()),
-        "SPARK_LOCAL_IP": HOST,  # the web UIs bind to it (else 0.0.0.0)
-        "SPARK_DAEMON_MEMORY": DAEMON_MEMORY,
-        # No REST submission server (port 6066, unauthenticated): drivers connect on 7077.
-        "SPARK_MASTER_OPTS": "-Dspark.master.rest.enabled=false",
-        # Each application's folder holds the jars its driver shipped (700 MB, most of it
-        # the AWS SDK): delete the folders of finished applications after 10 minutes.
-        "SPARK_WORKER_OPTS": (
-            "-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.interval=300 "
-            "-Dspark.worker.cleanup.appDataTtl=600"
-        ),
-    }
+    env = {**os.environ, "SPARK_HOME": str(spark_home()), **DAEMON_ENV}
     cwd = c.home
     if name.startswith("worker"):
         folder = c.worker_dir(int(name.split("-")[1]))
