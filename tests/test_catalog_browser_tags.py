@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import neuralake
-from neuralake.catalog import Catalog, DeltaTable, ModuleDatabase
+from neuralake.catalog import Catalog, DeltalakeTable, ModuleDatabase
 from neuralake.catalog.export import export_catalog
 from neuralake.catalog.site import build_site
 
@@ -27,8 +27,8 @@ def test_a_tag_with_spaces_selects_its_tables(tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     module = types.ModuleType("tagged")
-    module.visits = DeltaTable("visits", tags=["clinical data", "raw"])
-    module.devices = DeltaTable("devices", tags=["clinical", "data"])  # the same words, apart
+    module.visits = DeltalakeTable("visits", tags=["clinical data", "raw"])
+    module.devices = DeltalakeTable("devices", tags=["clinical", "data"])  # the same words, apart
     module.__all__ = ["visits", "devices"]
     settings = dataclasses.replace(neuralake.settings("local"), warehouse_uri=tmp_path.as_uri())
     data = export_catalog(Catalog({"tagged": ModuleDatabase(module)}), "tagged", settings)

@@ -15,7 +15,7 @@ import pytest
 
 import neuralake
 from neuralake import delta
-from neuralake.catalog import Catalog, DeltaTable, Filter, ModuleDatabase, ParquetTable
+from neuralake.catalog import Catalog, DeltalakeTable, Filter, ModuleDatabase, ParquetTable
 from neuralake.catalog.errors import CatalogError
 from neuralake.catalog.examples import neuro
 from neuralake.catalog.examples.seed import seed
@@ -178,10 +178,12 @@ def test_clashing_names_are_served_as_database_table() -> None:
     schema = {"x": pl.Int64}
     catalog = Catalog(
         {
-            "lab": ModuleDatabase(_module("lab", DeltaTable("signals", schema=schema))),
+            "lab": ModuleDatabase(_module("lab", DeltalakeTable("signals", schema=schema))),
             "prod": ModuleDatabase(
                 _module(
-                    "prod", DeltaTable("signals", schema=schema), DeltaTable("only", schema=schema)
+                    "prod",
+                    DeltalakeTable("signals", schema=schema),
+                    DeltalakeTable("only", schema=schema),
                 )
             ),
         }
@@ -204,12 +206,15 @@ def test_snippets_query_the_served_name_when_names_clash() -> None:
         {
             "lab": ModuleDatabase(
                 _module(
-                    "lab", DeltaTable("signals", schema=schema, docs_filters=[Filter("x", ">", 1)])
+                    "lab",
+                    DeltalakeTable("signals", schema=schema, docs_filters=[Filter("x", ">", 1)]),
                 )
             ),
             "prod": ModuleDatabase(
                 _module(
-                    "prod", DeltaTable("signals", schema=schema), DeltaTable("only", schema=schema)
+                    "prod",
+                    DeltalakeTable("signals", schema=schema),
+                    DeltalakeTable("only", schema=schema),
                 )
             ),
         }
@@ -226,7 +231,7 @@ def test_snippets_query_the_served_name_when_names_clash() -> None:
 
 
 def test_memory_mode_is_set_per_table_and_refused_for_partitioned_tables() -> None:
-    small = DeltaTable("small", schema={"x": pl.Int64}, roapi_memory_table=True)
+    small = DeltalakeTable("small", schema={"x": pl.Int64}, roapi_memory_table=True)
     export = export_catalog(
         Catalog({"db": ModuleDatabase(_module("db", small))}),
         "m",
@@ -237,7 +242,7 @@ def test_memory_mode_is_set_per_table_and_refused_for_partitioned_tables() -> No
     assert entry["option"]["use_memory_table"] is True
     assert entry["reload_interval"] == {"secs": MEMORY_RELOAD_INTERVAL_S, "nanos": 0}
     assert entry["batch_size"] == MEMORY_BATCH_ROWS  # few large batches: less work per query
-    wide = DeltaTable(
+    wide = DeltalakeTable(
         "wide",
         schema={"x": pl.Int64, "d": pl.Date},
         partition_columns=["d"],

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 import neuralake
-from neuralake.catalog import Catalog, DeltaTable, Filter, ModuleDatabase, ParquetTable, table
+from neuralake.catalog import Catalog, DeltalakeTable, Filter, ModuleDatabase, ParquetTable, table
 from neuralake.catalog.examples import neuro
 from neuralake.catalog.export import FORMAT, export_catalog
 from neuralake.catalog.roapi import roapi_config, roapi_yaml
@@ -78,7 +78,7 @@ def test_export_reads_freshness_from_the_delta_log(tmp_path: Path, settings) -> 
     pl.DataFrame({"a": [1]}).write_delta(str(tmp_path / "t"))
     pl.DataFrame({"a": [2]}).write_delta(str(tmp_path / "t"), mode="append")
     module = types.ModuleType("fresh")
-    module.t = DeltaTable("t", uri=str(tmp_path / "t"))
+    module.t = DeltalakeTable("t", uri=str(tmp_path / "t"))
     module.__all__ = ["t"]  # declared here, in the test: listed to belong to "fresh"
     data = export_catalog(Catalog({"fresh": ModuleDatabase(module)}), "fresh", settings)
     entry = data["tables"][0]
@@ -261,7 +261,7 @@ def test_or_groups_and_hive_partitions_work_in_every_snippet(tmp_path: Path, set
 
 def test_tags_with_spaces_and_unicode_survive_the_site(tmp_path: Path, settings) -> None:
     module = types.ModuleType("tagged")
-    module.t = DeltaTable("t", tags=["clinical data", "µ-volts"], description="Voltage in µV.")
+    module.t = DeltalakeTable("t", tags=["clinical data", "µ-volts"], description="Voltage in µV.")
     module.__all__ = ["t"]
     build_site(
         export_catalog(Catalog({"tagged": ModuleDatabase(module)}), "tagged", settings), tmp_path

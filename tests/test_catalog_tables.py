@@ -18,7 +18,7 @@ from neuralake.catalog import (
     Catalog,
     CatalogError,
     CsvTable,
-    DeltaTable,
+    DeltalakeTable,
     Filter,
     Freshness,
     ModuleDatabase,
@@ -138,7 +138,7 @@ def test_unbuilt_view_says_how_to_build_it(tmp_path: Path) -> None:
 
 
 def test_delta_schema_is_read_from_the_log_when_not_declared(local) -> None:
-    bare = DeltaTable("bare", uri="catalog/sessions")
+    bare = DeltalakeTable("bare", uri="catalog/sessions")
     columns = bare.columns(local)
     assert [c.name for c in columns][:3] == ["session_id", "patient_id", "device_id"]
     version = bare.latest_version(local)
@@ -205,7 +205,7 @@ def test_warehouse_relative_uris_follow_the_profile(local) -> None:
     stack = neuralake.settings("stack")
     assert neuro.sessions.location(local) == local.warehouse_uri + "/catalog/sessions"
     assert neuro.sessions.location(stack) == "s3://neuralake/warehouse/catalog/sessions"
-    assert DeltaTable("x", uri="s3://other/x").location(local) == "s3://other/x"
+    assert DeltalakeTable("x", uri="s3://other/x").location(local) == "s3://other/x"
 
 
 def test_schema_accepts_pyarrow_polars_and_mappings() -> None:
@@ -215,46 +215,49 @@ def test_schema_accepts_pyarrow_polars_and_mappings() -> None:
             pa.field("day", pa.date32()),
         ]
     )
-    from_arrow = DeltaTable("a", schema=arrow).declared_columns()
+    from_arrow = DeltalakeTable("a", schema=arrow).declared_columns()
     assert [(c.name, c.dtype, c.description) for c in from_arrow] == [
         ("id", pl.Int32, "The key."),
         ("day", pl.Date, ""),
     ]
-    from_polars = DeltaTable("b", schema=pl.Schema({"id": pl.Int32, "day": pl.Date}))
+    from_polars = DeltalakeTable("b", schema=pl.Schema({"id": pl.Int32, "day": pl.Date}))
     assert [(c.name, c.dtype) for c in from_polars.declared_columns()] == [
         ("id", pl.Int32),
         ("day", pl.Date),
     ]
     with pytest.raises(CatalogError, match=r"pass a pyarrow\.Schema, a pl\.Schema or a dict"):
-        DeltaTable("c", schema=["id"])
+        DeltalakeTable("c", schema=["id"])
 
 
 @pytest.mark.parametrize("name", ["a%s", "a b", "1x"])
 def test_column_and_relation_names_are_identifiers(name: str) -> None:
     with pytest.raises(CatalogError, match="is not an identifier"):
-        DeltaTable("t", schema={name: pl.Int64})
+        DeltalakeTable("t", schema={name: pl.Int64})
     with pytest.raises(CatalogError, match="is not an identifier"):
         PostgresTable("p", relation=f"public.{name}", schema={"id": pl.Int64})
 
 
 def test_docs_filters_are_checked_against_the_schema_when_declared() -> None:
     with pytest.raises(CatalogError, match="has no column dya"):
-        DeltaTable("t", schema={"day": pl.Date}, docs_filters=[Filter("dya", "=", 1)])
+        DeltalakeTable("t", schema={"day": pl.Date}, docs_filters=[Filter("dya", "=", 1)])
     with pytest.raises(CatalogError, match="is not an ISO Date"):
-        DeltaTable("t", schema={"day": pl.Date}, docs_filters=[Filter("day", "=", "1/2/26")])
+        DeltalakeTable("t", schema={"day": pl.Date}, docs_filters=[Filter("day", "=", "1/2/26")])
     either = [[Filter("day", "=", "2026-01-01")], [Filter("day", ">", "2026-02-01")]]
     assert (
-        len(DeltaTable("t", schema={"day": pl.Date}, docs_filters=either).docs_filter_groups) == 2
+        len(DeltalakeTable("t", schema={"day": pl.Date}, docs_filters=either).docs_filter_groups)
+        == 2
     )
 
 
 def test_a_date_filter_written_as_text_reads_a_date_column(tmp_path: Path, local) -> None:
     frame = pl.DataFrame({"day": [date(2026, 1, 1), date(2026, 1, 2)], "x": [1, 2]})
     frame.write_delta(str(tmp_path / "days"))
-    days = DeltaTable("days", uri=str(tmp_path / "days"), schema={"day": pl.Date, "x": pl.Int64})
+    days = DeltalakeTable(
+        "days", uri=str(tmp_path / "days"), schema={"day": pl.Date, "x": pl.Int64}
+    )
     got = days.scan(filters=[Filter("day", "=", "2026-01-02")], settings=local).collect()
     assert got["x"].to_list() == [2]
-    undeclared = DeltaTable("days", uri=str(tmp_path / "days"))  # types from the Delta log
+    undeclared = DeltalakeTable("days", uri=str(tmp_path / "days"))  # types from the Delta log
     got = undeclared.scan(filters=[Filter("day", "<", "2026-01-02")], settings=local).collect()
     assert got["x"].to_list() == [1]
     generator = (Filter("x", ">", n) for n in [0])
@@ -289,13 +292,13 @@ def _module_db(name: str, *tables) -> ModuleDatabase:
 
 def test_a_module_database_keeps_only_its_own_tables(tmp_path: Path) -> None:
     (tmp_path / "first_db.py").write_text(
-        "from neuralake.catalog import DeltaTable\nshared = DeltaTable('shared')\n",
+        "from neuralake.catalog import DeltalakeTable\nshared = DeltalakeTable('shared')\n",
         encoding="utf-8",
     )
     (tmp_path / "second_db.py").write_text(
-        "from neuralake.catalog import DeltaTable\n"
+        "from neuralake.catalog import DeltalakeTable\n"
         "from neuralake_catalog_files.first_db import shared\n"
-        "own = DeltaTable('own')\n",
+        "own = DeltalakeTable('own')\n",
         encoding="utf-8",
     )
     (tmp_path / "third_db.py").write_text(
@@ -316,7 +319,8 @@ def test_a_catalog_file_named_like_a_stdlib_module_leaves_it_alone(tmp_path: Pat
     import site
 
     (tmp_path / "site.py").write_text(
-        "from neuralake.catalog import DeltaTable\nweb = DeltaTable('web')\n", encoding="utf-8"
+        "from neuralake.catalog import DeltalakeTable\nweb = DeltalakeTable('web')\n",
+        encoding="utf-8",
     )
     catalog = load_catalog(str(tmp_path / "site.py"))
     assert sys.modules["site"] is site
@@ -327,3 +331,18 @@ def test_a_catalog_file_named_like_a_stdlib_module_leaves_it_alone(tmp_path: Pat
 def test_database_names_are_identifiers(name: str) -> None:
     with pytest.raises(CatalogError, match=r"database name .* is not an identifier"):
         Catalog({name: ModuleDatabase(neuro)})
+
+
+def test_the_old_name_deltatable_still_works_and_warns():
+    import neuralake.catalog
+    import neuralake.catalog.tables
+
+    with pytest.warns(DeprecationWarning, match="DeltalakeTable") as caught:
+        from neuralake.catalog import DeltaTable
+    assert DeltaTable is DeltalakeTable
+    assert caught[0].filename == __file__  # points at the line that used the old name
+    with pytest.warns(DeprecationWarning):
+        assert neuralake.catalog.tables.DeltaTable is DeltalakeTable
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchTable'"):
+        neuralake.catalog.NoSuchTable  # noqa: B018
+    assert "DeltaTable" not in neuralake.catalog.__all__

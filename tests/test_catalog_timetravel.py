@@ -15,7 +15,7 @@ import neuralake
 from neuralake.catalog import (
     Catalog,
     CatalogError,
-    DeltaTable,
+    DeltalakeTable,
     Filter,
     ModuleDatabase,
     ParquetTable,
@@ -30,9 +30,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> neuralake.Settings:
 
 
 @pytest.fixture(scope="module")
-def versions(settings) -> tuple[DeltaTable, list[datetime]]:
+def versions(settings) -> tuple[DeltalakeTable, list[datetime]]:
     """A table with three versions (1, 2, then 3 rows) and a time after each commit."""
-    signals = DeltaTable("tt_signals", schema={"id": pl.Int64, "day": pl.Date})
+    signals = DeltalakeTable("tt_signals", schema={"id": pl.Int64, "day": pl.Date})
     uri = signals.location(settings)
     after = []
     for n in (1, 2, 3):

@@ -3,9 +3,9 @@
 Declare a table (a module is a database, each declaration a table)::
 
     import polars as pl
-    from neuralake.catalog import Column, DeltaTable, Filter
+    from neuralake.catalog import Column, DeltalakeTable, Filter
 
-    sessions = DeltaTable(
+    sessions = DeltalakeTable(
         "sessions",
         description="One row per recording session.",
         schema={"session_id": Column(pl.Int32, "Unique id."), "task": Column(pl.String, "...")},
@@ -54,7 +54,14 @@ from neuralake.catalog.quality import (
     Unique,
 )
 from neuralake.catalog.schema import Column
-from neuralake.catalog.tables import CsvTable, DeltaTable, DeltaVersion, ParquetTable, Table
+from neuralake.catalog.tables import (
+    CsvTable,
+    DeltalakeTable,
+    DeltaVersion,
+    ParquetTable,
+    Table,
+    _deprecated_delta_table,
+)
 
 __all__ = [
     "AcceptedValues",
@@ -63,8 +70,8 @@ __all__ = [
     "Column",
     "CsvTable",
     "Database",
-    "DeltaTable",
     "DeltaVersion",
+    "DeltalakeTable",
     "Filter",
     "Freshness",
     "FunctionTable",
@@ -80,3 +87,10 @@ __all__ = [
     "load_catalog",
     "table",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``DeltaTable``, the old name of :class:`DeltalakeTable`, still works but warns."""
+    if name == "DeltaTable":
+        return _deprecated_delta_table()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,7 @@
 
     catalog = Catalog({"neuro": ModuleDatabase(neuro)})
     catalog.dbs()                                   # ['neuro']
-    catalog.db("neuro").tables()                    # {'neural_signals': DeltaTable(...), ...}
+    catalog.db("neuro").tables()                    # {'neural_signals': DeltalakeTable(...), ...}
     catalog.db("neuro").table("sessions", filters=[Filter("task", "=", "cursor")])
 
 A table is addressed as ``"db.table"``, or just ``"table"`` when only one database has it.

@@ -1,7 +1,7 @@
 """Databases: a named set of tables. A Python module is a database.
 
 ``ModuleDatabase(neuro)`` collects every table object declared at the top level of the
-module ``neuro`` -- ``DeltaTable(...)``, ``ParquetTable(...)``, ``@table`` functions --
+module ``neuro`` -- ``DeltalakeTable(...)``, ``ParquetTable(...)``, ``@table`` functions --
 so adding a table to the catalog is adding a declaration to a file, reviewed like code.
 
 A table the module merely imports (``from neuro import sessions``) belongs to the

@@ -28,7 +28,7 @@ import polars as pl
 from neuralake.catalog.errors import CatalogError
 from neuralake.catalog.filters import Conjunction
 from neuralake.catalog.tables import (
-    DeltaTable,
+    DeltalakeTable,
     DeltaVersion,
     Table,
     reading_with,
@@ -46,7 +46,7 @@ class FunctionTable(Table):
     kind: ClassVar[str] = "function"
     function: FrameFunction | None = None
     materialize: bool = False
-    #: Where a materialized view is stored (as for DeltaTable: None means the table's name).
+    #: Where a materialized view is stored (as for DeltalakeTable: None means the table's name).
     uri: str | None = None
 
     def __post_init__(self) -> None:
@@ -60,14 +60,14 @@ class FunctionTable(Table):
         return self.materialize
 
     @property
-    def view(self) -> DeltaTable:
+    def view(self) -> DeltalakeTable:
         """The Delta table a materialized function writes to (same name, in the warehouse)."""
         if not self.materialize:
             raise CatalogError(
                 f"function table {self.name!r} is not materialized: declare "
                 "@table(materialize=True) to store it as a Delta table"
             )
-        return DeltaTable(
+        return DeltalakeTable(
             self.name, uri=self.uri, schema=self.schema, partition_columns=self.partition_columns
         )
 

@@ -2,7 +2,7 @@
 
 ::
 
-    DeltaTable("sessions", checks=[NotNull("session_id"), Unique("session_id"),
+    DeltalakeTable("sessions", checks=[NotNull("session_id"), Unique("session_id"),
                                    AcceptedValues("task", ["rest", "cursor", "typing"]),
                                    Range("duration_s", min=0), Freshness("started_at", days=30)])
 

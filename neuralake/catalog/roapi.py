@@ -10,7 +10,7 @@ hive-partitioned Parquet table gets ROAPI's ``partition_columns`` (their values 
 folder names) and its declared file columns, and is read from storage: ROAPI 0.12.7
 ignores partition columns for in-memory tables.
 
-Two ways to serve a Delta table, chosen per table (``DeltaTable(roapi_memory_table=...)``):
+Two ways to serve a Delta table, chosen per table (``DeltalakeTable(roapi_memory_table=...)``):
 
 - **provider** (default): DataFusion scans the table's current Parquet files on every
   query; every ``reload_interval`` ROAPI reads the new log entries, so a commit is

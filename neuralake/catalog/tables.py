@@ -15,6 +15,7 @@ module works for the ``local``, ``stack`` and ``aws`` profiles.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -282,10 +283,10 @@ class _FileTable(Table):
 
 
 @dataclass(eq=False)
-class DeltaTable(_FileTable):
+class DeltalakeTable(_FileTable):
     """A Delta Lake table, read lazily with ``pl.scan_delta``.
 
-    ``DeltaTable("neural_signals", schema={...}, partition_columns=["session_date"])``
+    ``DeltalakeTable("neural_signals", schema={...}, partition_columns=["session_date"])``
     lives in the warehouse; pass ``uri="s3://bucket/path"`` to point anywhere else.
     ``schema`` is a ``pyarrow.Schema``, a ``pl.Schema`` or ``{"col": Column(pl.Int64,
     "what it means")}``; without one, the site shows the schema in the Delta log.
@@ -293,6 +294,9 @@ class DeltaTable(_FileTable):
     ``history()`` lists the versions and their commit times.
     ``roapi_memory_table`` chooses how ROAPI serves it: in memory is faster (p50 41 ms vs
     231 ms for a filtered group-by over 1.1M rows) but never sees new versions.
+
+    Its old name ``DeltaTable`` shadowed ``deltalake.DeltaTable``, the log it reads; that
+    name still works, with a ``DeprecationWarning``.
     """
 
     kind: ClassVar[str] = "delta"
@@ -397,3 +401,20 @@ class CsvTable(_FileTable):
             schema={c.name: c.dtype for c in declared} if declared else None,
             storage_options=_storage_options(uri, settings),
         )
+
+
+def __getattr__(name: str) -> type:
+    """``DeltaTable``, the old name of :class:`DeltalakeTable`, still works but warns."""
+    if name == "DeltaTable":
+        return _deprecated_delta_table()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _deprecated_delta_table() -> type[DeltalakeTable]:
+    warnings.warn(
+        "neuralake.catalog.DeltaTable is now DeltalakeTable (the old name shadowed "
+        "deltalake.DeltaTable): import DeltalakeTable instead",
+        DeprecationWarning,
+        stacklevel=3,  # the line that imported or named it
+    )
+    return DeltalakeTable

@@ -15,7 +15,7 @@ import polars as pl
 from neuralake.catalog import (
     AcceptedValues,
     Column,
-    DeltaTable,
+    DeltalakeTable,
     Filter,
     Freshness,
     NotNull,
@@ -39,7 +39,7 @@ def _described(schema: pl.Schema, **descriptions: str) -> dict[str, Column]:
     return {name: Column(dtype, descriptions[name]) for name, dtype in schema.items()}
 
 
-neural_signals = DeltaTable(
+neural_signals = DeltalakeTable(
     "neural_signals",
     uri=PREFIX + "neural_signals",
     description="Raw voltage from every electrode channel, one row per channel per 100 µs "
@@ -62,7 +62,7 @@ neural_signals = DeltaTable(
     checks=[NotNull("voltage_uv"), Range("quality", min=0, max=1), NotNull("timestamp")],
 )
 
-sessions = DeltaTable(
+sessions = DeltalakeTable(
     "sessions",
     uri=PREFIX + "sessions",
     description="One row per recording session: who, with which device, doing which task.",
@@ -90,7 +90,7 @@ sessions = DeltaTable(
     ],
 )
 
-devices = DeltaTable(
+devices = DeltalakeTable(
     "devices",
     uri=PREFIX + "devices",
     description="Implanted devices: serial number, firmware and channel count.",
@@ -109,7 +109,7 @@ devices = DeltaTable(
     checks=[Unique("device_id"), NotNull("serial")],
 )
 
-cursor_events = DeltaTable(
+cursor_events = DeltalakeTable(
     "cursor_events",
     uri=PREFIX + "cursor_events",
     description="Cursor position and velocity at 60 Hz: the label a decoder learns from.",
