@@ -18,17 +18,11 @@ from neuralake.api.serve import serve as serve_catalog
 from neuralake.catalog.loader import load_catalog
 from neuralake.errors import NeuralakeError
 
-app = typer.Typer(help="The hot path: serve the catalog through ROAPI and query it.")
+app = typer.Typer(
+    help="The hot path: serve the catalog through ROAPI and query it.", no_args_is_help=True
+)
 
 Profile = Annotated[str | None, typer.Option(help="Settings profile: stack or aws.")]
-
-
-@app.callback(invoke_without_command=True)
-def usage(ctx: typer.Context) -> None:
-    """Without a command, print the usage (exit 2) instead of failing."""
-    if ctx.invoked_subcommand is None:
-        typer.echo(ctx.get_help())
-        raise typer.Exit(2)
 
 
 @app.command()

@@ -29,7 +29,9 @@ from neuralake.catalog.roapi import skipped, write_roapi
 from neuralake.catalog.site import build_site
 from neuralake.errors import NeuralakeError
 
-app = typer.Typer(help="Code as a catalog: site, ROAPI config, export, checks.")
+app = typer.Typer(
+    help="Code as a catalog: site, ROAPI config, export, checks.", no_args_is_help=True
+)
 
 Module = Annotated[str, typer.Option("--module", "-m", help="Catalog module name or .py file.")]
 Profile = Annotated[str | None, typer.Option(help="Settings profile: local, stack or aws.")]
@@ -45,16 +47,6 @@ def _export(
     return export_catalog(
         load_catalog(module), module, neuralake.settings(profile), inspect=inspect, quality=reports
     )
-
-
-@app.callback(invoke_without_command=True)
-def usage(ctx: typer.Context) -> None:
-    """Without a command, print the usage (exit 2) instead of failing."""
-    # Not no_args_is_help=True: without standalone mode, click raises that as an
-    # exception, and the caller's main() would print a traceback.
-    if ctx.invoked_subcommand is None:
-        typer.echo(ctx.get_help())
-        raise typer.Exit(2)
 
 
 @app.command()

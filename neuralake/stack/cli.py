@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from neuralake.console import print_table
 from neuralake.settings import settings
 from neuralake.stack import control, install
 
@@ -37,13 +38,21 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     if as_json:
         typer.echo(control.as_json(rows))
     else:
-        typer.echo(f"{'SERVICE':<9} {'MODE':<7} {'ADDRESS':<24} {'PID':>7} {'HEALTHY':<8} DATA")
-        for r in rows:
-            pid = str(r.pid) if r.pid else "-"
-            ok = "yes" if r.healthy else "no"
-            typer.echo(f"{r.service:<9} {r.mode:<7} {r.address:<24} {pid:>7} {ok:<8} {r.data}")
-            if r.error:
-                typer.echo(f"{'':<9} {r.error}")
+        print_table(
+            ["SERVICE", "MODE", "ADDRESS", "PID", "HEALTHY", "DATA"],
+            [
+                [
+                    r.service,
+                    r.mode,
+                    r.address,
+                    str(r.pid or "-"),
+                    "yes" if r.healthy else "no",
+                    r.data,
+                ]
+                for r in rows
+            ],
+            notes=[f"{r.service}: {r.error}" for r in rows if r.error],
+        )
     if not all(r.healthy for r in rows):
         raise typer.Exit(1)
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from neuralake.console import print_table
 from neuralake.errors import ConfigError
 from neuralake.settings import settings
 from neuralake.streaming import baseline as baseline_module
@@ -101,15 +102,14 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     if as_json:
         typer.echo(control.as_json(rows))
     else:
-        typer.echo(f"{'TABLE':<28} {'PROCESS':<8} {'PID':>7} {'ALIVE':<6} METRICS")
-        for r in rows:
-            pid = str(r.pid) if r.pid else "-"
-            typer.echo(
-                f"{r.table:<28} {r.name:<8} {pid:>7} {'yes' if r.alive else 'no':<6} "
-                f"{r.metrics_url}"
-            )
-            if r.topic:
-                typer.echo(f"{'':<28} topic {r.topic} -> {r.table_uri}")
+        print_table(
+            ["TABLE", "PROCESS", "PID", "ALIVE", "METRICS"],
+            [
+                [r.table, r.name, str(r.pid or "-"), "yes" if r.alive else "no", r.metrics_url]
+                for r in rows
+            ],
+            notes=[f"{r.table}: topic {r.topic} -> {r.table_uri}" for r in rows if r.topic],
+        )
     if not all(r.alive for r in rows):
         raise typer.Exit(1)
 
