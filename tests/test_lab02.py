@@ -24,7 +24,7 @@ from neuralake import delta
 from neuralake.catalog import (
     Catalog,
     Column,
-    DeltaTable,
+    DeltalakeTable,
     Filter,
     ModuleDatabase,
     NotNull,
@@ -36,7 +36,7 @@ from neuralake.catalog.export import export_catalog
 from neuralake.catalog.roapi import write_roapi
 from neuralake.catalog.site import build_site
 from neuralake.errors import CheckFailed, NeuralakeError
-from neuralake.labs import catalog_checks as grade
+from neuralake.labs import lab02 as grade
 from neuralake.labs.checks import Hint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +74,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> grade.Lab02:
     return grade.setup(settings)
 
 
-def _table(lab: grade.Lab02, **changes) -> DeltaTable:
+def _table(lab: grade.Lab02, **changes) -> DeltalakeTable:
     fields = {
         "uri": lab.uri,
         "description": "Spikes per session and channel, one row each.",
@@ -82,7 +82,7 @@ def _table(lab: grade.Lab02, **changes) -> DeltaTable:
         "partition_columns": ["session_id"],
         "docs_filters": [Filter("session_id", "=", 1)],
     }
-    return DeltaTable("spike_counts", **{**fields, **changes})
+    return DeltalakeTable("spike_counts", **{**fields, **changes})
 
 
 # -- exercise 1 ---------------------------------------------------------------------------
@@ -185,7 +185,7 @@ def test_quality_grader_passes_checks_that_catch_everything(lab, capsys) -> None
 # -- exercise 4 ---------------------------------------------------------------------------
 
 
-def _publish(lab: grade.Lab02, spike_counts: DeltaTable) -> tuple[Path, Path]:
+def _publish(lab: grade.Lab02, spike_counts: DeltalakeTable) -> tuple[Path, Path]:
     module = types.ModuleType("lab02_published")
     module.spike_counts = spike_counts
     module.__all__ = ["spike_counts"]  # declared in this test, published by that module

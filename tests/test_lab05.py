@@ -13,7 +13,7 @@ import pytest
 from lab_runs import assert_solution_passes_every_check, assert_student_fails_every_check
 
 from neuralake.api.serve import unserve
-from neuralake.catalog import DeltaTable
+from neuralake.catalog import DeltalakeTable
 from neuralake.errors import CheckFailed
 from neuralake.labs import lab05
 from neuralake.stack.services import roapi_config_path
@@ -65,8 +65,8 @@ def test_summary_grader_names_partitioning_and_wrong_numbers(stack_settings, lab
 
 def test_declare_grader_refuses_memory_mode_for_the_bronze_table(stack_settings) -> None:
     lab = lab05.Lab05(stack_settings, "x_", "x_bronze", "x_channel_summary", session=7)
-    bronze = DeltaTable("x_bronze", partition_columns=["date"], roapi_memory_table=True)
-    summary = DeltaTable("x_channel_summary", roapi_memory_table=True)
+    bronze = DeltalakeTable("x_bronze", partition_columns=["date"], roapi_memory_table=True)
+    summary = DeltalakeTable("x_channel_summary", roapi_memory_table=True)
     with pytest.raises(CheckFailed, match="memory mode is True for bronze"):
         lab05.check_declared(lab, bronze, summary)
 

@@ -458,7 +458,8 @@ def check_flush(lab: Lab03) -> None:
         f"{numbers}: more than {FILES_PER_MINUTE_MAX} files per minute",
         Hint(
             concept="Every flush is a commit, and every commit writes at least one file.",
-            api="flush_ms (--flush-ms, NEURALAKE_WRITER_FLUSH_MS; lesson 03, section 2).",
+            api="flush_ms (--flush-ms, NEURALAKE_WRITER_FLUSH_MS; lesson 03, section 1 sets "
+            "it, section 2 counts the files it makes).",
             call=f"lab.reset('ex2'); flush less often: flush_ms of at least "
             f"{60_000 // FILES_PER_MINUTE_MAX} plus the time a commit takes",
         ),
@@ -469,7 +470,8 @@ def check_flush(lab: Lab03) -> None:
         f"{numbers}: rows wait more than {FRESHNESS_P90_MAX_S} s to be readable",
         Hint(
             concept="A row waits in the writer's buffer until the next flush, then for the commit.",
-            api="flush_ms bounds how long the oldest row of a batch waits (lesson 03, section 2).",
+            api="flush_ms (lesson 03, section 1) bounds how long the oldest row of a batch "
+            "waits before its commit.",
             call=f"lab.reset('ex2'); keep flush_ms well under {FRESHNESS_P90_MAX_S * 1000:.0f}"
             " ms, since the commit itself takes time too",
         ),
@@ -720,7 +722,8 @@ def check_no_row_lost(lab: Lab03) -> None:
         "the rows they added",
         Hint(
             concept="A compaction keeps every row; only the writer adds rows.",
-            api="DeltaTable(uri, version=v).count() across versions (lesson 03, section 6).",
+            api="DeltaTable(uri, version=v).count() across versions (time travel: lesson 01, "
+            "section 4); lesson 03, section 6 checks that no row was lost or doubled.",
             call="lab.reset('ex5'), and let only the writer's processes commit to the table",
         ),
         key=key("ex5"),

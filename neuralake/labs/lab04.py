@@ -676,8 +676,10 @@ def check_freshness(lab: Lab04, p99: float | None) -> None:
     hint = Hint(
         concept="A row becomes readable at the commit that added its file; freshness = that "
         "commit's time - the row's kafka_timestamp.",
-        api="delta.history (commit timestamps), delta.read_commit (add actions with "
-        "dataChange), pl.read_parquet of the added files (lesson 04 section 7, lesson 01).",
+        api="delta.history gives each commit's time (lesson 01, section 4); delta.read_commit "
+        "lists a commit's add actions (lesson 01, section 2), compaction's with dataChange "
+        "false (lesson 03, section 3); pl.read_parquet reads the added files; "
+        "freshness.measure polls for the same number instead (lesson 04, section 7).",
         call="for each version: files = [add['path'] for adds with dataChange]; "
         "(commit_ts - pl.read_parquet(files)['kafka_timestamp']), then .quantile(0.99)",
     )

@@ -22,7 +22,7 @@ from neuralake import delta
 from neuralake.api import latency
 from neuralake.api.client import RoapiClient
 from neuralake.api.sample import SESSIONS, bronze_rows, day
-from neuralake.catalog import DeltaTable
+from neuralake.catalog import DeltalakeTable
 from neuralake.labs.base import Lab
 from neuralake.labs.checks import Hint, expect, passed
 from neuralake.settings import Settings
@@ -166,7 +166,7 @@ def check_declared(lab: Lab05, bronze_table: Any, summary_table: Any) -> None:
     ):
         expect(table is not None, f"{label} is None", DECLARE, key=key)
         expect(
-            isinstance(table, DeltaTable),
+            isinstance(table, DeltalakeTable),
             f"{label} is a {type(table).__name__}, not a catalog DeltaTable",
             DECLARE,
             key=key,
