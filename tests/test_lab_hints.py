@@ -99,6 +99,20 @@ def code_names(text: str) -> set[str]:
     return {name for groups in CODE_NAME.findall(text) for name in groups if name}
 
 
+def test_hints_are_data_declared_beside_their_checks_not_inside_them():
+    """Each hint is a module-level constant, so that a lab's hints read as one list."""
+    inline = []
+    for path in sorted(GRADERS.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                inline += [
+                    f"{path.name}:{call.lineno} in {node.name}()"
+                    for call in ast.walk(node)
+                    if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "Hint"
+                ]
+    assert not inline, inline
+
+
 def test_the_hints_are_found_with_three_tiers():
     assert len(hints()) >= 60, len(hints())
     for found in hints():

@@ -305,6 +305,37 @@ def build_resume(settings: Settings, prefix: str) -> Resume:
     return Resume(topic, uri, group)
 
 
+RESUME_FROM_THE_TABLE = Hint(
+    concept="The table itself records, for each Kafka partition, the last offset "
+    "it holds, in the same commit as the rows.",
+    api="The txn actions of the Delta log, appId '<app>/<topic>/<partition>', and "
+    "DeltaTable.transaction_version(app_id) (lesson 03, section 7).",
+    call="{p: DeltaTable(lab.ex1.uri, storage_options=s.storage_options)"
+    ".transaction_version(app_id('neuralake-writer', lab.ex1.topic, p)) + 1 "
+    "for p in range(3)}",
+)
+EVERY_PARTITION = Hint(
+    concept="Every partition of a topic has its own offsets.",
+    api="topics.describe(s, lab.ex1.topic) lists them (lesson 03, section 7).",
+    call="build the dict with one entry for each partition in range(3)",
+)
+RESUME_AFTER_TXN = Hint(
+    concept="On start the writer seeks each partition to the table's txn "
+    "version + 1; Kafka's group offsets are only for monitoring.",
+    api="DeltaTable.transaction_version(app_id) (lesson 03, section 7).",
+    call="resume_at = {p: table.transaction_version(app_id('neuralake-writer', "
+    "lab.ex1.topic, p)) + 1 for p in range(3)}",
+)
+REPLAYED = Hint(
+    concept="What lies between where the table says to resume and where the "
+    "consumer group says is what a group-trusting consumer writes twice.",
+    api="AdminClient.list_consumer_group_offsets (lesson 03, section 7) or "
+    "neuralake.streaming.topics.group_lag.",
+    call="replayed = sum(resume_at[p] - committed[p] for p in resume_at), with "
+    "committed from topics.group_lag(s, lab.ex1.group, lab.ex1.topic)",
+)
+
+
 def check_offsets(lab: Lab03, resume_at: dict | None, replayed: int | None) -> None:
     ex, s = lab.ex1, lab.settings
     txn = txn_versions(ex.uri, lab.storage_options)
@@ -315,26 +346,14 @@ def check_offsets(lab: Lab03, resume_at: dict | None, replayed: int | None) -> N
     expect(
         isinstance(resume_at, dict),
         f"resume_at is {resume_at!r}, not a dict {{partition: offset}}",
-        Hint(
-            concept="The table itself records, for each Kafka partition, the last offset "
-            "it holds, in the same commit as the rows.",
-            api="The txn actions of the Delta log, appId '<app>/<topic>/<partition>', and "
-            "DeltaTable.transaction_version(app_id) (lesson 03, section 7).",
-            call="{p: DeltaTable(lab.ex1.uri, storage_options=s.storage_options)"
-            ".transaction_version(app_id('neuralake-writer', lab.ex1.topic, p)) + 1 "
-            "for p in range(3)}",
-        ),
+        RESUME_FROM_THE_TABLE,
         key=key("ex1"),
     )
     given = {int(p): o for p, o in resume_at.items()}
     expect(
         sorted(given) == parts,
         f"resume_at has partitions {sorted(given)}; the topic has {parts}",
-        Hint(
-            concept="Every partition of a topic has its own offsets.",
-            api="topics.describe(s, lab.ex1.topic) lists them (lesson 03, section 7).",
-            call="build the dict with one entry for each partition in range(3)",
-        ),
+        EVERY_PARTITION,
         key=key("ex1"),
     )
     if given != truth:
@@ -346,27 +365,14 @@ def check_offsets(lab: Lab03, resume_at: dict | None, replayed: int | None) -> N
         expect(
             False,
             found,
-            Hint(
-                concept="On start the writer seeks each partition to the table's txn "
-                "version + 1; Kafka's group offsets are only for monitoring.",
-                api="DeltaTable.transaction_version(app_id) (lesson 03, section 7).",
-                call="resume_at = {p: table.transaction_version(app_id('neuralake-writer', "
-                "lab.ex1.topic, p)) + 1 for p in range(3)}",
-            ),
+            RESUME_AFTER_TXN,
             key=key("ex1"),
         )
     expect(
         replayed == truth_replayed,
         f"replayed={replayed!r}, but a consumer that trusted the group's offsets {group} "
         f"would write {truth_replayed:,} messages a second time",
-        Hint(
-            concept="What lies between where the table says to resume and where the "
-            "consumer group says is what a group-trusting consumer writes twice.",
-            api="AdminClient.list_consumer_group_offsets (lesson 03, section 7) or "
-            "neuralake.streaming.topics.group_lag.",
-            call="replayed = sum(resume_at[p] - committed[p] for p in resume_at), with "
-            "committed from topics.group_lag(s, lab.ex1.group, lab.ex1.topic)",
-        ),
+        REPLAYED,
         key=key("ex1"),
     )
     passed(
@@ -430,6 +436,30 @@ def flush_summary(commits: pl.DataFrame) -> dict:
     }
 
 
+UNDER_LOAD = Hint(
+    concept="Measure a writer under load: run it on the topic while a steady producer feeds it.",
+    api="control.up(s, topic=..., table=..., flush_ms=...) and produce(s, topic=..., "
+    "count=..., rate=...) (lesson 03, sections 1 and 2).",
+    call="control.up(s, topic=lab.ex2.topic, table=lab.ex2.table, flush_ms=FLUSH_MS); "
+    "produce(s, topic=lab.ex2.topic, count=RATE * SECONDS, rate=RATE); "
+    "control.down(s, lab.ex2.table)",
+)
+TOO_MANY_FILES = Hint(
+    concept="Every flush is a commit, and every commit writes at least one file.",
+    api="flush_ms (--flush-ms, NEURALAKE_WRITER_FLUSH_MS; lesson 03, section 1 sets "
+    "it, section 2 counts the files it makes).",
+    call=f"lab.reset('ex2'); flush less often: flush_ms of at least "
+    f"{60_000 // FILES_PER_MINUTE_MAX} plus the time a commit takes",
+)
+TOO_STALE = Hint(
+    concept="A row waits in the writer's buffer until the next flush, then for the commit.",
+    api="flush_ms (lesson 03, section 1) bounds how long the oldest row of a batch "
+    "waits before its commit.",
+    call=f"lab.reset('ex2'); keep flush_ms well under {FRESHNESS_P90_MAX_S * 1000:.0f}"
+    " ms, since the commit itself takes time too",
+)
+
+
 def check_flush(lab: Lab03) -> None:
     ex = lab.ex2
     exists = not delta.log_files(ex.uri, lab.storage_options).is_empty()
@@ -439,15 +469,7 @@ def check_flush(lab: Lab03) -> None:
         count >= MIN_COMMITS,
         f"the table {ex.table} has {count} commits with rows; a measurement needs at "
         f"least {MIN_COMMITS}",
-        Hint(
-            concept="Measure a writer under load: run it on the topic while a steady "
-            "producer feeds it.",
-            api="control.up(s, topic=..., table=..., flush_ms=...) and produce(s, topic=..., "
-            "count=..., rate=...) (lesson 03, sections 1 and 2).",
-            call="control.up(s, topic=lab.ex2.topic, table=lab.ex2.table, flush_ms=FLUSH_MS); "
-            "produce(s, topic=lab.ex2.topic, count=RATE * SECONDS, rate=RATE); "
-            "control.down(s, lab.ex2.table)",
-        ),
+        UNDER_LOAD,
         key=key("ex2"),
     )
     summary = flush_summary(commits)
@@ -456,25 +478,13 @@ def check_flush(lab: Lab03) -> None:
     expect(
         fpm <= FILES_PER_MINUTE_MAX,
         f"{numbers}: more than {FILES_PER_MINUTE_MAX} files per minute",
-        Hint(
-            concept="Every flush is a commit, and every commit writes at least one file.",
-            api="flush_ms (--flush-ms, NEURALAKE_WRITER_FLUSH_MS; lesson 03, section 1 sets "
-            "it, section 2 counts the files it makes).",
-            call=f"lab.reset('ex2'); flush less often: flush_ms of at least "
-            f"{60_000 // FILES_PER_MINUTE_MAX} plus the time a commit takes",
-        ),
+        TOO_MANY_FILES,
         key=key("ex2"),
     )
     expect(
         fresh <= FRESHNESS_P90_MAX_S,
         f"{numbers}: rows wait more than {FRESHNESS_P90_MAX_S} s to be readable",
-        Hint(
-            concept="A row waits in the writer's buffer until the next flush, then for the commit.",
-            api="flush_ms (lesson 03, section 1) bounds how long the oldest row of a batch "
-            "waits before its commit.",
-            call=f"lab.reset('ex2'); keep flush_ms well under {FRESHNESS_P90_MAX_S * 1000:.0f}"
-            " ms, since the commit itself takes time too",
-        ),
+        TOO_STALE,
         key=key("ex2"),
     )
     passed(f"{numbers}: both within their bounds")
@@ -505,6 +515,30 @@ def build_compact(settings: Settings, prefix: str) -> Compact:
     )
 
 
+ROWS_KEPT = Hint(
+    concept="Compaction rewrites files; it never changes the rows.",
+    api="lab.reset('ex3') rebuilds the table.",
+    call="lab.reset('ex3'), then only run the compactor",
+)
+HOT_COMPACTED = Hint(
+    concept="Compaction bin-packs a partition's small files into files of about a target size.",
+    api="neuralake-writer compact --once --target-size BYTES --min-files N (lesson 03, section 3).",
+    call="lab03.writer(s, 'compact', '--once', '--table-uri', lab.ex3.uri, "
+    "'--target-size', str(TARGET_SIZE), '--min-files', '4'), with a TARGET_SIZE "
+    "that fewer than 4 of yesterday's files are smaller than, and today's bytes "
+    "fill only a few times",
+)
+COLD_UNTOUCHED = Hint(
+    concept="A partition whose files are already big enough should be left alone: "
+    "rewriting it costs I/O and buys little.",
+    api="Only files smaller than --target-size are candidates, and a partition needs "
+    "--min-files of them (lesson 03, section 3).",
+    call="lab.reset('ex3'); then choose --target-size and --min-files so that fewer "
+    "than --min-files of yesterday's files are smaller than the target (see the "
+    "sizes above), while today's partition still fits in a few files",
+)
+
+
 def check_compacted(lab: Lab03) -> None:
     ex = lab.ex3
     files = pl.DataFrame(
@@ -521,11 +555,7 @@ def check_compacted(lab: Lab03) -> None:
         expect(
             now == rows,
             f"partition date={day} has {now:,} rows, it had {rows:,}",
-            Hint(
-                concept="Compaction rewrites files; it never changes the rows.",
-                api="lab.reset('ex3') rebuilds the table.",
-                call="lab.reset('ex3'), then only run the compactor",
-            ),
+            ROWS_KEPT,
             key=key("ex3"),
         )
     hot = per_day[ex.hot_day][0]
@@ -533,16 +563,7 @@ def check_compacted(lab: Lab03) -> None:
         hot <= HOT_FILES_MAX,
         f"today's partition (date={ex.hot_day}) is in {hot} files, and a one-partition read "
         f"opens each one; the budget is {HOT_FILES_MAX}",
-        Hint(
-            concept="Compaction bin-packs a partition's small files into files of about a "
-            "target size.",
-            api="neuralake-writer compact --once --target-size BYTES --min-files N "
-            "(lesson 03, section 3).",
-            call="lab03.writer(s, 'compact', '--once', '--table-uri', lab.ex3.uri, "
-            "'--target-size', str(TARGET_SIZE), '--min-files', '4'), with a TARGET_SIZE "
-            "that fewer than 4 of yesterday's files are smaller than, and today's bytes "
-            "fill only a few times",
-        ),
+        HOT_COMPACTED,
         key=key("ex3"),
     )
     cold_now = tuple(sorted(files.filter(pl.col("partition.date") == ex.cold_day)["path"]))
@@ -552,15 +573,7 @@ def check_compacted(lab: Lab03) -> None:
         f"yesterday's partition (date={ex.cold_day}) was rewritten: its "
         f"{len(ex.cold_files)} files became {len(cold_now)}, {cold_bytes / 1e6:.1f} MB "
         "written again to save no request worth having",
-        Hint(
-            concept="A partition whose files are already big enough should be left alone: "
-            "rewriting it costs I/O and buys little.",
-            api="Only files smaller than --target-size are candidates, and a partition needs "
-            "--min-files of them (lesson 03, section 3).",
-            call="lab.reset('ex3'); then choose --target-size and --min-files so that fewer "
-            "than --min-files of yesterday's files are smaller than the target (see the "
-            "sizes above), while today's partition still fits in a few files",
-        ),
+        COLD_UNTOUCHED,
         key=key("ex3"),
     )
     passed(
@@ -594,6 +607,29 @@ def build_vacuum(settings: Settings, prefix: str) -> Vacuum:
     )
 
 
+KEEP_VERSION = Hint(
+    concept="Vacuum deletes a removed file once its removal is older than the "
+    "retention; that version's files were removed by the last compaction.",
+    api="The deletionTimestamp of the remove actions in _delta_log (lesson 03, "
+    "section 3) and vacuum --retention-hours (section 4).",
+    call="lab.reset('ex4'); then retention_hours = more than the age of the second "
+    "compaction's removes, less than the age of the first one's",
+)
+GARBAGE_GONE = Hint(
+    concept="Files removed long enough ago are garbage: vacuum deletes them once "
+    "their removal is older than the retention.",
+    api="neuralake-writer vacuum --once --retention-hours HOURS, a float (lesson 03, section 4).",
+    call="lab03.writer(s, 'vacuum', '--once', '--table-uri', lab.ex4.uri, "
+    "'--retention-hours', str(hours)) with hours between the ages of the two "
+    "compactions' removes",
+)
+VERSION_UNCHANGED = Hint(
+    concept="Vacuum must not change what a version holds.",
+    api="lab.reset('ex4') rebuilds the table.",
+    call="lab.reset('ex4'), then only vacuum",
+)
+
+
 def check_vacuumed(lab: Lab03) -> None:
     ex = lab.ex4
     stored = set(delta.data_files(ex.uri, lab.storage_options)["name"])
@@ -602,15 +638,7 @@ def check_vacuumed(lab: Lab03) -> None:
         not lost,
         f"version {ex.keep_version} no longer reads: {len(lost)} of its "
         f"{len(ex.keep_files)} files were deleted",
-        Hint(
-            concept="Vacuum deletes a removed file once its removal is older than the "
-            f"retention; version {ex.keep_version}'s files were removed by the last "
-            "compaction.",
-            api="The deletionTimestamp of the remove actions in _delta_log (lesson 03, "
-            "section 3) and vacuum --retention-hours (section 4).",
-            call="lab.reset('ex4'); then retention_hours = more than the age of the second "
-            "compaction's removes, less than the age of the first one's",
-        ),
+        KEEP_VERSION,
         key=key("ex4"),
     )
     left = [f for f in ex.garbage if f in stored]
@@ -618,15 +646,7 @@ def check_vacuumed(lab: Lab03) -> None:
         not left,
         f"storage still holds {len(left)} of the {len(ex.garbage)} files that no version "
         f"from {ex.keep_version} on uses",
-        Hint(
-            concept="Files removed long enough ago are garbage: vacuum deletes them once "
-            "their removal is older than the retention.",
-            api="neuralake-writer vacuum --once --retention-hours HOURS, a float "
-            "(lesson 03, section 4).",
-            call="lab03.writer(s, 'vacuum', '--once', '--table-uri', lab.ex4.uri, "
-            "'--retention-hours', str(hours)) with hours between the ages of the two "
-            "compactions' removes",
-        ),
+        GARBAGE_GONE,
         key=key("ex4"),
     )
     rows = DeltaTable(ex.uri, version=ex.keep_version, storage_options=lab.storage_options)
@@ -634,11 +654,7 @@ def check_vacuumed(lab: Lab03) -> None:
     expect(
         count == ex.keep_rows,
         f"version {ex.keep_version} reads {count:,} rows, it had {ex.keep_rows:,}",
-        Hint(
-            concept="Vacuum must not change what a version holds.",
-            api="lab.reset('ex4') rebuilds the table.",
-            call="lab.reset('ex4'), then only vacuum",
-        ),
+        VERSION_UNCHANGED,
         key=key("ex4"),
     )
     passed(
@@ -688,6 +704,36 @@ def version_rows(uri: str, storage_options: dict[str, str]) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+LIVE_COMPACTION = Hint(
+    concept="To show that compaction is safe under ingestion, both must commit to "
+    "the table during the same seconds.",
+    api="control.up(..., compact_interval_s=..., min_files=...) with a short flush "
+    "(lesson 03, section 5).",
+    call="control.up(s, topic=lab.ex5.topic, table=lab.ex5.table, flush_ms=200, "
+    "compact_interval_s=2, min_files=2); produce(...) for about 10 s; wait for lag "
+    "0; control.down(s, lab.ex5.table)",
+)
+ONLY_THE_WRITER_ADDS = Hint(
+    concept="A compaction keeps every row; only the writer adds rows.",
+    api="DeltaTable(uri, version=v).count() across versions (time travel: lesson 01, "
+    "section 4); lesson 03, section 6 checks that no row was lost or doubled.",
+    call="lab.reset('ex5'), and let only the writer's processes commit to the table",
+)
+EXACTLY_ONCE = Hint(
+    concept="Exactly once means each (kafka_partition, kafka_offset) once.",
+    api="The txn actions of the writer's commits (lesson 03, section 7).",
+    call="lab.reset('ex5') and run the writer again; never append to its table yourself",
+)
+ALL_COMMITTED = Hint(
+    concept="Stopping the writer loses nothing, but what it has not committed yet "
+    "is not in the table yet.",
+    api="topics.group_lag(s, group, topic): lag 0 on every partition means all is "
+    "committed (lesson 03, section 2).",
+    call="before control.down: wait until topics.group_lag(s, "
+    "f'neuralake-writer.{lab.ex5.table}', lab.ex5.topic)['lag'].sum() == 0",
+)
+
+
 def check_no_row_lost(lab: Lab03) -> None:
     ex, s, options = lab.ex5, lab.settings, lab.storage_options
     exists = not delta.log_files(ex.uri, options).is_empty()
@@ -703,15 +749,7 @@ def check_no_row_lost(lab: Lab03) -> None:
         interleaved >= MIN_COMPACTIONS,
         f"the table {ex.table} has {interleaved} compaction commits between its first and "
         f"last writer commits; the proof needs at least {MIN_COMPACTIONS}",
-        Hint(
-            concept="To show that compaction is safe under ingestion, both must commit to "
-            "the table during the same seconds.",
-            api="control.up(..., compact_interval_s=..., min_files=...) with a short flush "
-            "(lesson 03, section 5).",
-            call="control.up(s, topic=lab.ex5.topic, table=lab.ex5.table, flush_ms=200, "
-            "compact_interval_s=2, min_files=2); produce(...) for about 10 s; wait for lag "
-            "0; control.down(s, lab.ex5.table)",
-        ),
+        LIVE_COMPACTION,
         key=key("ex5"),
     )
     steps = versions.with_columns(before=pl.col("rows").shift(1, fill_value=0))
@@ -720,12 +758,7 @@ def check_no_row_lost(lab: Lab03) -> None:
         broken.is_empty(),
         f"versions {broken['version'].to_list()[:5]} changed the row count by other than "
         "the rows they added",
-        Hint(
-            concept="A compaction keeps every row; only the writer adds rows.",
-            api="DeltaTable(uri, version=v).count() across versions (time travel: lesson 01, "
-            "section 4); lesson 03, section 6 checks that no row was lost or doubled.",
-            call="lab.reset('ex5'), and let only the writer's processes commit to the table",
-        ),
+        ONLY_THE_WRITER_ADDS,
         key=key("ex5"),
     )
     table = pl.read_delta(ex.uri, storage_options=options)
@@ -735,25 +768,14 @@ def check_no_row_lost(lab: Lab03) -> None:
     expect(
         duplicates == 0,
         f"{duplicates:,} rows of {ex.table} are duplicates",
-        Hint(
-            concept="Exactly once means each (kafka_partition, kafka_offset) once.",
-            api="The txn actions of the writer's commits (lesson 03, section 7).",
-            call="lab.reset('ex5') and run the writer again; never append to its table yourself",
-        ),
+        EXACTLY_ONCE,
         key=key("ex5"),
     )
     expect(
         table.height + dead == in_topic,
         f"the topic holds {in_topic:,} messages; the table has {table.height:,} rows and "
         f"the dead letters {dead:,}: {in_topic - table.height - dead:,} are in neither",
-        Hint(
-            concept="Stopping the writer loses nothing, but what it has not committed yet "
-            "is not in the table yet.",
-            api="topics.group_lag(s, group, topic): lag 0 on every partition means all is "
-            "committed (lesson 03, section 2).",
-            call="before control.down: wait until topics.group_lag(s, "
-            "f'neuralake-writer.{lab.ex5.table}', lab.ex5.topic)['lag'].sum() == 0",
-        ),
+        ALL_COMMITTED,
         key=key("ex5"),
     )
     passed(

@@ -297,6 +297,21 @@ def reason_field(reason: str) -> str:
 # -- exercise 1: why are they dead? ---------------------------------------------------------
 
 
+DEAD_PER_FIELD = Hint(
+    concept="Every dead letter's reason names the field that broke it; count per field.",
+    api="The dead-letter table (pl.read_delta(lab.dead_uri)) and str.extract on reason, "
+    "as lesson 04 section 6 does.",
+    call="lab.dead_letters().with_columns(field=pl.col('reason').str.extract(r\"field "
+    "'(\\w+)'\").fill_null('payload')).group_by('field').len()",
+)
+UNREADABLE_PAYLOAD = Hint(
+    concept="Messages whose whole payload is unreadable (not JSON) name no field: count "
+    "them under 'payload'.",
+    api="Polars str.extract returns null when the pattern is absent: fill_null('payload').",
+    call="dict(frame.group_by('field').len().iter_rows())",
+)
+
+
 def check_dead_fields(lab: Lab04, dead_fields: dict[str, int] | None) -> None:
     key = "lab04.ex1"
     truth_frame = topic_truth(lab).filter(~pl.col("good"))
@@ -304,13 +319,7 @@ def check_dead_fields(lab: Lab04, dead_fields: dict[str, int] | None) -> None:
     expect(
         isinstance(dead_fields, dict) and len(dead_fields) > 0,
         f"dead_fields is {dead_fields!r}, not a dict of field -> dead letters",
-        Hint(
-            concept="Every dead letter's reason names the field that broke it; count per field.",
-            api="The dead-letter table (pl.read_delta(lab.dead_uri)) and str.extract on reason, "
-            "as lesson 04 section 6 does.",
-            call="lab.dead_letters().with_columns(field=pl.col('reason').str.extract(r\"field "
-            "'(\\w+)'\").fill_null('payload')).group_by('field').len()",
-        ),
+        DEAD_PER_FIELD,
         key=key,
     )
     counted = {str(k): int(v) for k, v in dead_fields.items()}
@@ -320,18 +329,39 @@ def check_dead_fields(lab: Lab04, dead_fields: dict[str, int] | None) -> None:
         not wrong and not extra,
         f"dead_fields disagrees with the topic: (yours, true) per field {wrong}"
         + (f"; fields no message has broken: {extra}" if extra else ""),
-        Hint(
-            concept="Messages whose whole payload is unreadable (not JSON) name no field: count "
-            "them under 'payload'.",
-            api="Polars str.extract returns null when the pattern is absent: fill_null('payload').",
-            call="dict(frame.group_by('field').len().iter_rows())",
-        ),
+        UNREADABLE_PAYLOAD,
         key=key,
     )
     passed(f"{sum(truth.values())} dead letters, by field: {dict(sorted(truth.items()))}")
 
 
 # -- exercise 2: lag while nobody consumes -------------------------------------------------
+
+
+BURST = 5_000  # messages the lab asks to produce while the writer is stopped
+STOP_FIRST = Hint(
+    concept="Lag holds still only while nobody consumes: stop the writer first.",
+    api="neuralake.writer.control.down (lesson 04 section 9).",
+    call="control.down(s, lab.table)",
+)
+BURST_FIRST = Hint(
+    concept="Lag is what the log holds beyond what the consumer confirmed.",
+    api="lab.start_stream(count, rate) then lab.wait_stream().",
+    call=f"lab.start_stream({BURST}, rate=20_000); lab.wait_stream()",
+)
+LAG_PER_PARTITION = Hint(
+    concept="Per partition: high watermark minus the group's committed offset.",
+    api="AdminClient.list_consumer_group_offsets and list_offsets, or "
+    "topics.group_lag (lesson 04 section 3).",
+    call="dict(topics.group_lag(s, lab.group, lab.topic).select('partition', 'lag').iter_rows())",
+)
+RESUME_AFTER_TXN = Hint(
+    concept="The table records the last offset it holds per partition: the next one "
+    "it needs is version + 1.",
+    api="DeltaTable.transaction_version(app_id(APP, topic, partition)) (lesson 04 section 4).",
+    call="{p: high - 1 - table.transaction_version(app_id('neuralake-writer', "
+    "lab.topic, p)) for p, high in ...}",
+)
 
 
 def check_lag(
@@ -343,11 +373,7 @@ def check_lag(
         ingest is None,
         f"the writer's ingest process is running (pid {ingest[0] if ingest else '-'}): its lag "
         "changes while you read it",
-        Hint(
-            concept="Lag holds still only while nobody consumes: stop the writer first.",
-            api="neuralake.writer.control.down (lesson 04 section 9).",
-            call="control.down(s, lab.table)",
-        ),
+        STOP_FIRST,
         key=key,
     )
     kafka = topics.group_lag(lab.settings, lab.group, lab.topic)
@@ -356,23 +382,13 @@ def check_lag(
         sum(truth.values()) >= BURST,
         f"the writer's group is only {sum(truth.values())} messages behind: the burst of "
         f"{BURST:,} was not produced while the writer was stopped",
-        Hint(
-            concept="Lag is what the log holds beyond what the consumer confirmed.",
-            api="lab.start_stream(count, rate) then lab.wait_stream().",
-            call=f"lab.start_stream({BURST}, rate=20_000); lab.wait_stream()",
-        ),
+        BURST_FIRST,
         key=key,
     )
     expect(
         _as_counts(lag) == truth,
         f"lag is {lag!r}; the AdminClient says {truth}",
-        Hint(
-            concept="Per partition: high watermark minus the group's committed offset.",
-            api="AdminClient.list_consumer_group_offsets and list_offsets, or "
-            "topics.group_lag (lesson 04 section 3).",
-            call="dict(topics.group_lag(s, lab.group, lab.topic).select('partition', "
-            "'lag').iter_rows())",
-        ),
+        LAG_PER_PARTITION,
         key=key,
     )
     table = DeltaTable(lab.bronze_uri, storage_options=lab.storage_options or None)
@@ -384,20 +400,10 @@ def check_lag(
     expect(
         _as_counts(lag_from_table) == from_table,
         f"lag_from_table is {lag_from_table!r}; the table's txn versions give {from_table}",
-        Hint(
-            concept="The table records the last offset it holds per partition: the next one "
-            "it needs is version + 1.",
-            api="DeltaTable.transaction_version(app_id(APP, topic, partition)) (lesson 04 "
-            "section 4).",
-            call="{p: high - 1 - table.transaction_version(app_id('neuralake-writer', "
-            "lab.topic, p)) for p, high in ...}",
-        ),
+        RESUME_AFTER_TXN,
         key=key,
     )
     passed(f"{sum(truth.values()):,} messages behind, by Kafka and by the table alike: {truth}")
-
-
-BURST = 5_000  # messages the lab asks to produce while the writer is stopped
 
 
 def _as_counts(value: object) -> dict[int, int] | None:
@@ -416,37 +422,53 @@ def _or(value: int | None, default: int) -> int:
 # -- exercise 3: kill -9 mid-stream, lose nothing ------------------------------------------
 
 
+STREAM_RUNNING = Hint(
+    concept="A restart proves something only while messages keep arriving.",
+    api="lab.start_stream(count, rate), then the writer's pid from control.status.",
+    call="lab.start_stream(30_000, rate=6_000)",
+)
+KILL_AND_RESTART = Hint(
+    concept="Kill the ingest process while the stream runs, then start it again.",
+    api="control.status(s, lab.table) gives the pid; os.kill(pid, signal.SIGKILL); "
+    "control.up restarts what is dead (lesson 04 section 5).",
+    call="os.kill(next(w.pid for w in control.status(s, lab.table) if w.name == 'ingest'), "
+    "signal.SIGKILL); time.sleep(1); control.up(s, topic=lab.topic, table=lab.table)",
+)
+CAUGHT_UP = Hint(
+    concept="Check once the stream is over and the writer caught up.",
+    api="lab.wait_stream() and lab.wait_caught_up().",
+    call="lab.wait_stream(); lab.wait_caught_up()",
+)
+ROWS_EXACTLY_ONCE = Hint(
+    concept="The writer resumes from the table's txn versions; a gap or a duplicate "
+    "means something else wrote to the table or the run was cut short.",
+    api="Run the setup cell again, then redo the exercise with control.up only.",
+    call="lab = lab04.setup(s, prefix=PREFIX)",
+)
+DEAD_EXACTLY_ONCE = Hint(
+    concept="Dead letters follow the same exactly-once rule: their own txn actions.",
+    api="Run the setup cell again, then redo the exercise.",
+    call="lab = lab04.setup(s, prefix=PREFIX)",
+)
+
+
 def check_restart(lab: Lab04) -> None:
     key = "lab04.ex3"
     stream = _stream_window(lab)
     expect(
         stream is not None,
         "no stream was started since setup",
-        Hint(
-            concept="A restart proves something only while messages keep arriving.",
-            api="lab.start_stream(count, rate), then the writer's pid from control.status.",
-            call="lab.start_stream(30_000, rate=6_000)",
-        ),
+        STREAM_RUNNING,
         key=key,
     )
     started, ended = stream
     ingest = lab.ingest()
-    restart_hint = Hint(
-        concept="Kill the ingest process while the stream runs, then start it again.",
-        api="control.status(s, lab.table) gives the pid; os.kill(pid, signal.SIGKILL); "
-        "control.up restarts what is dead (lesson 04 section 5).",
-        call="os.kill(next(w.pid for w in control.status(s, lab.table) if w.name == 'ingest'), "
-        "signal.SIGKILL); time.sleep(1); control.up(s, topic=lab.topic, table=lab.table)",
-    )
+    restart_hint = KILL_AND_RESTART
     expect(ingest is not None, "the writer's ingest process is not running", restart_hint, key=key)
     expect(
         ended is not None,
         "the stream is still running",
-        Hint(
-            concept="Check once the stream is over and the writer caught up.",
-            api="lab.wait_stream() and lab.wait_caught_up().",
-            call="lab.wait_stream(); lab.wait_caught_up()",
-        ),
+        CAUGHT_UP,
         key=key,
     )
     setup_start = json.loads((lab.work / "setup.json").read_text())["ingest_started"]
@@ -484,12 +506,7 @@ def check_restart(lab: Lab04) -> None:
         missing == 0 and duplicated == 0 and bronze.height == good.height,
         f"bronze has {bronze.height:,} rows for {good.height:,} good messages: {missing} "
         f"missing, {duplicated} duplicated",
-        Hint(
-            concept="The writer resumes from the table's txn versions; a gap or a duplicate "
-            "means something else wrote to the table or the run was cut short.",
-            api="Run the setup cell again, then redo the exercise with control.up only.",
-            call="lab = lab04.setup(s, prefix=PREFIX)",
-        ),
+        ROWS_EXACTLY_ONCE,
         key=key,
     )
     dead = lab.dead_letters().select("kafka_partition", "kafka_offset")
@@ -498,11 +515,7 @@ def check_restart(lab: Lab04) -> None:
         dead.height == dead.n_unique() == malformed,
         f"the dead-letter table has {dead.height} rows ({dead.n_unique()} unique) for "
         f"{malformed} malformed messages",
-        Hint(
-            concept="Dead letters follow the same exactly-once rule: their own txn actions.",
-            api="Run the setup cell again, then redo the exercise.",
-            call="lab = lab04.setup(s, prefix=PREFIX)",
-        ),
+        DEAD_EXACTLY_ONCE,
         key=key,
     )
     passed(
@@ -558,6 +571,22 @@ def expected_fix(payload: bytes) -> dict | None:
     return row
 
 
+FIX_WHAT_IS_KNOWABLE = Hint(
+    concept="Only a value you can know may be fixed: a yes/no spike, a number sent as "
+    "text, a UTC timestamp without its offset; leave the rest dead.",
+    api="replay.pending, a fixed payload column (null = leave alone), replay.replay "
+    "(lesson 04 section 6).",
+    call="replay.replay(replay.pending(lab.dead_uri, opts).with_columns(pl.col('payload')"
+    ".map_elements(fix, return_dtype=pl.Binary, skip_nulls=True)), dead_letter_uri="
+    "lab.dead_uri, kafka_config=s.kafka_config, storage_options=opts)",
+)
+REPLAY_ONCE = Hint(
+    concept="A replay is a new message: replaying twice makes two rows.",
+    api="replay.replay records every replay in a ledger and skips what it holds.",
+    call="replay.replay(...) instead of producing the fixed payloads yourself",
+)
+
+
 def check_replayed(lab: Lab04) -> None:
     key = "lab04.ex4"
     dead = lab.dead_letters()
@@ -567,15 +596,7 @@ def check_replayed(lab: Lab04) -> None:
     }
     fixable = {coords: row for coords, row in fixes.items() if row is not None}
     ledger = replay.replayed(lab.dead_uri, lab.storage_options)
-    replay_hint = Hint(
-        concept="Only a value you can know may be fixed: a yes/no spike, a number sent as "
-        "text, a UTC timestamp without its offset; leave the rest dead.",
-        api="replay.pending, a fixed payload column (null = leave alone), replay.replay "
-        "(lesson 04 section 6).",
-        call="replay.replay(replay.pending(lab.dead_uri, opts).with_columns(pl.col('payload')"
-        ".map_elements(fix, return_dtype=pl.Binary, skip_nulls=True)), dead_letter_uri="
-        "lab.dead_uri, kafka_config=s.kafka_config, storage_options=opts)",
-    )
+    replay_hint = FIX_WHAT_IS_KNOWABLE
     invented = [
         (p, o)
         for p, o in ledger.select("kafka_partition", "kafka_offset").iter_rows()
@@ -620,11 +641,7 @@ def check_replayed(lab: Lab04) -> None:
         twice.height == 0,
         f"{twice.height} fixed dead letters are in bronze more than once (up to "
         f"{found['len'].max()} times)",
-        Hint(
-            concept="A replay is a new message: replaying twice makes two rows.",
-            api="replay.replay records every replay in a ledger and skips what it holds.",
-            call="replay.replay(...) instead of producing the fixed payloads yourself",
-        ),
+        REPLAY_ONCE,
         key=key,
     )
     landed = want.join(bronze, on=keys, suffix="_bronze")
@@ -671,31 +688,35 @@ def commit_freshness(lab: Lab04) -> pl.DataFrame:
     return pl.concat(frames)
 
 
+COMMIT_FRESHNESS = Hint(
+    concept="A row becomes readable at the commit that added its file; freshness = that "
+    "commit's time - the row's kafka_timestamp.",
+    api="delta.history gives each commit's time (lesson 01, section 4); delta.read_commit "
+    "lists a commit's add actions (lesson 01, section 2), compaction's with dataChange "
+    "false (lesson 03, section 3); pl.read_parquet reads the added files; "
+    "freshness.measure polls for the same number instead (lesson 04, section 7).",
+    call="for each version: files = [add['path'] for adds with dataChange]; "
+    "(commit_ts - pl.read_parquet(files)['kafka_timestamp']), then .quantile(0.99)",
+)
+DATA_CHANGE_ONLY = Hint(
+    concept="Count each row once, at the commit that first added it: compaction "
+    "rewrites files (dataChange false) with rows that were already readable.",
+    api="Skip add actions whose dataChange is false.",
+    call="[a['add']['path'] for a in delta.read_commit(uri, v, opts) if 'add' in a "
+    "and a['add'].get('dataChange', True)]",
+)
+
+
 def check_freshness(lab: Lab04, p99: float | None) -> None:
     key = "lab04.ex5"
-    hint = Hint(
-        concept="A row becomes readable at the commit that added its file; freshness = that "
-        "commit's time - the row's kafka_timestamp.",
-        api="delta.history gives each commit's time (lesson 01, section 4); delta.read_commit "
-        "lists a commit's add actions (lesson 01, section 2), compaction's with dataChange "
-        "false (lesson 03, section 3); pl.read_parquet reads the added files; "
-        "freshness.measure polls for the same number instead (lesson 04, section 7).",
-        call="for each version: files = [add['path'] for adds with dataChange]; "
-        "(commit_ts - pl.read_parquet(files)['kafka_timestamp']), then .quantile(0.99)",
-    )
+    hint = COMMIT_FRESHNESS
     expect(isinstance(p99, int | float), f"p99 is {p99!r}, not a number of seconds", hint, key=key)
     truth = commit_freshness(lab)
     true_p99 = truth["freshness_s"].quantile(0.99)
     expect(
         abs(p99 - true_p99) <= max(0.01 * true_p99, 0.005),
         f"p99={p99:.3f} s; over the {truth.height:,} rows the log added, it is {true_p99:.3f} s",
-        Hint(
-            concept="Count each row once, at the commit that first added it: compaction "
-            "rewrites files (dataChange false) with rows that were already readable.",
-            api="Skip add actions whose dataChange is false.",
-            call="[a['add']['path'] for a in delta.read_commit(uri, v, opts) if 'add' in a "
-            "and a['add'].get('dataChange', True)]",
-        ),
+        DATA_CHANGE_ONLY,
         key=key,
     )
     passed(
