@@ -69,9 +69,10 @@ docs: setup  ## Build the documentation site from build/notebooks/ into build/si
 
 RUST := --manifest-path rust-writer/Cargo.toml
 
-lint:  ## ruff lint and format check; cargo fmt and clippy for the Rust writer
+lint:  ## ruff lint and format check, mypy (its files: pyproject.toml); cargo fmt and clippy
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) mypy
 	cargo fmt $(RUST) --check
 	cargo clippy $(RUST) --release --locked --all-targets -- -D warnings
 

@@ -68,7 +68,7 @@ def main() -> None:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)
     except typer.TyperException as err:  # a usage error: its message and the usage, no traceback
-        err.show()
+        err.show()  # type: ignore[attr-defined]  # typer's click errors have show()
         sys.exit(err.exit_code)
     except typer.Exit as done:
         sys.exit(done.exit_code)

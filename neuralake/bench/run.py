@@ -45,7 +45,7 @@ def _cpu_model() -> str:
 
 def machine_info() -> dict:
     """CPU model, cores, memory, OS, Python, package versions and the current load."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import polars as pl
 from confluent_kafka import (
@@ -51,7 +52,7 @@ def admin(s: Settings) -> AdminClient:
     with _clients_lock:
         client = _clients.get(key)
     if client is None:  # a client is kept only once its broker has answered
-        config = {**s.kafka_config, "socket.timeout.ms": 3000, "logger": _quiet}
+        config: dict[str, Any] = {**s.kafka_config, "socket.timeout.ms": 3000, "logger": _quiet}
         client = AdminClient(config)
         _topic_names(client, s)  # fail now, in one line, rather than on the first future
         with _clients_lock:

@@ -302,12 +302,12 @@ def _write_config(s: Settings, table: str, config: dict) -> None:
 
 def _ports(table: str, recorded: dict[str, int], live: set[str]) -> dict[str, int]:
     """Each process's metrics port: kept while its process lives, else free now."""
-    ports = {}
+    ports: dict[str, int] = {}
     for name in PROCESSES:
         wanted = DEFAULT_PORTS[name] if table == DEFAULT_TABLE else recorded.get(name)
-        if name in live or (wanted and processes.port_is_free(wanted)):
+        if wanted and (name in live or processes.port_is_free(wanted)):
             ports[name] = wanted
-        elif table == DEFAULT_TABLE:
+        elif wanted and table == DEFAULT_TABLE:
             raise StackError(
                 f"port {wanted} for the writer's {name} metrics is held by "
                 f"{processes.port_holder(wanted)}: stop that process, or write another "
