@@ -15,6 +15,7 @@ import typer
 
 from neuralake import docsite
 from neuralake import notebooks as lesson_notebooks
+from neuralake.errors import NeuralakeError
 
 app = typer.Typer(help="The documentation site, built from the executed notebooks.")
 
@@ -67,7 +68,13 @@ def build(
     if plan:
         return
     if todo and run:
-        _run_lessons([lesson for lesson, _ in todo], notebooks)
+        failed = _run_lessons([lesson for lesson, _ in todo], notebooks)
+        if failed and not allow_failed:
+            raise NeuralakeError(
+                f"{len(failed)} lesson(s) failed: {', '.join(failed)} (their partly executed "
+                f"copies are in {notebooks}): fix them, or publish them as they are with "
+                "--allow-failed"
+            )
     report = docsite.build(
         notebooks_dir=notebooks,
         labs_dir=labs,
@@ -84,22 +91,25 @@ def build(
     )
 
 
-def _run_lessons(lessons: list[Path], out_dir: Path) -> None:
+def _run_lessons(lessons: list[Path], out_dir: Path) -> list[str]:
     """Execute ``lessons`` into ``out_dir`` against the stack (started if it is down), as
-    ``make run`` does. A lesson that fails is reported and left for the build to refuse."""
+    ``make run`` does; return the names of those that failed (each is reported)."""
     from papermill import PapermillExecutionError
 
     from neuralake.settings import settings
     from neuralake.stack import control
 
     control.up(settings("stack"), echo=typer.echo)
+    failed = []
     for lesson in lessons:
         try:
             output, seconds = lesson_notebooks.run(lesson, out_dir=out_dir)
         except PapermillExecutionError as err:
             typer.echo(f"{lesson.name:<45} failed in cell {err.exec_count}: {err.ename}")
+            failed.append(lesson.stem)
             continue
         typer.echo(f"{lesson.name:<45} {seconds:6.1f} s  -> {output}")
+    return failed
 
 
 @app.command("run-times")

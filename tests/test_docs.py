@@ -649,3 +649,25 @@ def test_api_reference_leaves_out_the_command_line_wrappers():
     modules = docsite.public_modules()
     assert "neuralake.settings" in modules and "neuralake.labs.grade" in modules
     assert not [m for m in modules if m.endswith((".cli", "docs_cli", "__main__"))]
+
+
+def test_a_lesson_that_fails_while_docs_build_runs_it_stops_the_build(tmp_path, monkeypatch):
+    """The command's flow only (unit test): the stack start and papermill are stand-ins."""
+    from papermill import PapermillExecutionError
+
+    from neuralake.stack import control
+
+    ran: list[str] = []
+
+    def fails(lesson: Path, out_dir: Path) -> tuple[Path, float]:
+        ran.append(lesson.stem)
+        raise PapermillExecutionError(3, 3, "x", "ValueError", "boom", [])
+
+    monkeypatch.setattr(control, "up", lambda *args, **kwargs: [])
+    monkeypatch.setattr(notebooks, "run", fails)
+    done = CliRunner().invoke(docs_cli.app, ["build", "--notebooks", str(tmp_path)])
+    assert ran == [p.stem for p in notebooks.lessons()]
+    assert isinstance(done.exception, NeuralakeError)
+    assert f"{len(ran)} lesson(s) failed: {ran[0]}, " in str(done.exception)
+    assert "--allow-failed" in str(done.exception)
+    assert f"{ran[0]}.ipynb" in done.output and "failed in cell 3: ValueError" in done.output
