@@ -252,3 +252,16 @@ def test_spark_ports_avoid_the_stack():
 
 def _published(name: str) -> set[int]:
     return {int(p.split(":")[1]) for p in service(name).get("ports", [])}
+
+
+def test_native_services_need_the_stack_profile_s_addresses():
+    from neuralake.errors import ConfigError
+    from neuralake.stack.services import native_services
+
+    with pytest.raises(ConfigError, match="needs NEURALAKE_S3_ENDPOINT: set it, or use the stack"):
+        native_services(settings("local"))  # a file warehouse, no servers to start
+    assert [svc.name for svc in native_services(settings("stack"))][:3] == [
+        "minio",
+        "kafka",
+        "postgres",
+    ]

@@ -6,6 +6,7 @@ port is open. Each check raises on failure and makes the service ready to use
 from __future__ import annotations
 
 import logging
+from typing import Any
 from urllib.parse import urlparse
 
 from neuralake.settings import Settings
@@ -40,7 +41,8 @@ def check_kafka(s: Settings) -> None:
     from confluent_kafka import KafkaError, KafkaException, TopicCollection
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({**s.kafka_config, "socket.timeout.ms": 3000, "logger": _quiet})
+    config: dict[str, Any] = {**s.kafka_config, "socket.timeout.ms": 3000, "logger": _quiet}
+    admin = AdminClient(config)
     futures = admin.create_topics(
         [NewTopic(HEALTH_TOPIC, num_partitions=1, replication_factor=1)], request_timeout=5
     )
@@ -60,14 +62,14 @@ def check_postgres(s: Settings) -> None:
     import psycopg
     from psycopg import sql
 
-    dsn = urlparse(s.postgres_dsn)
+    dsn = urlparse(s.postgres_dsn or "")  # the stack profile always sets it
     database = dsn.path.lstrip("/")
     maintenance = dsn._replace(path="/postgres").geturl()
     with psycopg.connect(maintenance, connect_timeout=2, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    with psycopg.connect(s.postgres_dsn, connect_timeout=2) as conn:
+    with psycopg.connect(s.postgres_dsn or "", connect_timeout=2) as conn:
         conn.execute("SELECT 1").fetchone()
 
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from neuralake.errors import StackError
-from neuralake.settings import Settings
+from neuralake.errors import ConfigError, StackError
+from neuralake.settings import ENV_VARS, Settings
 from neuralake.stack import health, versions
 from neuralake.stack.install import kafka_classpath, minio_binary
 
@@ -58,12 +58,13 @@ def native_services(s: Settings) -> list[Service]:
 
 
 def minio(s: Settings) -> Service:
-    url = urlparse(s.s3_endpoint)
+    endpoint = _needed(s, "s3_endpoint")
+    url = urlparse(endpoint)
     port = url.port or 80
     data = s.state_dir / "minio" / "data"
     return Service(
         name="minio",
-        address=s.s3_endpoint,
+        address=endpoint,
         ports=(port, port + 1),
         data_dir=data,
         command=lambda: [
@@ -87,7 +88,8 @@ def minio(s: Settings) -> Service:
 
 
 def kafka(s: Settings) -> Service:
-    host, port = s.kafka_bootstrap.rsplit(":", 1)
+    bootstrap = _needed(s, "kafka_bootstrap")
+    host, port = bootstrap.rsplit(":", 1)
     broker, controller = int(port), int(port) + 1
     home = s.state_dir / "kafka"
     data = home / "data"
@@ -116,7 +118,7 @@ def kafka(s: Settings) -> Service:
 
     return Service(
         name="kafka",
-        address=s.kafka_bootstrap,
+        address=bootstrap,
         ports=(broker, controller),
         data_dir=data,
         command=lambda: [*_java(home, s.cache_dir), "kafka.Kafka", str(properties)],
@@ -127,7 +129,8 @@ def kafka(s: Settings) -> Service:
 
 
 def postgres(s: Settings) -> Service:
-    dsn = urlparse(s.postgres_dsn)
+    dsn = urlparse(_needed(s, "postgres_dsn"))
+    port = dsn.port or 5432
     home = postgres_home(s)
     data, sockets = home / "data", home / "run"
     user = "postgres" if os.geteuid() == 0 else None  # initdb and postgres refuse root
@@ -161,15 +164,15 @@ def postgres(s: Settings) -> Service:
 
     return Service(
         name="postgres",
-        address=f"{dsn.hostname}:{dsn.port}",
-        ports=(dsn.port,),
+        address=f"{dsn.hostname}:{port}",
+        ports=(port,),
         data_dir=data,
         command=lambda: [
             str(_postgres_bindir() / "postgres"),
             "-D",
             str(data),
             "-p",
-            str(dsn.port),
+            str(port),
             "-c",
             f"listen_addresses={dsn.hostname}",
             "-c",
@@ -216,6 +219,16 @@ def roapi(s: Settings) -> Service:
         check=health.check_roapi,
         start_timeout=120,
     )
+
+
+def _needed(s: Settings, field: str) -> str:
+    """An address the native stack serves on; the stack profile always sets each one."""
+    value = getattr(s, field)
+    if not value:
+        raise ConfigError(
+            f"the native stack needs {ENV_VARS[field]}: set it, or use the stack profile"
+        )
+    return value
 
 
 def _java(home: Path, cache: Path) -> list[str]:
