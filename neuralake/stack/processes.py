@@ -197,13 +197,15 @@ def wait_healthy(
     line of its log that says why), and ``StackError`` once ``timeout`` has passed.
     """
 
+    def cause() -> str:  # from this start's lines of the log only
+        tracked = recorded(pid_file)
+        return log_error_line(log_file, tracked.log_from if tracked else 0)
+
     def died() -> None:
         if running(pid_file) is None:
-            tracked = recorded(pid_file)
-            cause = log_error_line(log_file, tracked.log_from if tracked else 0)
             raise ProcessExited(
                 f"{name} exited during start (exit code {exit_code(pid_file)}): "
-                f"see {log_file}: {cause}"
+                f"see {log_file}: {cause()}"
             )
 
     try:
@@ -212,11 +214,9 @@ def wait_healthy(
         raise
     except Exception as err:
         died()  # it may have exited during the last try
-        tracked = recorded(pid_file)
-        cause = log_error_line(log_file, tracked.log_from if tracked else 0)
         raise StackError(
             f"{name} did not answer within {timeout:.0f} s ({one_line(err)}): "
-            f"see {log_file}: {cause}"
+            f"see {log_file}: {cause()}"
         ) from err
 
 
