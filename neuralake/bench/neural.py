@@ -27,7 +27,7 @@ import polars as pl
 
 from neuralake import datagen
 from neuralake.bench.data import _is_current, scale_tag
-from neuralake.bench.queries import Query
+from neuralake.bench.queries import PolarsPlan, Query
 from neuralake.settings import Settings
 
 col = pl.col
@@ -57,7 +57,7 @@ def _spikes() -> pl.Expr:
     return col("spike").cast(pl.Int64).sum()
 
 
-QUESTIONS: dict[str, tuple[str, Callable[[dict[str, pl.LazyFrame]], pl.LazyFrame]]] = {
+QUESTIONS: dict[str, tuple[str, PolarsPlan]] = {
     "scan": (
         """select count(*) as n, avg(cast(voltage_uv as double)) as mean_uv,
             avg(cast(quality as double)) as mean_quality from neural_signals""",
