@@ -10,10 +10,10 @@ import sys
 import time
 
 import boto3
+import httpx
 import psutil
 import pyarrow as pa
 import pytest
-import requests
 import yaml
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -172,8 +172,10 @@ def test_the_stack_serves_a_table_through_roapi_once_a_config_exists(isolated_en
             )
         )
         control.up(s, only=["roapi"], echo=quiet)
-        answer = requests.post(
-            f"http://{s.roapi_http}/api/sql", data="SELECT count(*) AS rows FROM roapi_check"
+        answer = httpx.post(
+            f"http://{s.roapi_http}/api/sql",
+            content="SELECT count(*) AS rows FROM roapi_check",
+            timeout=30,
         )
         assert answer.status_code == 200, answer.text
         assert answer.json() == [{"rows": 42}]
