@@ -10,12 +10,14 @@ notebooks well, but mystmd needs Node.js and Jupyter Book 2 is built on it.
 What goes in, into a staging folder (``build/docs_src/``):
 
 - the guides in ``docs/`` (glossary, troubleshooting, teacher guide, formats...);
-- ``build/notebooks/*.ipynb``: the lessons as papermill executed them (``make run``);
-- ``build/labs/*/*.ipynb``: the labs' student versions (built here if missing);
+- ``build/notebooks/*.ipynb``: the lessons as papermill executed them (``make run``;
+  ``neuralake docs build`` runs the missing ones first, see :mod:`neuralake.docs_cli`);
+- ``build/labs/*/*.ipynb``: the labs' student versions (built afresh here);
 - the generated catalog site (``build/catalog_site/``, written by lesson 02, or
   generated here with ``neuralake catalog site``), served as is under ``catalog/``;
 - ``docs/benchmarks/`` when the benchmark report is there;
-- one API reference page per public module, and a run-times page computed from the
+- one API reference page per public module (not the labs' graders: they hold the
+  answers), and a run-times page computed from the
   cell durations papermill recorded in the executed copies.
 
 Each lesson's page says under its title when and how long it ran (papermill's
@@ -431,8 +433,9 @@ def _benchmarks_nav(staging: Path, name: str) -> tuple[list[dict[str, str]], lis
     the navigation, files without a title (``tpch-sf1/table.md``, the bare table)."""
     folder, first = staging / name, ("index.md", "README.md")
     pages = sorted(folder.rglob("*.md"), key=lambda p: (p.parent != folder, p.name not in first, p))
-    nav = [{_heading(p): p.relative_to(staging).as_posix()} for p in pages if _heading(p)]
-    fragments = ["/" + p.relative_to(staging).as_posix() for p in pages if not _heading(p)]
+    titled = [(page.relative_to(staging).as_posix(), _heading(page)) for page in pages]
+    nav = [{title: path} for path, title in titled if title]
+    fragments = [f"/{path}" for path, title in titled if not title]
     return nav, fragments
 
 
@@ -444,10 +447,8 @@ def _heading(page: Path) -> str | None:
 
 
 def _markdown_title(page: Path) -> str:
-    for line in page.read_text(encoding="utf-8").splitlines():
-        if line.startswith("# "):
-            return line[2:].strip()
-    return page.stem
+    """A Markdown page's first ``# `` heading, else its file name."""
+    return _heading(page) or page.stem
 
 
 def public_modules(package: Path = ROOT / "neuralake") -> list[str]:
