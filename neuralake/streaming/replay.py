@@ -274,18 +274,7 @@ def _produce(todo: pl.DataFrame, kafka_config: Mapping[str, str], timeout: float
             if error is not None:
                 failures.append(str(error))
                 return
-            topic, partition, offset = coordinates
-            delivered.append(
-                {
-                    "kafka_topic": topic,
-                    "kafka_partition": partition,
-                    "kafka_offset": offset,
-                    "replay_partition": message.partition(),
-                    "replay_offset": message.offset(),
-                    "replayed_at": datetime.now(UTC),
-                    "recovered": False,
-                }
-            )
+            delivered.append(_ledger_row(coordinates, message, recovered=False))
 
         return on_delivery
 
@@ -343,18 +332,7 @@ def _scan_for_replays(
                 if error is None:
                     header = dict(message.headers() or []).get(REPLAY_HEADER)
                     if header is not None:
-                        topic, partition, offset = parse_header(header)
-                        found.append(
-                            {
-                                "kafka_topic": topic,
-                                "kafka_partition": partition,
-                                "kafka_offset": offset,
-                                "replay_partition": message.partition(),
-                                "replay_offset": message.offset(),
-                                "replayed_at": datetime.now(UTC),
-                                "recovered": True,
-                            }
-                        )
+                        found.append(_ledger_row(parse_header(header), message, recovered=True))
                 position = message.offset() + (1 if error is None else 0)
                 if key in todo and position >= ends[key]:
                     todo.discard(key)
@@ -388,6 +366,20 @@ def _high_watermarks(
         }
     finally:
         consumer.close()
+
+
+def _ledger_row(coordinates: tuple[str, int, int], message, *, recovered: bool) -> dict:
+    """A ledger row: the dead letter's coordinates and where its replay landed."""
+    topic, partition, offset = coordinates
+    return {
+        "kafka_topic": topic,
+        "kafka_partition": partition,
+        "kafka_offset": offset,
+        "replay_partition": message.partition(),
+        "replay_offset": message.offset(),
+        "replayed_at": datetime.now(UTC),
+        "recovered": recovered,
+    }
 
 
 def _key(payload: bytes) -> str | None:
