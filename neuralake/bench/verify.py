@@ -9,6 +9,8 @@ differently), and their count must match.
 
 from __future__ import annotations
 
+from typing import cast
+
 import polars as pl
 
 from neuralake.errors import NeuralakeError
@@ -46,7 +48,7 @@ def normalize(frame: pl.DataFrame) -> pl.DataFrame:
 def _utc_micros(series: pl.Series) -> pl.Series:
     """Timestamps in one type: microseconds, UTC (naive ones are taken as UTC)."""
     series = series.dt.cast_time_unit("us")
-    if series.dtype.time_zone is None:
+    if cast(pl.Datetime, series.dtype).time_zone is None:
         return series.dt.replace_time_zone("UTC")
     return series.dt.convert_time_zone("UTC")
 
@@ -65,7 +67,7 @@ def _differences(expected: pl.DataFrame, actual: pl.DataFrame) -> str | None:
                 return f"column {name} is {got.dtype} instead of {want.dtype}"
             equal = want.eq_missing(got)
         if not equal.all():
-            row = int(equal.arg_min())
+            row = equal.arg_min() or 0  # a False exists, so never None
             return f"column {name} row {row}: {got[row]!r} instead of {want[row]!r}"
     return None
 
