@@ -20,7 +20,7 @@
 #
 # 1. read a Delta table lazily with `pl.scan_delta` and **prove** filter pushdown from
 #    its `explain()` plan and from the files the scan opens;
-# 2. declare a table in Python (`DeltaTable`, `Column`, `@table`), read it with
+# 2. declare a table in Python (`DeltalakeTable`, `Column`, `@table`), read it with
 #    `.scan(filters=...)` (an older version with `version=`), and gather tables into a
 #    `Catalog` of `ModuleDatabase`s;
 # 3. guard a table with declared quality checks, and read a failing check's report;
@@ -66,7 +66,7 @@ import matplotlib.pyplot as plt
 import polars as pl
 import requests
 import yaml
-from deltalake import DeltaTable as DeltaLog
+from deltalake import DeltaTable
 from IPython.display import HTML, display
 
 import neuralake
@@ -75,7 +75,7 @@ from neuralake.catalog import (
     Catalog,
     CatalogError,
     Column,
-    DeltaTable,
+    DeltalakeTable,
     Filter,
     ModuleDatabase,
     NotNull,
@@ -146,7 +146,7 @@ print("filter on session_id and channel:\n" + short_plan(session_two))
 # the filtered plan keeps marked:
 
 # %%
-files = pl.DataFrame(DeltaLog(signals_uri, storage_options=options).get_add_actions(flatten=True))
+files = pl.DataFrame(DeltaTable(signals_uri, storage_options=options).get_add_actions(flatten=True))
 scanned = set(re.findall(r"part-[\w.-]+?\.parquet", short_plan(session_two)))
 log_view = files.select(
     pl.col("partition.session_id").alias("session_id"),
@@ -164,9 +164,9 @@ print(
 log_view
 
 # %% [markdown]
-# ## 3 · Declare a table: `Column`, `DeltaTable`, `.scan(filters=...)`
+# ## 3 · Declare a table: `Column`, `DeltalakeTable`, `.scan(filters=...)`
 #
-# A catalog table is that scan plus what people need to know about it. `DeltaTable`
+# A catalog table is that scan plus what people need to know about it. `DeltalakeTable`
 # takes the location, a description, the schema with a description per column
 # (`Column(type, description)`), the partitioning, an example filter for the docs
 # (`docs_filters`), tags, owner, lineage (`upstream`) and quality checks. This notebook
@@ -175,7 +175,7 @@ log_view
 # profile reads it (`local`, `stack` or `aws`).
 
 # %%
-signals = DeltaTable(
+signals = DeltalakeTable(
     "neural_signals",
     uri="catalog/neural_signals",
     description="Raw voltage from every electrode channel, one row per channel per 100 µs "
@@ -245,7 +245,7 @@ except CatalogError as error:
 
 # %%
 source = inspect.getsource(neuro)
-start = source.index("sessions = DeltaTable(")
+start = source.index("sessions = DeltalakeTable(")
 print(source[start : source.index("\n)\n", start) + 2])
 
 # %%
@@ -613,7 +613,7 @@ from_view
 # Then **lab 02** (`labs/02_catalog/`), which checks your work on the real table. You
 # get an undocumented Delta table and five exercises:
 #
-# 1. declare it: `DeltaTable` with described `Column`s, partitioning and `docs_filters`;
+# 1. declare it: `DeltalakeTable` with described `Column`s, partitioning and `docs_filters`;
 # 2. read one session's channels with `.scan(filters=...)` so that files are skipped;
 # 3. write quality checks that catch the broken rows the grader makes;
 # 4. attach the checks and publish it: `Catalog` + `ModuleDatabase`, export, site and
@@ -627,7 +627,7 @@ from_view
 #   anywhere reach the scan. `explain()` lists the files it will open; that is the proof.
 # - Partition values and per-file min/max statistics live in the Delta log; they let
 #   the reader skip files without reading them.
-# - Declaring a table (`DeltaTable`, `Column`, `docs_filters`, `checks`) is what turns
+# - Declaring a table (`DeltalakeTable`, `Column`, `docs_filters`, `checks`) is what turns
 #   data into something others can find, trust and query; the site, the checks and the
 #   ROAPI config are generated from the same declaration.
 # - Quality checks are aggregates that count failing rows; a failing report names the

@@ -118,7 +118,7 @@ def test_hints_get_more_specific_and_reset_starts_them_over(lab) -> None:
             grade.check_declared(lab, None)
         messages.append(str(failure.value))
     assert [re.search(r"Hint (\d)/3", m).group(1) for m in messages] == ["1", "2", "3", "3"]
-    assert "spike_counts = DeltaTable('spike_counts', uri=lab.uri" in messages[2]
+    assert "spike_counts = DeltalakeTable('spike_counts', uri=lab.uri" in messages[2]
     lab.reset("ex1")
     with pytest.raises(CheckFailed, match="Hint 1/3"):
         grade.check_declared(lab, None)

@@ -51,14 +51,14 @@ import sys
 
 import polars as pl
 import requests
-from deltalake import DeltaTable as DeltaLog
+from deltalake import DeltaTable
 
 import neuralake
 from neuralake.api.server import roapi
 from neuralake.catalog import (
     Catalog,
     Column,
-    DeltaTable,
+    DeltalakeTable,
     Filter,
     ModuleDatabase,
     NotNull,
@@ -70,10 +70,10 @@ from neuralake.catalog.export import export_catalog
 from neuralake.catalog.quality import run_checks
 from neuralake.catalog.roapi import roapi_config, write_roapi
 from neuralake.catalog.site import build_site
-from neuralake.labs import catalog_checks
+from neuralake.labs import lab02
 
 s = neuralake.settings()
-lab = catalog_checks.setup(s, prefix=PREFIX)
+lab = lab02.setup(s, prefix=PREFIX)
 print(f"profile {s.profile}\nspike_counts: {lab.uri} ({lab.rows} rows)")
 lab.data().head()
 
@@ -83,13 +83,13 @@ lab.data().head()
 
 # %%
 pl.DataFrame(
-    DeltaLog(lab.uri, storage_options=lab.storage_options).get_add_actions(flatten=True)
+    DeltaTable(lab.uri, storage_options=lab.storage_options).get_add_actions(flatten=True)
 ).select("path", "size_bytes", "num_records", "min.channel", "max.channel")
 
 # %% [markdown]
 # ## Exercise 1 · Document the table
 #
-# Declare `spike_counts` as a `DeltaTable` named `"spike_counts"` at `lab.uri`, with:
+# Declare `spike_counts` as a `DeltalakeTable` named `"spike_counts"` at `lab.uri`, with:
 #
 # - a description that says what one row is (a sentence);
 # - every column with its **exact** type and a description, `Column(pl.Int64, "...")`
@@ -100,8 +100,8 @@ pl.DataFrame(
 #   you like: the site shows them.
 
 # %% tags=["solution"]
-# Declare spike_counts = DeltaTable("spike_counts", uri=lab.uri, ...).
-spike_counts = DeltaTable(
+# Declare spike_counts = DeltalakeTable("spike_counts", uri=lab.uri, ...).
+spike_counts = DeltalakeTable(
     "spike_counts",
     uri=lab.uri,
     description="Spikes detected per recording session and electrode channel.",
@@ -119,7 +119,7 @@ spike_counts = DeltaTable(
 )
 
 # %%
-catalog_checks.check_declared(lab, spike_counts)
+lab02.check_declared(lab, spike_counts)
 
 # %% [markdown]
 # ## Exercise 2 · Read it with a filter that skips files
@@ -134,7 +134,7 @@ catalog_checks.check_declared(lab, spike_counts)
 session_two = spike_counts.scan(filters=[Filter("session_id", "=", 2), Filter("channel", "<", 8)])
 
 # %%
-catalog_checks.check_filtered(lab, session_two)
+lab02.check_filtered(lab, session_two)
 
 # %% [markdown]
 # ## Exercise 3 · Quality checks that catch broken rows
@@ -157,7 +157,7 @@ checks = [
 print("passes on the data:", run_checks("spike_counts", spike_counts.scan(), checks).passed)
 
 # %%
-catalog_checks.check_quality(lab, checks)
+lab02.check_quality(lab, checks)
 
 # %% [markdown]
 # ## Exercise 4 · Publish it
@@ -179,7 +179,7 @@ site_index = build_site(export, lab.out / "site")
 roapi_path = write_roapi(export, lab.out / "roapi.yaml")
 
 # %%
-catalog_checks.check_published(lab, site_index, roapi_path)
+lab02.check_published(lab, site_index, roapi_path)
 
 # %% [markdown]
 # ## Exercise 5 (stretch) · Serve a materialized view through ROAPI
@@ -240,12 +240,12 @@ served = pl.read_ipc_stream(answer.content)
 served
 
 # %%
-catalog_checks.check_view(lab, session_spikes, served_config, served)
+lab02.check_view(lab, session_spikes, served_config, served)
 
 # %% [markdown]
 # ## Key takeaways
 #
-# - A declaration (`DeltaTable` + `Column`s + `docs_filters` + `checks`) is the whole
+# - A declaration (`DeltalakeTable` + `Column`s + `docs_filters` + `checks`) is the whole
 #   catalog entry: the site, the export, the checks and the ROAPI config come from it.
 # - Types in the catalog must be the table's: check them against the log, never guess.
 # - A filter skips files only if it reaches the scan (stay lazy) and compares a column

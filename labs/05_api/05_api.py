@@ -55,7 +55,7 @@ import neuralake
 from neuralake.api import latency
 from neuralake.api.client import RoapiClient
 from neuralake.api.serve import serve
-from neuralake.catalog import Catalog, DeltaTable, ModuleDatabase
+from neuralake.catalog import Catalog, DeltalakeTable, ModuleDatabase
 from neuralake.labs import hint, lab05  # noqa: F401 (hint: yours to call when stuck)
 
 s = neuralake.settings()
@@ -94,7 +94,7 @@ lab05.check_summary(lab)
 # %% [markdown]
 # ## Exercise 2 · Declare both tables, each served the right way
 #
-# Declare `bronze_table` and `summary_table` as catalog `DeltaTable`s named `lab.bronze`
+# Declare `bronze_table` and `summary_table` as catalog `DeltalakeTable`s named `lab.bronze`
 # and `lab.summary` (the warehouse holds them under those names). Choose for each how
 # ROAPI should hold it: the bronze table keeps receiving commits and is partitioned; the
 # summary is small.
@@ -103,9 +103,9 @@ lab05.check_summary(lab)
 # answers.
 
 # %% tags=["solution"]
-# Define bronze_table and summary_table (neuralake.catalog.DeltaTable) with the right modes.
-bronze_table = DeltaTable(lab.bronze, partition_columns=["date"])
-summary_table = DeltaTable(lab.summary, roapi_memory_table=True)
+# Define bronze_table and summary_table (neuralake.catalog.DeltalakeTable) with the right modes.
+bronze_table = DeltalakeTable(lab.bronze, partition_columns=["date"])
+summary_table = DeltalakeTable(lab.summary, roapi_memory_table=True)
 
 # %%
 lab05.check_declared(lab, bronze_table, summary_table)

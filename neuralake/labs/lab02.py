@@ -27,8 +27,7 @@ from typing import Any, ClassVar
 import polars as pl
 import requests
 import yaml
-from deltalake import DeltaTable as DeltaLog
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 
 from neuralake import delta
 from neuralake.api.server import roapi
@@ -61,7 +60,7 @@ class Lab02(Lab):
     exercises: ClassVar[tuple[str, ...]] = ("ex1", "ex2", "ex3", "ex4", "ex5")
     tables: ClassVar[tuple[str, ...]] = (TABLE, VIEW)
 
-    uri: str  # spike_counts: pass it as DeltaTable(..., uri=lab.uri)
+    uri: str  # spike_counts: pass it as DeltalakeTable(..., uri=lab.uri)
     out: Path  # exercise 4 writes the site and the ROAPI config here
     view_uri: str  # exercise 5 materializes session_spikes here
     rows: int  # rows of spike_counts
@@ -136,9 +135,9 @@ def _clear(folder: Path) -> None:
 DECLARE = Hint(
     concept="A catalog table is a declaration: where the data is, what one row is, and "
     "every column's type and meaning, so that nobody has to open the files to use it.",
-    api="DeltaTable(name, uri=..., description=..., schema={col: Column(type, text)}, "
+    api="DeltalakeTable(name, uri=..., description=..., schema={col: Column(type, text)}, "
     "partition_columns=[...], docs_filters=[Filter(...)]) (lesson 02, section 3).",
-    call="spike_counts = DeltaTable('spike_counts', uri=lab.uri, description='...', "
+    call="spike_counts = DeltalakeTable('spike_counts', uri=lab.uri, description='...', "
     "schema={'session_id': Column(pl.Int32, '...'), ...}, partition_columns=['session_id'], "
     "docs_filters=[Filter('session_id', '=', 1)])",
 )
@@ -153,7 +152,7 @@ TYPES = Hint(
 PARTITIONS = Hint(
     concept="The catalog documents how the table is laid out, so readers know which "
     "filters skip files. Look at the folders the data files are in.",
-    api="DeltaLog(lab.uri, storage_options=...).get_add_actions(flatten=True) has a "
+    api="DeltaTable(lab.uri, storage_options=...).get_add_actions(flatten=True) has a "
     "partition.<column> field (lesson 02, section 2).",
     call="partition_columns=['session_id']",
 )
@@ -166,12 +165,12 @@ EXAMPLE = Hint(
 
 
 def check_declared(lab: Lab02, table: Any) -> None:
-    """Ex1: a DeltaTable at lab.uri whose schema, partitioning and example match the data."""
+    """Ex1: a DeltalakeTable at lab.uri whose schema, partitioning and example match the data."""
     k = key("ex1")
     expect(table is not None, "spike_counts is None", DECLARE, key=k)
     expect(
         isinstance(table, DeltalakeTable),
-        f"spike_counts is a {type(table).__name__}, not a DeltaTable",
+        f"spike_counts is a {type(table).__name__}, not a DeltalakeTable",
         DECLARE,
         key=k,
     )
@@ -345,7 +344,7 @@ PUBLISH = Hint(
 ATTACH = Hint(
     concept="The catalog runs the checks declared on a table, and the export carries their "
     "reports only when it is given them.",
-    api="A table's checks (lesson 02, section 3: DeltaTable(..., checks=[...]), or set "
+    api="A table's checks (lesson 02, section 3: DeltalakeTable(..., checks=[...]), or set "
     "spike_counts.checks later); export_catalog(..., quality=catalog.check()) (section 9).",
     call="spike_counts.checks = checks; catalog = Catalog({'lab': "
     "ModuleDatabase(sys.modules[__name__])}); export = export_catalog(catalog, 'lab02', s, "
@@ -506,7 +505,7 @@ def check_view(lab: Lab02, view: Any, served_config: Any, served: Any) -> None:
     )
     options = lab.storage_options
     expect(
-        DeltaLog.is_deltatable(lab.view_uri, storage_options=options),
+        DeltaTable.is_deltatable(lab.view_uri, storage_options=options),
         "there is no Delta table at lab.view_uri: the view was never refreshed",
         VIEW_DATA,
         key=k,

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 import requests
 import yaml
-from deltalake import DeltaTable as DeltaLog
+from deltalake import DeltaTable
 
 from neuralake import delta
 from neuralake.api import latency
@@ -120,7 +120,7 @@ def check_summary(lab: Lab05) -> None:
     key = "lab05.ex1"
     opts = lab.settings.storage_options
     try:
-        log = DeltaLog(lab.summary_uri, storage_options=opts)
+        log = DeltaTable(lab.summary_uri, storage_options=opts)
     except Exception:  # no table yet: the exercise was not done
         log = None
     expect(log is not None, f"there is no summary table at {lab.summary_uri}", SUMMARY, key=key)
@@ -150,10 +150,10 @@ DECLARE = Hint(
     concept="ROAPI serves a table as a provider (reads the current files, sees each new "
     "commit) or in memory (fast, re-read whole on reload). A partitioned table cannot be "
     "held in memory; a small summary should be.",
-    api="neuralake.catalog.DeltaTable(name, schema=..., partition_columns=..., "
+    api="neuralake.catalog.DeltalakeTable(name, schema=..., partition_columns=..., "
     "roapi_memory_table=...) (lesson 05, section 2).",
-    call="bronze_table = DeltaTable(lab.bronze, partition_columns=['date']); summary_table "
-    "= DeltaTable(lab.summary, roapi_memory_table=True)",
+    call="bronze_table = DeltalakeTable(lab.bronze, partition_columns=['date']); summary_table "
+    "= DeltalakeTable(lab.summary, roapi_memory_table=True)",
 )
 
 
@@ -167,7 +167,7 @@ def check_declared(lab: Lab05, bronze_table: Any, summary_table: Any) -> None:
         expect(table is not None, f"{label} is None", DECLARE, key=key)
         expect(
             isinstance(table, DeltalakeTable),
-            f"{label} is a {type(table).__name__}, not a catalog DeltaTable",
+            f"{label} is a {type(table).__name__}, not a catalog DeltalakeTable",
             DECLARE,
             key=key,
         )
