@@ -16,9 +16,12 @@
 # %% [markdown]
 # # 06 · Spark, the workhorse: the cold path beside Polars
 #
-# **Time:** about 60 minutes to read and try. The notebook itself takes minutes, most
+# **Time:** about 70 minutes to read and try. The notebook itself takes minutes, most
 # of them Spark starting and scheduling jobs: 1.7 minutes measured on an idle 2-core
-# machine, 3.1 at a load average of 6 to 10 (other jobs running), up to 8.4 at 14 to 33.
+# machine, 3.1 at a load average of 6 to 10 (other jobs running), up to 8.4 at 14 to 33,
+# before section 7 (the cluster) was added; with it, 3.3 minutes at a load of 6 to 8
+# and 4.1 at 5 to 11, of which section 7 took 74 s and 67 s (most of it the cluster's
+# new executor JVM warming up on its first jobs).
 # **Prerequisites:** lesson 01 (Delta tables, MERGE), lesson 02 (the catalog and its
 # quality checks), lessons 03-04 (the writer's bronze table, Kafka offsets); the stack
 # up (`make up`) and Spark's jars resolved (`make setup`).
@@ -34,7 +37,9 @@
 #    second run reads only the new bronze versions;
 # 4. measure the same transform in Spark and in Polars at two scales, and say from the
 #    numbers where each engine wins and why;
-# 5. move Delta tables between delta-rs and Spark in both directions, proven equal.
+# 5. move Delta tables between delta-rs and Spark in both directions, proven equal;
+# 6. run the same ELT on a Spark standalone cluster (master, worker, executor) and read
+#    its executors and stages from the master's and the application's REST APIs.
 #
 # **Why.** The writer keeps bronze fresh within a second, and ROAPI serves it in
 # milliseconds: the **hot path**. The study also needs heavier work done later, in
@@ -641,39 +646,196 @@ spark_commit = DeltaLog(ROUNDTRIP["spark"], storage_options=opts).history(1)[0]
 print(f"Spark's commit: {spark_commit['operation']} by {spark_commit.get('engineInfo', '?')}")
 
 # %% [markdown]
-# ## 7 · The same job on a real cluster, with no code change
+# ## 7 · The same ELT on a cluster
 #
-# Nothing in the ELT names `local[2]`: the master comes from the configuration. The job
-# is a module with a `main()`, so `spark-submit` runs it as it is:
+# **Why:** in `local[2]` the driver and the executors are one JVM: planning, scheduling
+# and running tasks never leave the process. A **standalone cluster** splits them: a
+# **master** keeps track of the machines, each **worker** offers its cores and memory,
+# and for every application a worker starts an **executor** (a JVM of its own) that runs
+# tasks; the **driver** (this notebook) plans the job and sends tasks to the executors
+# over the network. The ELT does not change; only the master URL does.
 #
-# ```bash
-# # on this machine (what `neuralake spark elt` does, in a new JVM)
-# spark-submit --jars "$(neuralake spark jars)" neuralake/spark/elt.py --bronze l06_bronze \
-#   --silver l06_silver --gold l06_gold --dims-prefix l06_dims/
-# # on a standalone cluster: only the master changes
-# spark-submit --master spark://spark-master:7077 --jars "$(neuralake spark jars)" \
-#   neuralake/spark/elt.py --bronze l06_bronze --silver l06_silver --gold l06_gold \
-#   --dims-prefix l06_dims/
-# ```
-#
-# `spark-submit` starts the driver's JVM before Python runs, so the jars go on its
-# command line (`neuralake spark jars` prints them). From Python, `NEURALAKE_SPARK_MASTER`
-# replaces the master in `spark_config()`; S3's endpoint and keys come from the same
-# `NEURALAKE_*` settings as everywhere (`NEURALAKE_PROFILE=aws` for real S3). On a
-# managed Spark (EMR, Dataproc, Databricks) you submit the same file; the platform
-# supplies the master and its own Delta and S3 jars. We do not start a cluster here;
-# we only show that the configuration follows the variable:
+# **Do:** `neuralake spark cluster up` starts a master and one worker from the pyspark
+# wheel's own `bin/spark-class` (the wheel has no `start-master.sh`), on 127.0.0.1:
+# the master on port 7077, its web UI on 7080, the worker's on 7081. Its defaults fit
+# this lab's 2-core machine: 1 worker x 2 cores x 2 GiB, so one executor of 1 GiB
+# running 2 tasks at a time. It returns once the master's JSON status
+# (`http://127.0.0.1:7080/json/`) lists the worker as ALIVE. Here we call the same
+# function from Python, and stop the cluster again at the end of this section.
 
 # %%
-os.environ["NEURALAKE_SPARK_MASTER"] = "spark://spark-master:7077"
-try:
-    on_cluster = neuralake.spark.spark_config(s)["spark.master"]
-finally:
-    del os.environ["NEURALAKE_SPARK_MASTER"]
-print(
-    f"spark.master with the variable: {on_cluster}; without: {neuralake.spark.spark_config(s)['spark.master']}"
+from neuralake.spark import cluster
+
+spark_cluster = cluster.cluster(s)  # defaults, or NEURALAKE_SPARK_* variables
+already_up = cluster.status(spark_cluster)["healthy"]  # a cluster you started: left running
+started = time.perf_counter()
+cluster.up(spark_cluster, echo=lambda line: None)
+up_s = time.perf_counter() - started
+master = cluster.master_state(spark_cluster)
+print(f"{spark_cluster.master_url}: {master['status']}, {master['aliveworkers']} worker ALIVE "
+      f"after {up_s:.1f} s ({load()}); sized {spark_cluster.sizing}")  # fmt: skip
+assert master["status"] == "ALIVE" and master["aliveworkers"] >= 1
+d = cluster.Cluster  # the dataclass's defaults, as the text above states them
+assert (d.master_port, d.master_ui_port, d.worker_ui_port) == (7077, 7080, 7081)
+assert (d.workers, d.worker_cores, d.worker_memory) == (1, 2, "2g")
+pl.DataFrame(
+    [
+        {"worker": w["id"], "state": w["state"], "cores": w["cores"], "memory_mb": w["memory"]}
+        for w in master["workers"]
+        if w["state"] == "ALIVE"
+    ]
 )
-print(f"jars for spark-submit: {len(spark_jars())} ({', '.join(j.name for j in spark_jars())})")
+
+# %% [markdown]
+# Now the session. One Python process holds one SparkContext, so we stop the
+# `local[2]` one and build the next with the cluster's URL: the same call as from a
+# shell with `NEURALAKE_SPARK_MASTER=spark://127.0.0.1:7077`, or
+# `neuralake spark elt --master spark://127.0.0.1:7077`. The JVM stays, so this is
+# quick; the executor starts after the session does, on the worker.
+#
+# Then the ELT, the same `elt.run`, from the same bronze into two new tables, and its
+# gold compared with the gold `local[2]` wrote in section 3. The executor reads bronze
+# from MinIO and writes silver and gold itself: it received the Delta and S3A jars from
+# the driver (`spark.jars` are shipped to every executor) and the S3 endpoint and keys
+# in the application's configuration.
+
+# %%
+sp.stop()
+cluster_tables = dataclasses.replace(
+    tables, silver=f"{PREFIX}cluster_silver", gold=f"{PREFIX}cluster_gold"
+)
+for table_uri in (cluster_tables.uri(s, "silver"), cluster_tables.uri(s, "gold")):
+    delta.drop_table(table_uri, opts)
+try:
+    sp = neuralake.spark.session(s, {"spark.master": spark_cluster.master_url})
+    sp.sparkContext.setLogLevel("ERROR")
+    executors = cluster.wait_for_executors(sp, 1)
+    started = time.perf_counter()
+    run_cluster = elt.run(s, cluster_tables)
+    cluster_elt_s = time.perf_counter() - started
+except BaseException:
+    neuralake.spark.stop()  # leave no cluster behind when this cell fails
+    if not already_up:
+        cluster.down(spark_cluster, echo=lambda line: None)
+    raise
+gold_local = compare.fingerprint(pl.read_delta(uri["gold"], storage_options=opts), decimals=6)
+gold_cluster = compare.fingerprint(
+    pl.read_delta(cluster_tables.uri(s, "gold"), storage_options=opts), decimals=6
+)
+print(f"master {sp.sparkContext.master}: ELT in {cluster_elt_s:.1f} s ({load()}), "
+      f"{run_cluster.bronze_rows:,} bronze rows -> silver rows {run_cluster.tables['silver']['rows']:,}, "
+      f"gold rows {run_cluster.tables['gold']['rows']}; same gold as local[2]: {gold_cluster == gold_local}")  # fmt: skip
+assert gold_cluster == gold_local, "the cluster must write the gold local[2] wrote"
+assert run_cluster.tables["silver"]["rows"] == silver_rows, "and the same silver rows"
+
+# %% [markdown]
+# Same rows, same values (floats rounded to 6 decimals: Spark adds partial sums in the
+# order tasks finish). The time printed above includes what `local[2]` never pays: the
+# tasks ran on the same 2 cores, but in a second JVM that had to start, receive the
+# jars from the driver (about 700 MB, most of it the AWS SDK: printed below) and warm
+# up, with every task and every result crossing a socket.
+#
+# **Measure:** where did the work go? Two REST APIs answer without screenshots. The
+# master's (`/json/`) knows the workers and the applications and how many cores each
+# holds; the application's own (the driver's web UI, `/api/v1/applications/<id>/...`)
+# knows its executors, jobs and stages. `cluster.app_api(sp, "executors")` reads it.
+
+# %%
+app_id = sp.sparkContext.applicationId
+(app,) = [a for a in cluster.master_state(spark_cluster)["activeapps"] if a["id"] == app_id]
+executors = cluster.app_api(sp, "executors")
+stages = cluster.app_api(sp, "stages")
+jobs = cluster.app_api(sp, "jobs")
+shipped_mb = sum(jar.stat().st_size for jar in spark_jars()) / 1e6
+print(f"the master: application {app_id} holds {app['cores']} cores, "
+      f"{app['memoryperexecutor']} MiB per executor; jars shipped to it: {shipped_mb:.0f} MB")  # fmt: skip
+assert app["cores"] == spark_cluster.worker_cores * spark_cluster.workers
+assert 600 < shipped_mb < 800, "the text below says about 700 MB"
+pl.DataFrame(
+    [
+        {"executor": e["id"], "address": e["hostPort"], "cores": e["totalCores"],
+         "tasks": e["completedTasks"], "input_mb": round(e["totalInputBytes"] / 1e6, 2),
+         "shuffle_write_mb": round(e["totalShuffleWrite"] / 1e6, 2),
+         "task_time_s": round(e["totalDuration"] / 1000, 1)}
+        for e in executors
+        if e["id"] != "driver"
+    ]
+)  # fmt: skip
+
+# %%
+stage_table = pl.DataFrame(
+    [
+        {"stage": st["stageId"], "job call": st["name"].split(" at ")[0], "tasks": st["numTasks"],
+         "run_time_s": st["executorRunTime"] / 1000, "input_mb": round(st["inputBytes"] / 1e6, 2),
+         "shuffle_write_mb": round(st["shuffleWriteBytes"] / 1e6, 2)}
+        for st in stages
+    ]
+)  # fmt: skip
+tasks_on_executors = sum(e["completedTasks"] for e in executors if e["id"] != "driver")
+(driver,) = [e for e in executors if e["id"] == "driver"]
+print(f"one ELT run on the cluster: {len(jobs)} jobs, {len(stages)} stages, {tasks_on_executors} "
+      f"tasks on the executor, {driver['completedTasks']} on the driver; the five longest stages:")  # fmt: skip
+assert tasks_on_executors > 0 and driver["completedTasks"] == driver["totalCores"] == 0
+assert len(jobs) >= 24, "the text below says dozens of jobs"
+stage_table.sort("run_time_s", descending=True).head(5)
+
+# %% [markdown]
+# Dozens of jobs for one small ELT: every count, MERGE, Delta log read and write is a
+# job, each split into stages at its shuffles, and most of them move a few kilobytes.
+# The "job call" is the API call that started the job (`save` a write, `start` the
+# streaming query whose micro-batch runs the ELT). That per-job cost is the fixed cost
+# of section 5, paid here over a socket, and the first stages also pay for the new
+# executor's JVM warming up.
+#
+# **What changes on a real cluster.** The same code runs; the machine around it does not.
+#
+# - **Executors on other machines.** The driver must be reachable from them
+#   (`spark.driver.host` becomes an address the workers can reach, not 127.0.0.1), and
+#   every byte between stages crosses the network. Every application ships its
+#   `spark.jars` to every executor: here 700 MB per application, so real clusters bake
+#   Delta and S3A into the workers' image instead.
+# - **S3 credentials per executor.** Here the driver's S3 endpoint and keys travel in
+#   the application's configuration to each executor. On a real cluster each executor
+#   gets its credentials from its machine (an instance role, a Kubernetes service
+#   account: `fs.s3a.aws.credentials.provider`), and no key is written in a config.
+# - **Shuffle storage.** Map outputs live on the executor's local disk
+#   (`SPARK_LOCAL_DIRS`, here `.state/spark-cluster/worker-1/local`). An executor that
+#   dies takes its shuffle files with it, and Spark re-runs the stages that wrote them:
+#   `tests/test_spark_cluster.py` kills a worker with `kill -9` in the middle of the ELT,
+#   and the job still finishes with the same gold. An external shuffle service, or
+#   decommissioning that moves shuffle files off a leaving executor, keeps them.
+# - **Dynamic allocation.** Here the application holds its executor until it stops.
+#   With `spark.dynamicAllocation.enabled`, Spark asks for executors while tasks wait
+#   and gives idle ones back; it needs shuffle tracking or the external shuffle service,
+#   because a removed executor's shuffle files would otherwise be gone.
+#
+# From a shell, with nothing else changed (`spark-submit` needs the jars on its command
+# line, because it starts the driver's JVM before any Python runs):
+#
+# ```bash
+# neuralake spark cluster up                 # master + 1 worker x 2 cores x 2g
+# neuralake spark cluster status             # pids, ALIVE workers, applications, sizing
+# neuralake spark elt --master spark://127.0.0.1:7077 --bronze l06_bronze \
+#   --silver l06_cluster_silver --gold l06_cluster_gold --dims-prefix l06_dims/
+# spark-submit --master spark://127.0.0.1:7077 --jars "$(neuralake spark jars)" \
+#   neuralake/spark/elt.py --bronze l06_bronze --silver l06_cluster_silver \
+#   --gold l06_cluster_gold --dims-prefix l06_dims/
+# neuralake spark cluster down               # stops workers, executors, master by pid
+# ```
+#
+# On a managed Spark (EMR, Dataproc, Databricks) you submit the same file; the platform
+# supplies the master and its own Delta and S3 jars. We stop the session and the
+# cluster (if this lesson started it) and check that no process is left:
+
+# %%
+neuralake.spark.stop()
+if not already_up:
+    cluster.down(spark_cluster, echo=lambda line: None)
+    left = cluster.pids(spark_cluster)
+    print(f"cluster stopped; processes left: {left or 'none'}")
+    assert left == {}, "cluster down must stop every process it started"
+else:
+    print("the cluster was running before this lesson: left running")
 
 # %% [markdown]
 # ## Exercises
@@ -696,7 +858,8 @@ print(f"jars for spark-submit: {len(spark_jars())} ({', '.join(j.name for j in s
 #
 # - One helper, `neuralake.spark.session()`, builds a local Spark with Delta and S3A;
 #   the same code runs on a cluster when the master changes (`--master`,
-#   `NEURALAKE_SPARK_MASTER`).
+#   `NEURALAKE_SPARK_MASTER`): `neuralake spark cluster up` starts one on this machine,
+#   and its gold equals `local[2]`'s.
 # - Spark reads the writer's tables and writes only its own: Spark's Delta has no
 #   conditional-put commit on S3, and the guard reads each table's log to enforce it.
 # - Incremental ELT = Delta's streaming source with `AvailableNow` and a checkpoint,
@@ -714,6 +877,8 @@ print(f"jars for spark-submit: {len(spark_jars())} ({', '.join(j.name for j in s
 #    go, and which part of the job removed each kind?
 # 3. Your transform takes 0.1 s in Polars and 2 s in Spark on 1 million rows. Name two
 #    situations where you would still run it on Spark.
+# 4. An executor dies in the middle of a job. What does Spark run again, and why can that
+#    be more than the tasks it was running?
 #
 # <details><summary>Answers</summary>
 #
@@ -728,6 +893,9 @@ print(f"jars for spark-submit: {len(spark_jars())} ({', '.join(j.name for j in s
 # 3. When the data does not fit one machine's memory (Spark spreads and spills it);
 #    when it must finish faster than one machine can (a cluster adds cores); when the
 #    platform already runs Spark with retries and scheduling (fault tolerance).
+# 4. Its running tasks, on another executor; and every earlier stage whose shuffle
+#    output lived on its local disk, because the next stage can no longer fetch it
+#    (an external shuffle service or decommissioning would have kept those files).
 #
 # </details>
 #
@@ -742,6 +910,9 @@ print(f"jars for spark-submit: {len(spark_jars())} ({', '.join(j.name for j in s
 # - Spark Structured Streaming, `Trigger.AvailableNow`:
 #   https://spark.apache.org/docs/latest/structured-streaming-programming-guide.html#triggers
 # - `spark-submit` and master URLs: https://spark.apache.org/docs/latest/submitting-applications.html
+# - Spark's standalone cluster (master, workers, `spark-class`):
+#   https://spark.apache.org/docs/latest/spark-standalone.html; the application's REST
+#   API (executors, jobs, stages): https://spark.apache.org/docs/latest/monitoring.html#rest-api
 # - delta-rs `write_deltalake` and `DeltaTable`: https://delta-io.github.io/delta-rs/api/delta_writer/
 # - Polars `scan_delta` and lazy queries:
 #   https://docs.pola.rs/api/python/stable/reference/api/polars.scan_delta.html and
