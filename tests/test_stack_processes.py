@@ -87,6 +87,12 @@ LOGS = Path(__file__).parent / "data" / "logs"  # real output of each server, fa
         # ROAPI (a clap parser ends with "For more information, try '--help'.").
         ("roapi_usage.log", "error: unexpected argument '--bad' found"),
         ("roapi_missing_table.log", "error: Failed to build context: Failed to load table"),
+        # The Rust writer: one "error:" line that names the fix.
+        ("writer_missing_topic.log", "error: topic 'no.such.topic' does not exist on"),
+        (
+            "writer_bad_credentials.log",
+            "error: S3 at http://127.0.0.1:9000 refused the credentials",
+        ),
     ],
 )
 def test_error_line_names_the_cause_in_real_logs(sample: str, line: str):
