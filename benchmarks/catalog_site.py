@@ -25,7 +25,7 @@ import neuralake
 from neuralake.catalog import (
     Catalog,
     Column,
-    DeltaTable,
+    DeltalakeTable,
     Filter,
     ModuleDatabase,
     NotNull,
@@ -61,7 +61,7 @@ def synthetic_catalog(tables: int, modules: int, real_uri: str | None) -> Catalo
                 fn.__name__ = name
                 obj = table(tags=["derived", f"team{m}"], upstream=upstream, schema=schema)(fn)
             else:
-                obj = DeltaTable(
+                obj = DeltalakeTable(
                     name,
                     uri=real_uri,
                     description=f"Table {name} of module {m}. " * 4,

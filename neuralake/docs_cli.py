@@ -17,15 +17,9 @@ from neuralake import docsite
 from neuralake import notebooks as lesson_notebooks
 from neuralake.errors import NeuralakeError
 
-app = typer.Typer(help="The documentation site, built from the executed notebooks.")
-
-
-@app.callback(invoke_without_command=True)
-def usage(ctx: typer.Context) -> None:
-    """Without a command, print the usage (exit 2)."""
-    if ctx.invoked_subcommand is None:
-        typer.echo(ctx.get_help())
-        raise typer.Exit(2)
+app = typer.Typer(
+    help="The documentation site, built from the executed notebooks.", no_args_is_help=True
+)
 
 
 @app.command()

@@ -24,6 +24,7 @@ def neuralake(*args: str) -> subprocess.CompletedProcess[str]:
         (["catalog"], "Usage: "),
         (["api"], "Usage: "),
         (["writer"], "Usage: "),
+        (["docs"], "Usage: "),
         (["bench", "no-such-command"], "No such command 'no-such-command'"),
     ],
 )
