@@ -110,11 +110,12 @@ class Lab04(Lab):
 
     def wait_stream(self, timeout: float = 120) -> dict:
         """Wait until the stream started by :meth:`start_stream` is done; its summary."""
-        deadline = time.monotonic() + timeout
-        while processes.running(self._stream_pid) is not None:
-            if time.monotonic() > deadline:
+
+        def finished() -> None:
+            if processes.running(self._stream_pid) is not None:
                 raise TimeoutError(f"the stream is still running after {timeout:.0f} s")
-            time.sleep(0.2)
+
+        processes.wait_until(finished, timeout=timeout, interval=0.2, retry_on=TimeoutError)
         processes.exit_code(self._stream_pid)  # reap it
         lines = (self.work / "stream.log").read_text().splitlines()
         return json.loads(lines[-1])
