@@ -269,6 +269,9 @@ def test_down_leaves_no_process_and_no_port(world):
     assert [p for p in world.seen_ports if not port_is_free(p)] == []
     assert cluster.pids(world.c) == {}
     assert not cluster.status(world.c)["healthy"]
+    executor_folders = list(world.c.home.glob("worker-*/work/app-*/*"))
+    assert executor_folders and all((f / "stderr").exists() for f in executor_folders)
+    assert list(world.c.home.glob("worker-*/work/app-*/*/*.jar")) == []  # logs kept, jars gone
 
 
 def _alive(pid: int) -> bool:
