@@ -191,7 +191,7 @@ def status(c: Cluster) -> dict:
     else:
         try:
             state = master_state(c)
-        except OSError as err:
+        except (OSError, ValueError) as err:  # refused, timed out, or not JSON (yet)
             error = f"master does not answer at {c.master_ui}/json/: {err}"
     listed = {w.get("webuiaddress"): w for w in state.get("workers", [])}
     workers = []
@@ -248,9 +248,13 @@ def pids(c: Cluster) -> dict[str, list[int]]:
     found = {}
     for name in ["master", *sorted(_tracked_workers(c))]:
         tracked = processes.running(c.pid_file(name))
-        if tracked is not None:
+        if tracked is None:
+            continue
+        try:
             children = psutil.Process(tracked.pid).children(recursive=True)
-            found[name] = [tracked.pid, *(child.pid for child in children)]
+        except psutil.NoSuchProcess:  # it exited just now
+            continue
+        found[name] = [tracked.pid, *(child.pid for child in children)]
     return found
 
 
