@@ -64,13 +64,14 @@ def inspect(
         protocol = table.protocol()
         last = table.history(limit=1)[0]
     sizes = files.get_column("size_bytes")
+    total = int(sizes.sum())
     return pl.DataFrame(
         {
             "version": [table.version()],
             "files": [sizes.len()],
             "rows": [int(files.get_column("num_records").sum())],
-            "bytes": [int(sizes.sum())],
-            "mean_file_bytes": [int(sizes.mean() or 0)],
+            "bytes": [total],
+            "mean_file_bytes": [total // sizes.len() if sizes.len() else 0],
             "small_files": [int((sizes < small_file_bytes).sum())],
             "partition_columns": [table.metadata().partition_columns],
             "min_reader_version": [protocol.min_reader_version],

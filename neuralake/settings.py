@@ -217,7 +217,28 @@ def settings(profile: str | None = None) -> Settings:
     }
     values = {**base, **overrides}
     _validate(chosen, values)
-    return Settings(profile=chosen, **values)
+    return Settings(
+        profile=chosen,
+        warehouse_uri=_required(values, "warehouse_uri"),
+        s3_endpoint=values["s3_endpoint"],
+        bucket=values["bucket"],
+        region=_required(values, "region"),
+        access_key_id=values["access_key_id"],
+        secret_access_key=values["secret_access_key"],
+        kafka_bootstrap=values["kafka_bootstrap"],
+        roapi_http=_required(values, "roapi_http"),
+        roapi_postgres=_required(values, "roapi_postgres"),
+        roapi_flight_sql=_required(values, "roapi_flight_sql"),
+        postgres_dsn=values["postgres_dsn"],
+    )
+
+
+def _required(values: dict[str, str | None], name: str) -> str:
+    """A field every profile sets: a missing one is a profile without a default for it."""
+    value = values.get(name)
+    if value is None:
+        raise ConfigError(f"{name} has no value: set {ENV_VARS[name]}")
+    return value
 
 
 def _default_profile() -> str:
@@ -235,6 +256,8 @@ def _profile_defaults(profile: str) -> dict[str, str | None]:
             "secret_access_key": None,
             "kafka_bootstrap": None,
             "roapi_http": STACK_ROAPI_HTTP,
+            "roapi_postgres": STACK_ROAPI_POSTGRES,
+            "roapi_flight_sql": STACK_ROAPI_FLIGHT_SQL,
             "postgres_dsn": None,
         }
     if profile == "stack":
@@ -247,6 +270,8 @@ def _profile_defaults(profile: str) -> dict[str, str | None]:
             "secret_access_key": STACK_SECRET_ACCESS_KEY,
             "kafka_bootstrap": STACK_KAFKA_BOOTSTRAP,
             "roapi_http": STACK_ROAPI_HTTP,
+            "roapi_postgres": STACK_ROAPI_POSTGRES,
+            "roapi_flight_sql": STACK_ROAPI_FLIGHT_SQL,
             "postgres_dsn": STACK_POSTGRES_DSN,
         }
     # aws: nothing local; the bucket must be named, credentials come from the AWS chain.
@@ -262,6 +287,8 @@ def _profile_defaults(profile: str) -> dict[str, str | None]:
         "secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY"),
         "kafka_bootstrap": None,
         "roapi_http": STACK_ROAPI_HTTP,
+        "roapi_postgres": STACK_ROAPI_POSTGRES,
+        "roapi_flight_sql": STACK_ROAPI_FLIGHT_SQL,
         "postgres_dsn": None,
     }
 

@@ -186,3 +186,11 @@ def test_a_server_that_exits_is_reported_by_its_error_line_not_its_last_line():
     assert error_line(log) == "error: unexpected argument '--bad' found"
     assert error_line("just one line\n") == "just one line"
     assert error_line("") == "(empty log)"
+
+
+def test_sample_rows_have_the_bronze_schema_in_its_order() -> None:
+    from neuralake.streaming.schemas import BRONZE
+
+    rows = bronze_rows(100, seed=2)
+    assert rows.schema == BRONZE and rows.columns == list(BRONZE)
+    assert rows["timestamp"].min() == day(0)

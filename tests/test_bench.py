@@ -3,6 +3,7 @@ report renders the committed SF1 results and the writer's and ROAPI's figures.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,10 +11,11 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+import neuralake
 from neuralake.bench import report, verify
 from neuralake.bench.cli import app
-from neuralake.bench.engines import engine_names
-from neuralake.bench.queries import tpch
+from neuralake.bench.engines import DataFusionEngine, engine_names
+from neuralake.bench.queries import Query, tpch
 from neuralake.errors import ConfigError
 
 runner = CliRunner()
@@ -62,6 +64,21 @@ def test_bad_input_is_one_line_naming_the_fix(tmp_path):
     result = runner.invoke(app, ["compare", str(tmp_path / "nope.json"), str(tmp_path)])
     assert isinstance(result.exception, ConfigError)
     assert "run `neuralake bench --out DIR` first" in str(result.exception)
+
+
+def test_the_datafusion_engine_answers_as_a_frame_and_close_drops_its_tables(tmp_path):
+    from deltalake import write_deltalake
+
+    s = dataclasses.replace(neuralake.settings("local"), warehouse_uri=tmp_path.as_uri())
+    write_deltalake(s.table_uri("t"), pl.DataFrame({"x": [1, 2, 3]}).to_arrow())
+    query = Query("sum", "SELECT sum(x) AS total FROM t", lambda tables: tables["t"].sum())
+    engine = DataFusionEngine(s)
+    engine.register({"t": s.table_uri("t")})
+    answer = engine.run(query)
+    assert isinstance(answer, pl.DataFrame) and answer.item() == 6
+    engine.close()
+    with pytest.raises(Exception, match="t"):
+        engine.run(query)  # the view went with the old context
 
 
 def test_every_query_has_sql_and_a_polars_plan():

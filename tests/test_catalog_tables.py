@@ -176,6 +176,7 @@ def test_quality_checks_pass_on_good_data_and_catch_bad_data(tmp_path: Path, loc
     assert reports["neuro.neural_signals"].rows == 1_048_576
     assert not reports["neuro.patients"].passed  # local profile: no PostgreSQL
     assert "no DSN" in reports["neuro.patients"].error
+    assert neuro.patients.location(local) == "postgresql:(no DSN)#public.patients"
 
     bad = pl.DataFrame({"id": [1, 1, None], "task": ["rest", "nap", "rest"], "q": [0.5, 2.0, 0.1]})
     bad.write_parquet(tmp_path / "bad.parquet")

@@ -81,6 +81,7 @@ def test_inspect_counts_small_files(local):
     )
     info = delta.inspect(uri).row(0, named=True)
     assert info["small_files"] == info["files"] >= 4
+    assert info["mean_file_bytes"] == info["bytes"] // info["files"]
     assert info["bytes"] == pl.DataFrame(DeltaTable(uri).get_add_actions())["size_bytes"].sum()
 
 

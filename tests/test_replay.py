@@ -24,6 +24,7 @@ from neuralake.streaming.schemas import DEAD_LETTERS, EXAMPLE_MESSAGE, arrow_sch
 def test_header_round_trip_and_key() -> None:
     value = replay.header_value("neural.signals-x", 2, 17)
     assert replay.parse_header(value) == ("neural.signals-x", 2, 17)
+    assert replay.parse_header(value.decode()) == ("neural.signals-x", 2, 17)
     assert replay._key(json.dumps(EXAMPLE_MESSAGE).encode()) == "1:3"
     assert replay._key(b"not json") is None
 

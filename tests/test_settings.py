@@ -55,6 +55,26 @@ def test_environment_overrides_a_field(monkeypatch):
     assert s.boto3_kwargs["endpoint_url"] == "http://127.0.0.1:19000"
 
 
+@pytest.mark.parametrize("profile", ["local", "stack"])
+def test_every_field_has_its_profile_default_or_its_override(monkeypatch, profile):
+    s = neuralake.settings(profile)
+    assert (s.roapi_http, s.roapi_postgres, s.roapi_flight_sql) == (
+        "127.0.0.1:8084",
+        "127.0.0.1:5434",
+        "127.0.0.1:32010",
+    )
+    assert s.region == "us-east-1"
+    monkeypatch.setenv("NEURALAKE_ROAPI_POSTGRES", "127.0.0.1:15434")
+    monkeypatch.setenv("NEURALAKE_ROAPI_FLIGHT_SQL", "127.0.0.1:42010")
+    monkeypatch.setenv("NEURALAKE_S3_REGION", "eu-west-1")
+    s = neuralake.settings(profile)
+    assert (s.roapi_postgres, s.roapi_flight_sql, s.region) == (
+        "127.0.0.1:15434",
+        "127.0.0.1:42010",
+        "eu-west-1",
+    )
+
+
 def test_aws_profile_has_no_endpoint_override(monkeypatch):
     monkeypatch.setenv("NEURALAKE_S3_BUCKET", "my-lab-bucket")
     monkeypatch.setenv("AWS_REGION", "eu-west-1")

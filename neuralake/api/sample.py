@@ -42,7 +42,7 @@ def bronze_rows(rows: int, seed: int = 0, start: datetime | None = None) -> pl.D
         }
     )
     frame = frame.with_columns(pl.col("timestamp").dt.date().alias("date"))
-    return frame.cast(dict(BRONZE)).select(list(BRONZE))
+    return frame.cast(BRONZE).select(list(BRONZE))
 
 
 def day(offset: int) -> datetime:

@@ -118,10 +118,12 @@ class DataFusionEngine:
             self.ctx.register_view(name, frame)
 
     def run(self, query: Query) -> pl.DataFrame:
-        return pl.from_arrow(self.ctx.sql(query.sql).to_arrow_table())
+        return pl.DataFrame(self.ctx.sql(query.sql).to_arrow_table())
 
     def close(self) -> None:
-        self.ctx = None
+        from datafusion import SessionContext
+
+        self.ctx = SessionContext()  # an empty one: the views and their memory go
 
 
 def delta_dataset(uri: str, settings: Settings) -> ds.Dataset:
@@ -163,7 +165,7 @@ class DuckDBEngine:
             self.con.register(name, delta_dataset(uri, self.settings))
 
     def run(self, query: Query) -> pl.DataFrame:
-        return pl.from_arrow(self.con.sql(query.sql).to_arrow_table())
+        return pl.DataFrame(self.con.sql(query.sql).to_arrow_table())
 
     def close(self) -> None:
         self.con.close()
@@ -185,7 +187,7 @@ class SparkEngine:
             self.spark.read.format("delta").load(uri).createOrReplaceTempView(name)
 
     def run(self, query: Query) -> pl.DataFrame:
-        return pl.from_arrow(self.spark.sql(query.sql).toArrow())
+        return pl.DataFrame(self.spark.sql(query.sql).toArrow())
 
     def close(self) -> None:
         """The session stays up: a JVM starts once per process (about 12 s)."""
@@ -245,7 +247,7 @@ class RoapiEngine:
         )
         if response.status_code != 200:
             raise StackError(f"roapi refused {query.name}: {response.text.strip()[:300]}")
-        return pl.from_arrow(ipc.open_stream(response.content).read_all())
+        return pl.DataFrame(ipc.open_stream(response.content).read_all())
 
     def close(self) -> None:
         self.server.close()

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import polars as pl
 from psycopg import sql
@@ -64,8 +64,9 @@ class Filter(_FilterFields):
 
 
 Conjunction = list[Filter]
-#: What ``filters=`` accepts: ``[Filter, ...]`` (AND) or ``[[Filter, ...], ...]`` (OR of ANDs).
-Filters = Iterable[Filter] | Iterable[Iterable[Filter]]
+#: What ``filters=`` accepts: ``[Filter, ...]`` (AND) or ``[[Filter, ...], ...]`` (OR of ANDs);
+#: :func:`normalize` refuses a list that mixes the two.
+Filters: TypeAlias = Iterable[Filter | Iterable[Filter]]
 
 
 def _validate(column: Any, op: Any, value: Any) -> None:
@@ -121,20 +122,25 @@ def normalize(filters: Filters | None) -> list[Conjunction]:
     items = list(filters)
     if not items:
         return []
+    given: list[Sequence[object]]
     if all(isinstance(f, Filter) for f in items):
-        groups = [items]
+        given = [items]
     elif all(isinstance(f, _LIST_TYPES) and not isinstance(f, Filter) for f in items):
-        groups = [list(group) for group in items]
+        given = [list(group) for group in items]
     else:
         raise CatalogError(
             "filters must be a list of Filter (AND) or a list of lists of Filter (OR of ANDs)"
         )
-    for group in groups:
+    groups: list[Conjunction] = []
+    for group in given:
         if not group:
             raise CatalogError("an empty AND-group in filters matches everything: remove it")
+        conjunction: Conjunction = []
         for f in group:
             if not isinstance(f, Filter):
                 raise CatalogError(f"{f!r} is not a Filter: write Filter(column, op, value)")
+            conjunction.append(f)
+        groups.append(conjunction)
     return groups
 
 
@@ -194,6 +200,7 @@ def _cast_scalar(f: Filter, value: Any, dtype: pl.DataType) -> Any:
 
 def _parse_iso(f: Filter, text: str, dtype: pl.DataType) -> date | datetime | time | str:
     """ISO text as the temporal value a ``Date``/``Datetime``/``Time`` column holds."""
+    parse: Callable[[str], date | time]  # a datetime is a date
     if isinstance(dtype, pl.Datetime):
         parse, example = datetime.fromisoformat, "2026-11-01T10:30:00+00:00"
     elif dtype == pl.Date:

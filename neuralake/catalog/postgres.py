@@ -58,7 +58,7 @@ class PostgresTable(Table):
 
     def location(self, settings: Settings | None = None) -> str:
         """``postgresql://host:port/db#relation``, without the password."""
-        dsn = self._dsn(resolve_settings(settings), required=False)
+        dsn = self.dsn or resolve_settings(settings).postgres_dsn
         if dsn is None:
             return f"postgresql:(no DSN)#{self.relation}"
         from psycopg.conninfo import conninfo_to_dict
@@ -67,9 +67,9 @@ class PostgresTable(Table):
         host, port, db = info.get("host"), info.get("port", 5432), info.get("dbname")
         return f"postgresql://{host}:{port}/{db}#{self.relation}"
 
-    def _dsn(self, settings: Settings, required: bool = True) -> str | None:
+    def _dsn(self, settings: Settings) -> str:
         dsn = self.dsn or settings.postgres_dsn
-        if dsn is None and required:
+        if dsn is None:
             raise CatalogError(
                 f"table {self.name!r} reads PostgreSQL but profile {settings.profile!r} has "
                 "no DSN: start the stack (neuralake stack up) or set NEURALAKE_POSTGRES_DSN"

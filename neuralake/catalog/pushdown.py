@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
+from typing import IO
 
 import polars as pl
 import psutil
@@ -53,7 +54,7 @@ class ScanMeasurement:
 
 
 @contextmanager
-def _stderr_to_file() -> Iterator[tempfile._TemporaryFileWrapper]:
+def _stderr_to_file() -> Iterator[IO[str]]:
     """Send file descriptor 2 (where Polars' Rust code logs) to a temporary file."""
     sys.stderr.flush()
     saved = os.dup(2)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import polars as pl
 import pyarrow as pa
@@ -48,7 +48,9 @@ class ColumnInfo:
 #: What ``schema=`` accepts: a ``pyarrow.Schema`` (as datarepo users write it; a field's
 #: ``description`` metadata becomes the column description), a ``pl.Schema``, or a
 #: mapping of column name to a Polars type or a :class:`Column`.
-SchemaSpec = pa.Schema | pl.Schema | Mapping[str, pl.DataType | type[pl.DataType] | Column]
+SchemaSpec: TypeAlias = (
+    pa.Schema | pl.Schema | Mapping[str, pl.DataType | type[pl.DataType] | Column]
+)
 
 
 def columns_from_spec(spec: SchemaSpec | None) -> tuple[ColumnInfo, ...]:

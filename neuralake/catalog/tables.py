@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
+from types import FrameType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import polars as pl
@@ -66,7 +67,7 @@ def reading_with(settings: Settings) -> Iterator[None]:
 
 def _declaring_module() -> str | None:
     """The ``__name__`` of the code that called the table's constructor."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         name = frame.f_globals.get("__name__")
         if name not in _LIBRARY_MODULES and frame.f_code.co_name not in (

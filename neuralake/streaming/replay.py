@@ -50,13 +50,14 @@ COORDINATES = ["kafka_topic", "kafka_partition", "kafka_offset"]
 
 LEDGER = pl.Schema(
     {
-        "kafka_topic": pl.String,  # the dead letter's coordinates...
-        "kafka_partition": pl.Int32,
-        "kafka_offset": pl.Int64,
-        "replay_partition": pl.Int32,  # ...and where its fixed copy landed
-        "replay_offset": pl.Int64,
+        # Instances like UTC_MICROS, not classes: mypy cannot type a dict mixing the two.
+        "kafka_topic": pl.String(),  # the dead letter's coordinates...
+        "kafka_partition": pl.Int32(),
+        "kafka_offset": pl.Int64(),
+        "replay_partition": pl.Int32(),  # ...and where its fixed copy landed
+        "replay_offset": pl.Int64(),
         "replayed_at": UTC_MICROS,
-        "recovered": pl.Boolean,  # found by its header after a crashed run
+        "recovered": pl.Boolean(),  # found by its header after a crashed run
     }
 )
 
@@ -90,9 +91,10 @@ def header_value(topic: str, partition: int, offset: int) -> bytes:
     return f"{topic}/{partition}/{offset}".encode()
 
 
-def parse_header(value: bytes) -> tuple[str, int, int]:
+def parse_header(value: bytes | str) -> tuple[str, int, int]:
     """``b"topic/2/17"`` -> ``("topic", 2, 17)``; topic names may not contain '/'."""
-    topic, partition, offset = value.decode().rsplit("/", 2)
+    text = value.decode() if isinstance(value, bytes) else value
+    topic, partition, offset = text.rsplit("/", 2)
     return topic, int(partition), int(offset)
 
 
@@ -236,7 +238,8 @@ def _commit(
         for partition, high in _high_watermarks(topic, admin, kafka_config, timeout).items()
     }
     _write(uri, rows, new_marks, storage_options)
-    return _open(uri, storage_options).version()
+    table.update_incremental()  # to the commit just written
+    return table.version()
 
 
 def _write(
@@ -333,7 +336,9 @@ def _scan_for_replays(
                     header = dict(message.headers() or []).get(REPLAY_HEADER)
                     if header is not None:
                         found.append(_ledger_row(parse_header(header), message, recovered=True))
-                position = message.offset() + (1 if error is None else 0)
+                offset = message.offset()
+                assert offset is not None  # a message or a partition's end always has one
+                position = offset + (1 if error is None else 0)
                 if key in todo and position >= ends[key]:
                     todo.discard(key)
             if todo:
