@@ -3,7 +3,7 @@
 The catalog knows which table is built from which (``upstream=[...]``), including
 external names such as a Kafka topic. It does not know who produces into the topic, nor
 which tables an API serves. :func:`pipeline_graph` adds both: the edges a lesson names
-(``("producer", "kafka:pipeline-signals")``) and one edge from every table the export
+(``("producer", "kafka:l08_signals")``) and one edge from every table the export
 marks as served by ROAPI. :func:`plot` draws it with the catalog's own layout
 (:func:`neuralake.catalog.lineage.draw`: columns by longest path from a source) in
 matplotlib, so a notebook shows it inline as an image; the site draws the same layout as
