@@ -15,6 +15,8 @@ import nbformat
 import pytest
 
 from neuralake import notebooks
+from neuralake.spark import cluster
+from neuralake.stack import processes
 from neuralake.writer import control
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,14 +128,19 @@ def test_exactly_one_parameters_cell(ipynb: Path):
 @pytest.mark.parametrize("lesson", notebooks.lessons(), ids=[p.name for p in notebooks.lessons()])
 def test_lesson_runs_against_the_stack(lesson: Path, stack_settings):
     before = {row.table for row in control.status(stack_settings) if row.alive}
+    spark_cluster = cluster.cluster(stack_settings)
+    cluster_was_up = processes.running(spark_cluster.pid_file("master")) is not None
     try:
         output, seconds = notebooks.run(lesson)
     except Exception:
-        # A lesson that fails half way leaves its writer processes running; stop the ones
-        # it started so the next lesson starts from a quiet stack (and CI can exit).
+        # A lesson that fails half way leaves its writer processes (and lesson 06 its Spark
+        # cluster) running; stop what it started so the next lesson starts from a quiet
+        # stack (and CI can exit).
         after = {row.table for row in control.status(stack_settings) if row.alive}
         for table in sorted(after - before):
             control.down(stack_settings, table)
+        if not cluster_was_up:
+            cluster.down(spark_cluster)
         raise
     executed = nbformat.read(output, as_version=4)
     errors = [
