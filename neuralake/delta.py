@@ -2,7 +2,8 @@
 
 Lessons use ``deltalake`` and ``polars`` directly; these helpers only summarise what those
 APIs return (:func:`inspect`, :func:`history`, :func:`file_stats`), read the transaction
-log on any warehouse (:func:`log_files`, :func:`read_commit`), count what a query really
+log on any warehouse through :mod:`neuralake.storage` (:func:`log_files`,
+:func:`read_commit`), count what a query really
 reads from S3 (:class:`RequestLog`), turn storage failures into one-line errors that
 name the fix (:func:`storage_errors`, :func:`first_line`), and give a lesson a clean table
 to start from (:func:`fresh_table`).
@@ -11,14 +12,12 @@ to start from (:func:`fresh_table`).
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import ParseResult, unquote, urlparse
 
 import httpx
@@ -27,6 +26,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import SchemaMismatchError
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
 
+from neuralake import storage
 from neuralake.errors import (
     BucketNotFoundError,
     ConfigError,
@@ -112,7 +112,7 @@ def history(uri: str, storage_options: dict[str, str] | None = None) -> pl.DataF
 def log_files(uri: str, storage_options: dict[str, str] | None = None) -> pl.DataFrame:
     """The files in ``_delta_log/``: name and size, in name (= version) order."""
     with storage_errors(uri, storage_options):
-        listing = _list(f"{uri.rstrip('/')}/_delta_log/", storage_options or {})
+        listing = storage.list_files(f"{uri.rstrip('/')}/_delta_log", storage_options)
     return pl.DataFrame(listing, schema={"name": pl.String, "bytes": pl.Int64}, orient="row").sort(
         "name"
     )
@@ -124,7 +124,7 @@ def read_commit(
     """The actions of one commit file, ``_delta_log/<version padded to 20 digits>.json``."""
     key = f"{uri.rstrip('/')}/_delta_log/{version:020d}.json"
     with storage_errors(uri, storage_options):
-        text = _read(key, storage_options or {})
+        text = storage.read_text(key, storage_options)
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
@@ -135,40 +135,10 @@ def data_files(uri: str, storage_options: dict[str, str] | None = None) -> pl.Da
     uses) to see what ``vacuum`` would reclaim.
     """
     with storage_errors(uri, storage_options):
-        listing = _list(f"{uri.rstrip('/')}/", storage_options or {}, recursive=True)
+        listing = storage.list_files(uri, storage_options, recursive=True)
     files = [(name, size) for name, size in listing if name.endswith(".parquet")]
     files = [(n, b) for n, b in files if not n.startswith("_delta_log/")]
     return pl.DataFrame(files, schema={"name": pl.String, "bytes": pl.Int64}, orient="row")
-
-
-def _list(
-    prefix_uri: str, options: dict[str, str], recursive: bool = False
-) -> list[tuple[str, int]]:
-    """(name relative to the prefix, size) of the objects under a prefix."""
-    url = urlparse(prefix_uri)
-    if url.scheme == "file":
-        folder = Path(unquote(url.path))
-        if not folder.is_dir():
-            raise FileNotFoundError(folder)
-        found = folder.rglob("*") if recursive else folder.iterdir()
-        return [(p.relative_to(folder).as_posix(), p.stat().st_size) for p in found if p.is_file()]
-    client = s3_client(options)
-    prefix = url.path.lstrip("/")
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=url.netloc, Prefix=prefix)
-    return [
-        (obj["Key"][len(prefix) :], obj["Size"])
-        for page in pages
-        for obj in page.get("Contents", [])
-        if recursive or "/" not in obj["Key"][len(prefix) :]
-    ]
-
-
-def _read(object_uri: str, options: dict[str, str]) -> str:
-    url = urlparse(object_uri)
-    if url.scheme == "file":
-        return Path(unquote(url.path)).read_text()
-    body = s3_client(options).get_object(Bucket=url.netloc, Key=url.path.lstrip("/"))["Body"]
-    return body.read().decode()
 
 
 def s3_client(storage_options: dict[str, str]):
@@ -444,24 +414,8 @@ def drop_table(uri: str, storage_options: dict[str, str] | None = None) -> int:
     Returns how many objects were deleted (0 if there was no table). Lessons and labs use
     it to start from a clean table, so running them twice gives the same result.
     """
-    url = urlparse(uri)
     with storage_errors(uri, storage_options):
-        if url.scheme == "file":
-            folder = Path(unquote(url.path))
-            count = sum(1 for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
-            if folder.exists():
-                shutil.rmtree(folder)
-            return count
-        client = s3_client(storage_options or {})
-        prefix = url.path.strip("/") + "/"
-        count = 0
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=url.netloc, Prefix=prefix)
-        for page in pages:
-            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
-            if keys:
-                client.delete_objects(Bucket=url.netloc, Delete={"Objects": keys, "Quiet": True})
-                count += len(keys)
-        return count
+        return storage.delete(uri, storage_options)
 
 
 def fresh_table(uri: str, storage_options: dict[str, str] | None = None) -> str:

@@ -121,6 +121,8 @@ def test_unreachable_endpoint_names_the_fix():
     with pytest.raises(EndpointUnreachableError, match="neuralake stack up") as caught:
         delta.inspect("s3://neuralake/warehouse/anything", options)
     assert dead in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(EndpointUnreachableError, match="neuralake stack up"):
+        delta.log_files("s3://neuralake/warehouse/anything", options)
 
 
 # -- against the stack's S3 ----------------------------------------------------------------
@@ -146,6 +148,8 @@ def test_wrong_credentials_name_the_fix(stack_settings, stack_uri):
     with pytest.raises(CredentialsError, match="NEURALAKE_S3_SECRET_ACCESS_KEY") as caught:
         delta.inspect(stack_uri, wrong)
     assert "\n" not in str(caught.value)
+    with pytest.raises(CredentialsError, match="NEURALAKE_S3_SECRET_ACCESS_KEY"):
+        delta.log_files(stack_uri, wrong)
     with pytest.raises(CredentialsError):
         datagen.write_frames(stack_uri, [SIM.sessions_table()], schemas.SESSIONS, wrong)
     assert delta.inspect(stack_uri, stack_settings.storage_options)["version"][0] == 3
@@ -158,6 +162,8 @@ def test_missing_bucket_names_the_fix(stack_settings):
     with pytest.raises(BucketNotFoundError, match="NEURALAKE_S3_BUCKET") as caught:
         delta.inspect(uri, options)
     assert "\n" not in str(caught.value)
+    with pytest.raises(BucketNotFoundError, match="NEURALAKE_S3_BUCKET"):
+        delta.log_files(uri, options)
     with pytest.raises(BucketNotFoundError):
         datagen.write_frames(uri, [SIM.sessions_table()], schemas.SESSIONS, options)
 

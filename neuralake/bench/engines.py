@@ -30,10 +30,10 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urlparse
 
 import polars as pl
 
+from neuralake import storage
 from neuralake.bench.queries import Query
 from neuralake.errors import ConfigError, StackError
 from neuralake.settings import Settings
@@ -130,23 +130,13 @@ def delta_dataset(uri: str, settings: Settings) -> ds.Dataset:
     """A pyarrow dataset over the Delta table's current files (listed by deltalake)."""
     import pyarrow.dataset as ds
     from deltalake import DeltaTable
-    from pyarrow import fs
 
     files = DeltaTable(uri, storage_options=settings.storage_options).file_uris()
-    if uri.startswith("s3://"):
-        endpoint = urlparse(settings.s3_endpoint) if settings.s3_endpoint else None
-        filesystem = fs.S3FileSystem(
-            access_key=settings.access_key_id,
-            secret_key=settings.secret_access_key,
-            region=settings.region,
-            endpoint_override=endpoint.netloc if endpoint else None,
-            scheme=endpoint.scheme if endpoint else "https",
-        )
-        paths = [f.removeprefix("s3://") for f in files]
-    else:
-        filesystem = fs.LocalFileSystem()
-        paths = [f.removeprefix("file://") for f in files]
-    return ds.dataset(paths, filesystem=filesystem, format="parquet")
+    return ds.dataset(
+        [storage.path(f) for f in files],
+        filesystem=storage.filesystem(uri, settings.storage_options),
+        format="parquet",
+    )
 
 
 class DuckDBEngine:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import csv
 import io
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
+from neuralake import storage
+from neuralake.delta import drop_table
 from neuralake.errors import NeuralakeError
 from neuralake.labs.build import find_labs
 from neuralake.settings import Settings, project_dir
@@ -160,25 +161,14 @@ def grade(notebook: Path, out_dir: Path, settings: Settings, keep: bool = False)
 
 
 def drop_tables(settings: Settings, prefix: str) -> int:
-    """Delete every object of the warehouse whose table name starts with ``prefix``."""
-    uri = settings.table_uri(prefix)
-    if uri.startswith("file://"):
-        folder = Path(uri.removeprefix("file://"))
-        tables = list(folder.parent.glob(f"{prefix}*"))
-        for table in tables:
-            shutil.rmtree(table)
-        return len(tables)
-    import boto3
+    """Delete every table of the warehouse whose name starts with ``prefix``.
 
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    s3 = boto3.client("s3", **settings.boto3_kwargs)
-    deleted = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
-            deleted += len(keys)
-    return deleted
+    Returns how many files were deleted (0 if no table matched).
+    """
+    settings.table_uri(prefix)  # refuses a prefix that is not a table name
+    warehouse, options = settings.warehouse_uri.rstrip("/"), settings.storage_options
+    tables = [name for name in storage.list_folders(warehouse, options) if name.startswith(prefix)]
+    return sum(drop_table(f"{warehouse}/{name}", options) for name in tables)
 
 
 def summary_csv(grades: list[Grade]) -> str:
