@@ -12,10 +12,17 @@ import pytest
 from typer.testing import CliRunner
 
 import neuralake
-from neuralake.bench import report, verify
+from neuralake.bench import acceptance, report, verify
 from neuralake.bench.cli import app
 from neuralake.bench.engines import DataFusionEngine, engine_names
 from neuralake.bench.queries import Query, tpch
+from neuralake.bench.targets import (
+    BENCHMARKS,
+    api_latency,
+    compaction_read,
+    writer_freshness,
+    writer_throughput,
+)
 from neuralake.errors import ConfigError
 
 runner = CliRunner()
@@ -182,58 +189,56 @@ def _latency(memory=(20.0, 30.0), fastapi=(25.0, 60.0), rows=10_000_000) -> dict
     }
 
 
-def _met(checks: list[report.Check]) -> dict[str, bool]:
+def _met(checks: list[acceptance.Check]) -> dict[str, bool]:
     return {c.measure: c.met for c in checks if c.met is not None}
 
 
 def test_catch_up_needs_2m_messages_100k_msg_s_and_5x_python():
-    assert all(_met(report.writer_throughput_checks(_throughput(python=70_000))).values())
-    missed = _met(report.writer_throughput_checks(_throughput(python=95_000)))
+    assert all(_met(writer_throughput.checks(_throughput(python=70_000))).values())
+    missed = _met(writer_throughput.checks(_throughput(python=95_000)))
     assert [m for m, ok in missed.items() if not ok] == ["Rust / Python"]  # 4.0x
-    tiny = _met(report.writer_throughput_checks(_throughput(messages=3_000, python=4_000)))
+    tiny = _met(writer_throughput.checks(_throughput(messages=3_000, python=4_000)))
     assert tiny["messages in the preloaded topic"] is False  # a tiny run proves nothing
-    skipped = _met(report.writer_throughput_checks(_throughput(python=0)))
+    skipped = _met(writer_throughput.checks(_throughput(python=0)))
     assert skipped["Rust / Python"] is False
-    ceiling = {c.measure: c.value for c in report.writer_throughput_checks(_throughput())}
+    ceiling = {c.measure: c.value for c in writer_throughput.checks(_throughput())}
     assert ceiling["Rust / consume ceiling"] == "0.76"
 
 
 def test_freshness_target_is_the_rust_writers_at_10k_msg_s():
-    assert all(_met(report.writer_freshness_checks(_freshness())).values())
-    assert _met(report.writer_freshness_checks(_freshness(p99=2.0)))["freshness p99"] is False
-    slow = _met(report.writer_freshness_checks(_freshness(rate=500.0)))
+    assert all(_met(writer_freshness.checks(_freshness())).values())
+    assert _met(writer_freshness.checks(_freshness(p99=2.0)))["freshness p99"] is False
+    slow = _met(writer_freshness.checks(_freshness(rate=500.0)))
     assert slow["producer rate, requested"] is False
-    assert _met(report.writer_freshness_checks(_freshness(writer="python", p99=5.0))) == {}
-    nothing = _met(report.writer_freshness_checks(_freshness(p99=None)))
+    assert _met(writer_freshness.checks(_freshness(writer="python", p99=5.0))) == {}
+    nothing = _met(writer_freshness.checks(_freshness(p99=None)))
     assert nothing["freshness p99"] is False
 
 
 def test_compaction_target_is_open_plus_scan_at_5x():
-    assert _met(report.compaction_read_checks(_compaction(0.30, 0.05))) == {
-        "open + scan speed-up": True
-    }
-    assert _met(report.compaction_read_checks(_compaction(0.19, 0.05))) == {
-        "open + scan speed-up": False
-    }
+    assert _met(compaction_read.checks(_compaction(0.30, 0.05))) == {"open + scan speed-up": True}
+    assert _met(compaction_read.checks(_compaction(0.19, 0.05))) == {"open + scan speed-up": False}
 
 
 def test_roapi_needs_p99_under_50_ms_on_10m_rows_and_to_beat_fastapi():
-    assert all(_met(report.api_latency_checks(_latency())).values())
-    behind = _met(report.api_latency_checks(_latency(memory=(20.0, 30.0), fastapi=(10.0, 60.0))))
+    assert all(_met(api_latency.checks(_latency())).values())
+    behind = _met(api_latency.checks(_latency(memory=(20.0, 30.0), fastapi=(10.0, 60.0))))
     assert behind == {
         "rows in the live table": True,
         "writer commits during the run": True,
         "best ROAPI mode: p99 point / filter": True,
         "ahead of FastAPI: p99 point / filter": False,
     }
-    slow = _met(report.api_latency_checks(_latency(memory=(725.0, 1006.0), fastapi=(326.0, 63.0))))
+    slow = _met(api_latency.checks(_latency(memory=(725.0, 1006.0), fastapi=(326.0, 63.0))))
     assert [m for m, ok in slow.items() if ok] == [
         "rows in the live table",
         "writer commits during the run",
     ]
-    assert (
-        _met(report.api_latency_checks(_latency(rows=100_000)))["rows in the live table"] is False
-    )
+    assert _met(api_latency.checks(_latency(rows=100_000)))["rows in the live table"] is False
+
+
+def _section(folder: Path, linked_from: Path | None = None) -> str:
+    return acceptance.section(BENCHMARKS, folder, linked_from)
 
 
 def _save(folder: Path, name: str, text: str) -> None:
@@ -247,7 +252,7 @@ def test_section_shows_each_result_its_target_and_load(tmp_path):
     table_then_json = "| files | 200 | 1 |\n| --- | ---: | ---: |\n" + json.dumps(_compaction())
     _save(tmp_path, "compaction_read", table_then_json)  # compaction_read.py prints both
     _save(tmp_path, "api_latency", json.dumps(_latency(fastapi=(10.0, 60.0)), indent=2))
-    section = report.writer_and_roapi(tmp_path, linked_from=tmp_path / "tpch-sf1")
+    section = _section(tmp_path, linked_from=tmp_path / "tpch-sf1")
     summary = section.splitlines()[2:6]
     assert summary[0].endswith("| 1 | **not met**: Rust / Python | 1.2 |")
     assert "[`writer_throughput.json`](../writer_throughput.json)" in summary[0]
@@ -265,7 +270,7 @@ def test_section_shows_each_result_its_target_and_load(tmp_path):
 
 def test_a_benchmark_without_a_saved_result_shows_as_not_run(tmp_path):
     _save(tmp_path, "compaction_read", json.dumps(_compaction()))
-    section = report.writer_and_roapi(tmp_path)
+    section = _section(tmp_path)
     assert section.count("| 0 | **not run** |") == 3
     for name in ("writer_throughput", "writer_freshness", "api_latency"):
         assert f"no `{name}.json` yet. Run `.venv/bin/python benchmarks/{name}.py" in section
@@ -273,27 +278,28 @@ def test_a_benchmark_without_a_saved_result_shows_as_not_run(tmp_path):
 
 def test_result_files_are_read_as_the_scripts_print_them(tmp_path):
     path = tmp_path / "writer_freshness.json"
-    assert report.load_runs(path) is None
+    assert acceptance.load_runs(path) is None
     path.write_text(json.dumps(_freshness(), indent=2) + "\n" + json.dumps(_freshness(p99=3.0)))
-    assert [run["p99_s"] for run in report.load_runs(path)] == [1.14, 3.0]  # appended with >>
+    assert [run["p99_s"] for run in acceptance.load_runs(path)] == [1.14, 3.0]  # appended with >>
     path.write_text('{"writer": "rust", "rate": ')
     with pytest.raises(ConfigError, match="broken JSON"):
-        report.load_runs(path)
+        acceptance.load_runs(path)
     path.write_text("| only | a table |\n")
     with pytest.raises(ConfigError, match="holds no JSON result"):
-        report.load_runs(path)
+        acceptance.load_runs(path)
     path.write_text(json.dumps({"writer": "rust"}))
     with pytest.raises(
         ConfigError, match=r"lacks the field 'rate'.*benchmarks/writer_freshness\.py"
     ):
-        report.writer_and_roapi(tmp_path)
+        _section(tmp_path)
 
 
 def test_report_command_rewrites_only_the_generated_section(tmp_path):
     readme = tmp_path / "tpch-sf1" / "README.md"
     readme.parent.mkdir()
     readme.write_text(
-        f"# Report\n\nbefore\n\n{report.MARK_START}\nSTALE TEXT\n{report.MARK_END}\n\nafter\n"
+        f"# Report\n\nbefore\n\n{acceptance.MARK_START}\nSTALE TEXT\n"
+        f"{acceptance.MARK_END}\n\nafter\n"
     )
     _save(tmp_path, "compaction_read", json.dumps(_compaction(0.19, 0.05)))
     args = ["report", "--out", str(tmp_path)]
@@ -314,12 +320,24 @@ def test_report_command_rewrites_only_the_generated_section(tmp_path):
     assert "add the lines <!--" in str(result.exception)
 
 
+def test_lesson_04_still_reads_the_writer_s_runs_through_the_report():
+    assert report.writer_throughput_checks is writer_throughput.checks
+    assert report.writer_freshness_checks is writer_freshness.checks
+    assert report.load_runs is acceptance.load_runs
+
+
+@pytest.mark.parametrize("name", ["compaction_read", "api_latency"])
+def test_the_benchmark_script_reads_the_targets_its_checks_use(name):
+    script = (ROOT / "benchmarks" / f"{name}.py").read_text()
+    assert f"from neuralake.bench.targets.{name} import TARGETS" in script
+
+
 def test_the_committed_report_carries_the_committed_results(monkeypatch):
     """Fails when a benchmark's JSON changed and the report was not regenerated."""
     monkeypatch.chdir(ROOT)  # the section names the files as `neuralake bench report` does
     text = (SF1 / "README.md").read_text()
-    section = report.writer_and_roapi(Path("docs/benchmarks"), Path("docs/benchmarks/tpch-sf1"))
-    assert f"{report.MARK_START}\n\n{section}\n\n{report.MARK_END}" in text, (
+    section = _section(Path("docs/benchmarks"), Path("docs/benchmarks/tpch-sf1"))
+    assert f"{acceptance.MARK_START}\n\n{section}\n\n{acceptance.MARK_END}" in text, (
         "docs/benchmarks/tpch-sf1/README.md is stale: run `neuralake bench report`"
     )
 

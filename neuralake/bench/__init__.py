@@ -8,7 +8,9 @@ One module per job:
 - :mod:`neuralake.bench.verify`   every engine's answer checked against the others.
 - :mod:`neuralake.bench.run`      warm-up, repeated runs, median and spread, machine info.
 - :mod:`neuralake.bench.ceiling`  the machine's Parquet scan-and-decode bytes per second.
-- :mod:`neuralake.bench.report`   results as JSON, plots as PNG, the writer's and ROAPI's figures.
+- :mod:`neuralake.bench.report`   TPC-H results as JSON, a Markdown table, plots as PNG.
+- :mod:`neuralake.bench.targets`  the writer's and ROAPI's benchmarks, each with its targets.
+- :mod:`neuralake.bench.acceptance` their runs against the targets, as the report's section.
 - :mod:`neuralake.bench.compare`  flags the queries that got slower between two results.
 - :mod:`neuralake.bench.cli`      ``neuralake bench ...``.
 """

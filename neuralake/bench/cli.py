@@ -15,8 +15,9 @@ from typing import Annotated
 
 import typer
 
+from neuralake.bench import acceptance, report
 from neuralake.bench import compare as compare_mod
-from neuralake.bench import report
+from neuralake.bench.targets import BENCHMARKS
 from neuralake.errors import ConfigError
 
 app = typer.Typer(
@@ -133,7 +134,7 @@ def report_command(
             f"{out} is not a folder: pass the benchmarks folder, e.g. docs/benchmarks"
         )
     target = readme or out / "tpch-sf1" / "README.md"
-    section = report.writer_and_roapi(out, linked_from=target.parent)
-    report.update_section(target, section)
+    section = acceptance.section(BENCHMARKS, out, linked_from=target.parent)
+    acceptance.update_section(target, section)
     typer.echo(section.split("\n\n", 1)[0])  # the summary table
     typer.echo(f"updated: {target}")
