@@ -53,6 +53,7 @@ SEED = 7
 import json
 import time
 
+import boto3
 import matplotlib.pyplot as plt
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
@@ -138,9 +139,25 @@ assert rows_v1 == signals.height, "version 1 should still hold both sessions"
 # version (`00000000000000000000.json`, ...). The table's state at version *n* is the
 # replay of commits 0..*n*: a file is part of the table if it was `add`ed and not yet
 # `remove`d. Nothing else (no server, no catalog) knows what the table contains.
+#
+# On S3 a folder is only a key prefix, and listing it is one `ListObjectsV2` request.
+# Here it is with boto3, the AWS client for Python, on the table's `_delta_log/` prefix:
 
 # %%
-delta.log_files(signals_uri, s.storage_options)
+s3 = boto3.client("s3", **s.boto3_kwargs)
+bucket, _, table_key = signals_uri.removeprefix("s3://").partition("/")
+listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{table_key}/_delta_log/")["Contents"]
+for obj in listed:
+    print(f"s3://{bucket}/{obj['Key']}  {obj['Size']:,} bytes")
+
+# %% [markdown]
+# `delta.log_files` lists the same folder on any warehouse (an S3 bucket or a local
+# folder) and returns it as a table:
+
+# %%
+log = delta.log_files(signals_uri, s.storage_options)
+assert log.rows() == [(o["Key"].rsplit("/", 1)[1], o["Size"]) for o in listed]
+log
 
 # %% [markdown]
 # Each line of a commit file is one **action**. Version 0 holds `protocol` (what a
@@ -478,11 +495,12 @@ by_stage(stages)
 # %%
 after_stats = delta.file_stats(DeltaTable(small_uri, storage_options=s.storage_options), "channel")
 expected = after_stats.filter((pl.col("min") <= CHANNEL) & (pl.col("max") >= CHANNEL)).height
+zordered_bytes = delta.inspect(small_uri, s.storage_options)["bytes"][0]
 z = stages[2]
 print(
     f"channel = {CHANNEL}: the statistics say {expected} of {after_stats.height} files can "
-    f"hold it; the query opened {z['one channel: files opened']} "
-    f"and read {z['one channel: KiB read']:,} KiB of {table_bytes // 1024:,} KiB"
+    f"hold it; the query opened {z['one channel: files opened']} and read "
+    f"{z['one channel: KiB read']:,} KiB of the z-ordered table's {zordered_bytes // 1024:,} KiB"
 )
 assert z["one channel: files opened"] == expected, "the scan should open only matching files"
 assert z["one channel: files opened"] < z["files in the table"] / 2, (
@@ -536,7 +554,6 @@ sizes = (
     .with_columns(added=pl.col("KiB after") - pl.col("KiB before"))
     .sort("added", descending=True)
 )
-zordered_bytes = delta.inspect(small_uri, s.storage_options)["bytes"][0]
 growth_pct = round(100 * (zordered_bytes / table_bytes - 1))
 print(f"table size: {table_bytes // 1024:,} KiB compacted -> {zordered_bytes // 1024:,} KiB")
 print(f"z-ordered ({growth_pct:+d} %); the rewrite took {zorder_s:.2f} s")
