@@ -263,6 +263,25 @@ def test_request_log_counts_only_the_files_a_filtered_scan_opens(stack_settings,
 
 
 @pytest.mark.stack
+def test_polars_own_file_count_agrees_with_the_requests_it_sent(stack_settings, stack_uri):
+    """catalog.pushdown.measure reads Polars' verbose log; the request log sees the GETs."""
+    from neuralake.catalog.pushdown import measure
+
+    options = stack_settings.storage_options
+    _three_channel_ranges(stack_uri, options)
+    for channel, files in ((15, 1), (None, 3)):
+        with delta.RequestLog(options) as log:
+            frame = pl.scan_delta(stack_uri, storage_options=log.storage_options)
+            if channel is not None:
+                frame = frame.filter(pl.col("channel") == channel)
+            log.clear()
+            _, scan = measure(frame.select(pl.len()), local=False)
+            requested = log.summary()["data files opened"]
+        assert scan.files_opened == requested == files
+        assert scan.files_total == 3
+
+
+@pytest.mark.stack
 def test_request_log_forwards_signed_writes_and_conditional_puts(stack_settings, stack_uri):
     """Commits go through too: signed PUTs, the conditional commit puts among them, land."""
     options = stack_settings.storage_options
