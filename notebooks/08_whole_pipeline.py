@@ -18,12 +18,12 @@
 #
 # **Time:** about 60 minutes to read and try. The notebook itself runs for minutes,
 # most of them Spark's (sections 3 and 5 print how long each step took): on a shared
-# 2-core machine at load average 14-17 it ran in 8.4 minutes, of which Spark's start
-# and its two ELT runs took 7.3. **Behind schedule?** Run sections 1, 2 and 4 (the hot
-# path, the outage and its alerts: 69 s at load 12-16) and the cell of section 9 that
-# stops the writer; skip the code cells of sections 3 and 5-7 and of "Predict the
-# number", and read their results in the executed copy (`make run` writes it to
-# `build/notebooks/`).
+# 2-core machine at load average 11-19, two runs took 4.8 and 8.4 minutes, of which
+# Spark's start and its two ELT runs took 3.6 and 7.3. **Behind schedule?** Run
+# sections 1, 2 and 4 (the hot path, the outage and its alerts: 69 s at load 12-16)
+# and the cell of section 9 that stops the writer; skip the code cells of sections 3
+# and 5-7 and of "Predict the number", and read their results in the executed copy
+# (`make run` writes it to `build/notebooks/`).
 # **Prerequisites:** lessons 02 (the catalog), 03 and 04 (the Rust writer, Kafka,
 # exactly-once), 05 (ROAPI) and 06 (Spark's ELT). The stack up (`make up`) and the Rust
 # writer built (`make setup` builds it).
@@ -323,14 +323,21 @@ print(
 busy = per_second[per_second > 0]  # the seconds in which samples arrived
 assert served_rows == LIVE_MESSAGES, "the last frame should hold every message produced"
 assert 0.5 * RATE < np.median(busy) < 1.5 * RATE, "about RATE samples a second"
+weighted = (pl.col("mean_abs_uv") * pl.col("samples")).sum() / pl.col("samples").sum()
+loudness = frame.group_by("channel").agg(weighted.alias("uv"))["uv"]
+spread = loudness.quantile(0.9) / loudness.quantile(0.1)
+print(f"the loudest tenth of the channels: {spread:.1f}x the mean |voltage| of the quietest")
+assert spread > 1.5, "channels differ in loudness: each has its own noise level"
 
 # %% [markdown]
-# Read the figure and the two lines under it. While the producer ran, the heat map
-# filled from the right, one column per second of arrivals, one row per channel (some
-# channels are louder than others all along: the simulated implant's tuned neurons).
-# The bar chart counts the samples ROAPI returned for each second: about `RATE` while the
-# producer ran. The loop stopped once ROAPI served every message produced, so the last
-# frame holds them all, and the seconds after the producer stopped are empty.
+# Read the figure and the three lines under it. While the producer ran, the heat map
+# filled from the right, one column per second of arrivals, one row per channel. Some
+# channels are louder than others all along (the last line measures it): each
+# simulated channel has its own noise level, 5 to 15 µV. The bar chart counts the
+# samples ROAPI returned for each second: about `RATE` while the producer ran
+# (asserted on the median second). The loop stopped once ROAPI served every message
+# produced, so the last frame holds them all (asserted), and the seconds after the
+# producer stopped are empty.
 #
 # The second line is freshness as the dashboard meets it: the newest row it could see was
 # that many seconds old when it looked. It adds up the writer's flush interval (1 s), its
