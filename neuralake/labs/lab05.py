@@ -40,17 +40,19 @@ from neuralake.settings import Settings
 from neuralake.streaming.schemas import PARTITION_BY
 
 SEED = 55
-#: Exercise 5's budget, the dashboard's objective over CALLS calls: p50 and p99 in ms.
-#: Measured on the lab's default data (50,000 bronze rows, 6,398 summary rows) on a
-#: 2-core machine at a load average of 5-7.5 (300 calls of channel_spikes each): the
-#: summary in memory p50 1.5-2.8 ms, p99 5.6-7.8 ms; as a provider p50 14-21 ms, p99
-#: 28-151 ms. The p50 budget sits between the modes (near their geometric mean) with a
-#: margin of 2-4x on each side, so the mode decides; the p99 budget keeps the slow calls
-#: in check.
-BUDGET_P50_MS = 6.0
-BUDGET_P99_MS = 25.0
+#: Exercise 5's budget, the dashboard's objective over CALLS calls: p50 and p95 in ms.
+#: Measured with 300 calls on the lab's default data (6,398 summary rows, written as
+#: SERVING_COMMITS files) on a 2-core machine shared with other jobs. At a load average
+#: of 9-11 (the grader's own runs): the summary in memory p50 4.3-6.6 ms, p95 13-17 ms;
+#: as a provider p50 87-102 ms, p95 192-206 ms. At 12-16: memory p50 6.7-10 ms, p95
+#: 17-31 ms (p99 26-126 ms: too noisy at that load to hold a budget to); provider p50
+#: 122-222 ms (one compacted file: p50 29-49 ms). The budget sits between the modes with
+#: a margin of about 3x on each side, so the mode decides.
+BUDGET_P50_MS = 30.0
+BUDGET_P95_MS = 100.0
 CALLS = 300
 LAYOUT_COMMITS = 16  # small files in exercise 4's table
+SERVING_COMMITS = 16  # the summary job appends one commit per bank of 4 channels
 MAX_OPENED_SHARE = 1 / 3  # exercise 4: a session's query may open this share of the files
 
 
@@ -168,10 +170,18 @@ def _build_ex1(lab: Lab05) -> None:
 
 def _build_serving(lab: Lab05) -> None:
     """The summary the later exercises query, written by the lab (channel as Int32, the
-    type lessons 06 and 08 use for served tables)."""
+    type lessons 06 and 08 use for served tables), as its job writes it: one commit per
+    bank of channels, so each file holds every session."""
     frame = truth(lab).with_columns(pl.col("channel").cast(pl.Int32))
     uri = Lab05.fresh_table(lab.settings, lab.prefix, "serving")
-    frame.write_delta(uri, storage_options=lab.storage_options)
+    per_bank = 64 // SERVING_COMMITS
+    for bank in range(SERVING_COMMITS):
+        write_deltalake(
+            uri,
+            frame.filter(pl.col("channel") // per_bank == bank).to_arrow(),
+            mode="append",
+            storage_options=lab.storage_options,
+        )
 
 
 def _build_ex2(lab: Lab05) -> None:
@@ -511,7 +521,7 @@ def check_layout(lab: Lab05) -> None:
 BUDGET = Hint(
     concept="The same answer can come from different tables held in different ways, and "
     "each way has a fixed cost per query. The budget holds the typical call and the slow "
-    "ones (p50 and p99): which costs can a query avoid altogether?",
+    "ones (p50 and p95): which costs can a query avoid altogether?",
     api="DeltalakeTable(..., roapi_memory_table=...) (lesson 05, section 2); "
     "client.sql(query) returns a Polars DataFrame; the latency table of lesson 05, "
     "section 5 compares the modes.",
@@ -523,7 +533,7 @@ BUDGET = Hint(
 
 def check_budget(lab: Lab05, fast_table: Any, channel_spikes: Any) -> None:
     """Serve ``fast_table`` as declared, check ``channel_spikes``'s answer and types, then
-    time CALLS calls over every session and hold p50 and p99 to the budget."""
+    time CALLS calls over every session and hold p50 and p95 to the budget."""
     key = Lab05.key("ex5")
     expect(fast_table is not None, "fast_table is None", BUDGET, key=key)
     expect(
@@ -566,15 +576,15 @@ def check_budget(lab: Lab05, fast_table: Any, channel_spikes: Any) -> None:
     mode = "memory" if entries[0]["option"]["use_memory_table"] else "provider"
     load = f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     expect(
-        measured["p50_ms"] < BUDGET_P50_MS and measured["p99_ms"] < BUDGET_P99_MS,
-        f"{CALLS} calls on {fast_table.name} ({mode}): p50 {measured['p50_ms']} ms, p99 "
-        f"{measured['p99_ms']} ms; the budget is p50 under {BUDGET_P50_MS:.0f} ms and p99 "
-        f"under {BUDGET_P99_MS:.0f} ms ({load})",
+        measured["p50_ms"] < BUDGET_P50_MS and measured["p95_ms"] < BUDGET_P95_MS,
+        f"{CALLS} calls on {fast_table.name} ({mode}): p50 {measured['p50_ms']} ms, p95 "
+        f"{measured['p95_ms']} ms; the budget is p50 under {BUDGET_P50_MS:.0f} ms and p95 "
+        f"under {BUDGET_P95_MS:.0f} ms ({load})",
         BUDGET,
         key=key,
     )
     passed(
         f"{CALLS} calls on {fast_table.name} ({mode}): p50 {measured['p50_ms']} ms, p95 "
         f"{measured['p95_ms']} ms, p99 {measured['p99_ms']} ms, within the budget (p50 < "
-        f"{BUDGET_P50_MS:.0f} ms, p99 < {BUDGET_P99_MS:.0f} ms; {load})"
+        f"{BUDGET_P50_MS:.0f} ms, p95 < {BUDGET_P95_MS:.0f} ms; {load})"
     )
