@@ -191,14 +191,19 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def open_notebook(page: Page, lab: Lab, path: str) -> Locator:
-    """Open ``path`` in JupyterLab; return its panel once its kernel is idle."""
-    page.goto(f"{lab.url}/lab/tree/{path}?token={lab.token}")
+    """Open ``path`` in JupyterLab; return its panel once its kernel is idle.
+
+    Each test opens its notebook in a workspace of its own, so JupyterLab does not
+    restore the notebooks an earlier test left open (and their kernels).
+    """
+    workspace = uuid.uuid4().hex[:8]
+    page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{path}?token={lab.token}")
     panel = page.locator(".jp-NotebookPanel:visible")
     expect(panel).to_have_count(1, timeout=START_S * 1000)
-    # The status bar, not the toolbar's indicator: that one says idle before a kernel is there.
-    expect(page.locator("#jp-main-statusbar")).to_contain_text(
-        re.compile(r"Python 3 \(ipykernel\)\W+Idle"), timeout=START_S * 1000
-    )
+    # The status bar shows the current notebook's kernel; the toolbar's indicator says idle
+    # before the kernel is even connected, and Run All then runs nothing.
+    ready = re.compile(rf"Python 3 \(ipykernel\)\W+Idle.*{re.escape(Path(path).name)}", re.S)
+    expect(page.locator("#jp-main-statusbar")).to_contain_text(ready, timeout=START_S * 1000)
     return panel
 
 
