@@ -28,14 +28,15 @@ import uuid
 import psutil
 
 import neuralake
+from neuralake.bench.targets.writer_throughput import TARGETS
 from neuralake.delta import drop_table
 from neuralake.stack.processes import free_port
 from neuralake.streaming import produce, topics
 from neuralake.streaming.schemas import dead_letter_uri
 from neuralake.writer import binary, control
 
-TARGET_MESSAGES_PER_S = 100_000
-TARGET_SPEEDUP = 5.0
+TARGET_MESSAGES_PER_S = TARGETS["rust_messages_per_s"]
+TARGET_SPEEDUP = TARGETS["speedup"]
 
 
 def preload(s: neuralake.Settings, topic: str, messages: int) -> dict:
