@@ -48,10 +48,10 @@ ARGS = [
 ROOT = Path(__file__).resolve().parents[1]
 LESSON = "notebooks/00_welcome.ipynb"
 LAB = "labs/01_delta/01_delta.ipynb"
-# Generous: the lab machine runs other jobs; every wait ends as soon as its condition holds.
 # Errors, and anything else a cell writes to stderr, show with this type.
 STDERR = "application/vnd.jupyter.stderr"
 ERRORS = f".jp-OutputArea-output[data-mime-type='{STDERR}']"
+# Generous: the lab machine runs other jobs; every wait ends as soon as its condition holds.
 START_S = 120  # JupyterLab answering
 RUN_S = 150  # a notebook's cells (lab 01's set-up cell builds six exercises' tables)
 
