@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import polars as pl
 
-from neuralake.catalog import Column, DeltaTable, NotNull, Range, Unique
+from neuralake.catalog import Column, DeltalakeTable, NotNull, Range, Unique
 from neuralake.catalog.examples.neuro import PREFIX
 from neuralake.datagen.schemas import UTC_MICROS
 
 _OWNER = "neural-data@neuralake.dev"
 
-neural_signals_silver = DeltaTable(
+neural_signals_silver = DeltalakeTable(
     "neural_signals_silver",
     uri=PREFIX + "neural_signals_silver",
     description="Bronze signals cleaned by Spark: one row per Kafka message (deduplicated "
@@ -48,7 +48,7 @@ neural_signals_silver = DeltaTable(
     ],
 )
 
-session_features = DeltaTable(
+session_features = DeltalakeTable(
     "session_features",
     uri=PREFIX + "session_features",
     description="One row per session and day: volume, spike rate, voltage statistics and "
