@@ -69,6 +69,7 @@ GUIDES = {
 }
 TEACHING = {
     "Teacher guide": "teacher-guide.md",
+    "The stack died mid-lesson": "runbook.md",
     "The lab format": "lab-format.md",
     "The lesson frame": "lesson-frame.md",
     "Run times": "run-times.md",
