@@ -68,7 +68,7 @@ def test_a_good_message_decodes_to_its_row():
         (message(quality="high"), "field 'quality' must be a number"),
         (message(voltage_uv=1e39), "field 'voltage_uv' = 1e+39 is out of range for Float32"),
         (message(quality=None), "field 'quality' is null"),
-        (message(timestamp="2026-11-23T19:14:44"), "field 'timestamp' has no UTC offset"),
+        (message(timestamp="2026-11-23T19:14:44"), "field 'timestamp' is not RFC 3339 with a UTC"),
         (message(timestamp="yesterday"), "field 'timestamp' is not RFC 3339"),
         (None, "no value"),
     ],

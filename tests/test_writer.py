@@ -23,15 +23,17 @@ from pathlib import Path
 import polars as pl
 import psutil
 import pytest
+from confluent_kafka import Producer
 from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError
 
 import neuralake
 from neuralake.delta import data_files, drop_table, open_table
 from neuralake.errors import StackError
 from neuralake.stack import control as stack_control
 from neuralake.stack.processes import free_port
-from neuralake.streaming import metrics, produce, topics
-from neuralake.streaming.schemas import DEFAULT_APP, app_id, dead_letter_uri
+from neuralake.streaming import metrics, produce, topics, wire
+from neuralake.streaming.schemas import DEFAULT_APP, EXAMPLE_MESSAGE, app_id, dead_letter_uri
 from neuralake.writer import binary, control
 
 pytestmark = pytest.mark.stack
@@ -145,6 +147,126 @@ def test_kill_9_during_ingest_loses_and_duplicates_nothing(stack_settings, write
     wait_caught_up(s, topic, table)
     assert kills >= 5
     assert_exactly_once(s, table, sent.good, sent.malformed)
+
+
+# -- (a2) one bad message never stops ingestion; two writers never duplicate ----------------
+
+
+def send(s, topic: str, values: list[bytes], partition: int | None = None) -> None:
+    """Send ``values`` in order (to one partition, or spread by librdkafka) and wait for all."""
+    producer = Producer({**s.kafka_config, "enable.idempotence": True, "linger.ms": 20})
+    failed: list = []
+    extra = {} if partition is None else {"partition": partition}
+    for value in values:
+        producer.produce(topic, value, on_delivery=lambda e, _: e and failed.append(e), **extra)
+        producer.poll(0)
+    assert producer.flush(60) == 0 and not failed, failed
+
+
+def run_to_end(s, topic: str, table: str, *args: str, group: str | None = None) -> subprocess.Popen:
+    """``ingest --stop-at-end`` on ``table``, as a process of its own."""
+    env = {
+        **control.process_env(s, topic=topic, table_uri=s.table_uri(table)),
+        "NEURALAKE_WRITER_METRICS_ADDR": f"127.0.0.1:{free_port()}",
+        "NEURALAKE_WRITER_GROUP_ID": group or f"tests.writer.{uuid.uuid4().hex[:8]}",
+    }
+    return subprocess.Popen(
+        [str(binary.find()), "ingest", "--stop-at-end", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finished(process: subprocess.Popen, timeout: float = 120) -> tuple[dict, str]:
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err[-2000:]
+    return json.loads(out), err
+
+
+def test_an_out_of_range_timestamp_is_a_dead_letter_and_ingestion_goes_on(
+    stack_settings, writer_binary, names
+):
+    """A valid-JSON timestamp far past year 9999 used to panic delta-rs's partition
+    formatting inside the commit, on every restart: now both decoders call it malformed."""
+    topic, table = names
+    s = stack_settings
+    topics.ensure_topic(s, topic, partitions=1)
+    good = [json.dumps({**EXAMPLE_MESSAGE, "channel": i % 100}).encode() for i in range(500)]
+    bad = json.dumps({**EXAMPLE_MESSAGE, "timestamp": 10**18}).encode()  # ~ year 33,658
+    with pytest.raises(wire.Malformed, match=r"^field 'timestamp'"):
+        wire.decode(bad)  # the Python reference agrees
+    send(s, topic, [*good[:300], bad, *good[300:]], partition=0)
+
+    summary, _ = finished(run_to_end(s, topic, table, "--flush-rows", "100"))
+    assert (summary["rows"], summary["dead_letters"]) == (500, 1)
+    uri = s.table_uri(table)
+    rows = pl.read_delta(uri, storage_options=s.storage_options)
+    assert sorted(rows["kafka_offset"].to_list()) == [o for o in range(501) if o != 300]
+    dead = pl.read_delta(dead_letter_uri(uri), storage_options=s.storage_options)
+    assert dead["kafka_offset"].to_list() == [300]
+    assert dead["payload"].to_list() == [bad]
+    assert dead["reason"][0].startswith("field 'timestamp'"), dead["reason"][0]
+
+
+def test_two_writers_on_one_table_never_duplicate_a_row(stack_settings, writer_binary, names):
+    """Two ingest processes (different consumer groups) race through one preloaded topic into
+    one table: every offset lands exactly once, in both tables."""
+    topic, table = names
+    s = stack_settings
+    topics.ensure_topic(s, topic, partitions=3)
+    sent = produce.produce(s, topic=topic, count=60_000, malformed_ratio=0.01, seed=21)
+    args = ("--flush-rows", "1500", "--checkpoint-every", "10")
+    writers = [run_to_end(s, topic, table, *args) for _ in range(2)]
+    results = [finished(w, timeout=240) for w in writers]
+    uri = s.table_uri(table)
+    rows = pl.read_delta(uri, storage_options=s.storage_options)
+    keys = rows.select("kafka_partition", "kafka_offset")
+    assert rows.height == keys.n_unique() == sent.good, (rows.height, keys.n_unique(), sent.good)
+    dead = pl.read_delta(dead_letter_uri(uri), storage_options=s.storage_options)
+    dead_keys = dead.select("kafka_partition", "kafka_offset")
+    assert dead.height == dead_keys.n_unique() == sent.malformed
+    # They did race: batches were dropped because the other writer had committed them.
+    dropped = sum(err.count("batch dropped") for _, err in results)
+    assert dropped >= 1, [summary for summary, _ in results]
+    assert sum(summary["rows"] for summary, _ in results) == sent.good
+
+
+def test_python_optimize_racing_the_compactor_never_duplicates_a_row(
+    stack_settings, writer_binary, names
+):
+    """deltalake's own optimize.compact() and `neuralake-writer compact` rewrite the same small
+    files at the same moment: whichever commits second must give up, never commit its copy."""
+    topic, table = names
+    s = stack_settings
+    uri = s.table_uri(table)
+    topics.ensure_topic(s, topic, partitions=1)
+    env = control.process_env(s, topic=topic, table_uri=uri)
+    outcomes = []
+    for round_ in range(3):
+        produce.produce(s, topic=topic, count=4000, seed=30 + round_)
+        finished(run_to_end(s, topic, table, "--flush-rows", "200"))  # ~20 small files
+        before = pl.read_delta(uri, storage_options=s.storage_options)
+        ours = subprocess.Popen(
+            [str(writer_binary), "compact", "--once", "--min-files", "2"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            DeltaTable(uri, storage_options=s.storage_options).optimize.compact()
+            theirs = "committed"
+        except CommitFailedError:
+            theirs = "lost"
+        out, err = ours.communicate(timeout=120)
+        assert ours.returncode == 0, err[-2000:]
+        outcomes.append((theirs, json.loads(out)))
+        after = pl.read_delta(uri, storage_options=s.storage_options)
+        keys = after.select("kafka_partition", "kafka_offset")
+        assert after.height == keys.n_unique() == before.height == 4000 * (round_ + 1), outcomes
+    print("rounds (optimize.compact, neuralake-writer compact):", outcomes)
 
 
 # -- (b) compaction and vacuum beside a live ingest ---------------------------------------

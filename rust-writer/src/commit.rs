@@ -4,7 +4,7 @@
 //! `RecordBatchWriter` (Parquet files + `add` actions with statistics), `CommitBuilder` (an
 //! atomic commit of any actions, with the conflict checker) and checkpoints.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use delta_kernel::expressions::Scalar;
@@ -23,6 +23,12 @@ use deltalake::arrow::record_batch::RecordBatch;
 
 /// Partition values of one file: column name -> typed value (empty for unpartitioned tables).
 pub type PartitionValues = IndexMap<String, Scalar>;
+
+/// The longest one ingest attempt (write a batch's Parquet files, then commit them) may take;
+/// past it the attempt is abandoned and retried with fresh files, so no file of the writer
+/// waits longer than this for its commit (what `vacuum --mode full`'s floor relies on).
+/// A batch is at most `--flush-bytes` (64 MiB) of payload: its upload takes seconds.
+pub const ATTEMPT_DEADLINE: Duration = Duration::from_secs(10 * 60);
 
 /// Parquet settings: Snappy (cheap on CPU, read by every engine) and one row group per
 /// flush-sized file (the writer's batches are at most `--flush-rows` rows).

@@ -13,13 +13,13 @@
 //! small files are streamed back with the `parquet` crate's async reader and re-encoded with
 //! delta-rs's `RecordBatchWriter`.
 //!
-//! Conflicts: the commit is attempted with delta-rs's automatic retries off, because its
-//! conflict checker does not treat two `dataChange: false` removes of the same file as a
-//! conflict, and two compactors rewriting the same file would duplicate its rows. Instead, on
-//! any concurrent commit the table is reloaded: if every file this rewrite removes is still in
-//! the table (the winner was, say, the writer appending), the same actions are committed on the
-//! new version; otherwise the rewrite is abandoned (its files become orphans for vacuum) and the
-//! pass re-plans from the new snapshot.
+//! Never a row twice: before each commit (not only after a conflict) the table is reloaded and
+//! the commit goes ahead only if every file this rewrite removes is still live in that
+//! snapshot; the commit is attempted with delta-rs's automatic retries off, so it lands only on
+//! top of the snapshot just checked. A file already removed (another compactor, or
+//! `optimize.compact()` from Python, rewrote it) abandons the rewrite, whose new files are
+//! never referenced, and the pass re-plans from the new snapshot. A concurrent commit that
+//! removed nothing of ours (the writer appending) just means check and commit again.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -62,6 +62,12 @@ pub struct Job {
     pub files: Vec<usize>,
     pub bytes: i64,
 }
+
+/// The longest the rewrite and commit of one partition may take; past it the rewrite is
+/// abandoned (its files are never committed), so no file of the compactor waits longer than
+/// this for its commit (what `vacuum --mode full`'s floor relies on). At the 20-50 MB/s a
+/// rewrite runs at on the lab's machine, that is tens of gigabytes.
+pub const PARTITION_DEADLINE: Duration = Duration::from_secs(50 * 60);
 
 /// A file is "small", and worth rewriting, below this fraction of the target. Files between
 /// it and the target are left alone: a compacted file comes out a little below the target (its
@@ -229,7 +235,23 @@ pub async fn pass(
                 .push(job);
         }
         for (partition, jobs) in by_partition {
-            let outcome = compact_partition(table, &views, &jobs, args).await?;
+            let outcome = match tokio::time::timeout(
+                PARTITION_DEADLINE,
+                compact_partition(table, &views, &jobs, args),
+            )
+            .await
+            {
+                Ok(outcome) => outcome?,
+                Err(_) => {
+                    warn!(
+                        partition,
+                        seconds = PARTITION_DEADLINE.as_secs(),
+                        "compacting the partition took longer than the deadline: rewrite abandoned (its files are never committed); the next pass tries again"
+                    );
+                    commit::refresh(table).await?;
+                    break;
+                }
+            };
             report.conflicts_retried += outcome.conflicts;
             metrics.conflicts.inc_by(outcome.conflicts);
             if outcome.committed {
@@ -337,26 +359,37 @@ async fn compact_partition(
         target_size: i64::try_from(args.target_size).unwrap_or(i64::MAX),
     };
     for _ in 0..=args.max_retries {
+        // The snapshot this commit goes on: reload it, and commit only if every file the
+        // rewrite removes is still live in it. With delta-rs's retries off, the commit lands
+        // only if no other commit came after that snapshot, so what was checked is what holds.
+        commit::refresh(table).await?;
+        if let Some(gone) = first_not_live(table, &removed_paths)? {
+            outcome.conflicts += 1;
+            info!(
+                file = gone,
+                "a file this rewrite removes is no longer live (another compaction?); abandoning the rewrite"
+            );
+            return Ok(outcome);
+        }
         match commit::commit(table, actions.clone(), operation.clone(), 0).await {
             Ok(_) => {
                 outcome.committed = true;
                 return Ok(outcome);
             }
-            Err(e) if commit::is_conflict(&e) => {
-                outcome.conflicts += 1;
-                commit::refresh(table).await?;
-                let live: HashSet<String> = live_files(table)?
-                    .iter()
-                    .map(|v| v.path().to_string())
-                    .collect();
-                if !removed_paths.iter().all(|p| live.contains(p)) {
-                    return Ok(outcome);
-                }
-            }
+            Err(e) if commit::is_conflict(&e) => outcome.conflicts += 1,
             Err(e) => return Err(e).context("committing the compaction"),
         }
     }
     Ok(outcome)
+}
+
+/// The first of `paths` that is not a live file of the loaded snapshot, if any.
+fn first_not_live(table: &DeltaTable, paths: &[String]) -> Result<Option<String>> {
+    let live: HashSet<String> = live_files(table)?
+        .iter()
+        .map(|v| v.path().to_string())
+        .collect();
+    Ok(paths.iter().find(|p| !live.contains(*p)).cloned())
 }
 
 /// Bytes on storage per byte the writer's `buffer_len` reported, from the files closed so far

@@ -184,9 +184,23 @@ pub struct VacuumArgs {
         default_value_t = 168.0
     )]
     pub retention_hours: f64,
+    /// `lite`: delete only files the log removed (compacted away). `full`: also any other
+    /// file no version references (orphans of failed or killed writes); needs a retention of
+    /// at least one hour, longer than any write of this binary takes to commit.
+    #[arg(long, env = "NEURALAKE_VACUUM_MODE", value_enum, default_value_t = VacuumModeArg::Lite)]
+    pub mode: VacuumModeArg,
     /// Run one pass, print one JSON line and exit.
     #[arg(long)]
     pub once: bool,
+}
+
+/// Which files `vacuum` may delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VacuumModeArg {
+    /// Files named by `remove` actions only.
+    Lite,
+    /// Also unreferenced files in the table's folder (orphans).
+    Full,
 }
 
 /// `bench-consume` flags.

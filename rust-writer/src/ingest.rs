@@ -22,12 +22,14 @@
 //!
 //! A crash anywhere leaves the table at a commit boundary, and a restart resumes each partition
 //! at its txn version + 1. Commit conflicts with the compactor are resolved by delta-rs's
-//! conflict checker (appends and `dataChange: false` rewrites do not conflict). If the table
-//! already holds a batch's offsets (another writer, or our own commit whose response was lost),
-//! the batch and the one filled behind it are dropped and the partitions re-sought from the
-//! table. Any other failure (S3 or Kafka down) is retried with backoff, writing fresh Parquet
-//! files on each attempt so that a vacuum during a long outage cannot delete files a late
-//! commit would reference.
+//! conflict checker (appends and `dataChange: false` rewrites do not conflict). Before every
+//! commit the committer checks that the table's txn versions for the batch's partitions are
+//! where this writer left them; if not (another writer, or our own commit whose response was
+//! lost), the batch and the one filled behind it are dropped and the partitions re-sought from
+//! the table. Any other failure (S3 or Kafka down) is retried with backoff, writing fresh
+//! Parquet files on each attempt, each attempt abandoned after a deadline, so that no file
+//! waits for its commit longer than `vacuum --mode full`'s retention floor. A panic on the
+//! commit task ends the process with one line naming the batch (see [`Slot::free`]).
 
 mod committer;
 mod reader;
@@ -35,13 +37,13 @@ mod reader;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use deltalake::writer::RecordBatchWriter;
 use prometheus_client::registry::Registry;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
-use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tokio::task::{JoinError, JoinHandle};
+use tracing::{error, info, warn};
 
 use crate::batch::FlushPolicy;
 use crate::commit;
@@ -52,7 +54,7 @@ use crate::metrics::IngestMetrics;
 use crate::offsets;
 use crate::schema;
 use crate::startup::{open_table, shutdown_signal};
-use committer::{Committer, Outcome};
+use committer::{Committer, Outcome, Tracked};
 use reader::{Pending, Reader};
 
 /// Default metrics port of `ingest`.
@@ -188,15 +190,16 @@ async fn start(args: IngestArgs, metrics: IngestMetrics) -> Result<(Reader, Comm
         app,
         topic,
         partitions,
-        bronze,
+        bronze: Tracked::new(bronze, table_offsets.clone()),
         bronze_schema,
-        dead,
+        dead: Tracked::new(dead, dead_offsets.clone()),
         dead_schema,
         held: table_offsets,
         dead_offsets,
         metrics,
         checkpoint_every: args.checkpoint_every,
         commits_since_checkpoint: 0,
+        dead_commits_since_checkpoint: 0,
         summary: Summary {
             version,
             ..Summary::default()
@@ -208,28 +211,56 @@ async fn start(args: IngestArgs, metrics: IngestMetrics) -> Result<(Reader, Comm
 /// The committer, either free or busy with one batch on its own task (which hands it back).
 enum Slot {
     Free(Box<Committer>),
-    Busy(JoinHandle<(Box<Committer>, Result<Outcome>)>),
+    /// The task, and the batch's offsets (`0:[10..20] 1:[5..9]`) for the log if it panics.
+    Busy(JoinHandle<(Box<Committer>, Result<Outcome>)>, String),
 }
 
 impl Slot {
     /// Give `pending` to the committer: it starts at once on a task of its own.
     fn commit(mut committer: Box<Committer>, pending: Pending) -> Self {
-        Slot::Busy(tokio::spawn(async move {
-            let outcome = committer.commit_batch(pending).await;
-            (committer, outcome)
-        }))
+        let offsets = committer::describe(&pending.offsets);
+        Slot::Busy(
+            tokio::spawn(async move {
+                let outcome = committer.commit_batch(pending).await;
+                (committer, outcome)
+            }),
+            offsets,
+        )
     }
 
     /// Wait until the committer is free: the committer and what happened to its batch.
     async fn free(self) -> Result<(Box<Committer>, Option<Outcome>)> {
         match self {
             Slot::Free(c) => Ok((c, None)),
-            Slot::Busy(task) => {
-                let (c, outcome) = task.await.context("the commit task panicked")?;
-                Ok((c, Some(outcome?)))
-            }
+            Slot::Busy(task, offsets) => match task.await {
+                Ok((c, outcome)) => Ok((c, Some(outcome?))),
+                Err(e) => Err(commit_task_failed(e, &offsets)),
+            },
         }
     }
+}
+
+/// The commit task died (a panic, say inside delta-rs) and took the committer with it: log it
+/// with the batch's offsets and return the error that ends the process (exit code 1, one
+/// `error: ` line). Retrying would most likely panic again on the same batch, and nothing of
+/// it was acknowledged, so a restart after the fix re-reads it from the table's offsets.
+fn commit_task_failed(err: JoinError, offsets: &str) -> anyhow::Error {
+    let cause = if err.is_panic() {
+        let payload = err.into_panic();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_string());
+        format!("panicked: {}", message.replace('\n', " "))
+    } else {
+        "was cancelled".to_string()
+    };
+    error!(offsets, cause, "the commit task died; stopping");
+    anyhow!(
+        "the commit of the batch at offsets {offsets} {cause}; nothing of it was acknowledged: \
+         restart after fixing the cause, and the batch is read again from the table's offsets"
+    )
 }
 
 /// Fill batch N+1 while batch N commits; stop on a signal, or at the end with `--stop-at-end`.
@@ -241,7 +272,7 @@ async fn pipeline(mut reader: Reader, committer: Committer) -> Result<Summary> {
         let (filled, signalled) = if reader.reached_targets() {
             (None, false)
         } else {
-            let busy = matches!(slot, Slot::Busy(_));
+            let busy = matches!(slot, Slot::Busy(..));
             // The reader polls Kafka on this thread; the committer runs on the workers.
             let (pending, signalled) = tokio::task::block_in_place(|| reader.fill(&shutdown, busy));
             (Some(pending).filter(|p| p.messages > 0), signalled)
@@ -284,6 +315,31 @@ async fn finish(slot: Slot, reader: &mut Reader, started: Instant) -> Result<Sum
     }
     info!("stopped after committing the last batch");
     committer.summary.seconds = started.elapsed().as_secs_f64();
-    committer.summary.version = commit::version_of(&committer.bronze);
+    committer.summary.version = commit::version_of(&committer.bronze.table);
     Ok(std::mem::take(&mut committer.summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::errors::one_line;
+
+    #[tokio::test]
+    async fn a_panicking_commit_task_ends_the_process_with_one_line_naming_the_batch() {
+        let task = tokio::spawn(async {
+            panic!("called `Option::unwrap()` on a `None` value\nin hive_partition_path")
+        });
+        let slot = Slot::Busy(task, "0:[10..20] 2:[7..9]".to_string());
+        let err = slot.free().await.err().expect("a panic is an error");
+        let line = one_line(&err);
+        assert!(
+            line.contains("offsets 0:[10..20] 2:[7..9] panicked"),
+            "{line}"
+        );
+        assert!(
+            line.contains("unwrap()` on a `None` value in hive_partition_path"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+    }
 }

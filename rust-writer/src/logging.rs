@@ -37,4 +37,16 @@ pub fn init(format: LogFormat) {
             .init(),
         LogFormat::Text => builder.init(),
     }
+    // A panic is logged as one line like every other event (the default hook prints several,
+    // and a backtrace with RUST_BACKTRACE); whoever catches it decides whether to stop.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+        tracing::error!(panic = %message.replace('\n', " "), location, "panic");
+    }));
 }

@@ -57,6 +57,7 @@ pub struct IngestMetrics {
     pub bytes: Counter,
     pub commit_seconds: Histogram,
     pub commit_conflicts: Counter,
+    pub batches_dropped: Counter,
     pub consumer_lag: Family<PartitionLabel, Gauge>,
     pub committed_offset: Family<PartitionLabel, Gauge>,
     pub freshness_seconds: Gauge<f64, AtomicU64>,
@@ -75,6 +76,7 @@ impl IngestMetrics {
             bytes: Counter::default(),
             commit_seconds: seconds_histogram(),
             commit_conflicts: Counter::default(),
+            batches_dropped: Counter::default(),
             consumer_lag: Family::default(),
             committed_offset: Family::default(),
             freshness_seconds: Gauge::default(),
@@ -115,6 +117,11 @@ impl IngestMetrics {
             "neuralake_writer_commit_seconds",
             "Duration of one bronze commit (Parquet upload and log commit)",
             m.commit_seconds.clone(),
+        );
+        r.register(
+            "neuralake_writer_batches_dropped",
+            "Batches dropped because the table already held their offsets (another writer, or a commit whose response was lost)",
+            m.batches_dropped.clone(),
         );
         r.register(
             "neuralake_writer_commit_conflicts",

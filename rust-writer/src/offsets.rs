@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use deltalake::DeltaTable;
-use deltalake::kernel::Transaction;
+use deltalake::kernel::{Action, Transaction};
 
 /// The txn appId for one partition of one topic.
 pub fn app_id(app: &str, topic: &str, partition: i32) -> String {
@@ -74,15 +74,19 @@ impl BatchOffsets {
             .collect()
     }
 
-    /// Partitions whose data the table already holds (its txn version is at or past the
-    /// batch's first offset): another writer, or an earlier attempt of this one, got there.
-    /// Committing such a batch would duplicate rows, so it is dropped and the partition
-    /// re-sought instead.
-    pub fn already_committed(&self, table: &TableOffsets) -> Vec<i32> {
-        self.ranges
-            .iter()
-            .filter(|(p, r)| matches!(table.get(p), Some(Some(v)) if *v >= r.first))
-            .map(|(p, _)| *p)
+    /// Txn actions only for the partitions where this batch goes past the table's version
+    /// (`table`): a txn version never moves back.
+    pub fn txn_actions_past(
+        &self,
+        app: &str,
+        topic: &str,
+        table: &TableOffsets,
+    ) -> Vec<Transaction> {
+        self.txn_actions(app, topic)
+            .into_iter()
+            .zip(self.ranges.iter())
+            .filter(|(_, (p, r))| table.get(p).copied().flatten().is_none_or(|v| r.last > v))
+            .map(|(t, _)| t)
             .collect()
     }
 }
@@ -106,6 +110,60 @@ pub async fn read_table_offsets(
         out.insert(p, version);
     }
     Ok(out)
+}
+
+/// The txn versions our appIds get in the commits `from..=to` (later commits win), read from
+/// the log: what changed in the table's offsets between two snapshots. One GET per commit;
+/// cheaper than [`read_table_offsets`], which replays the log once per partition.
+pub async fn txn_versions_in_commits(
+    table: &DeltaTable,
+    app: &str,
+    topic: &str,
+    from: u64,
+    to: u64,
+) -> Result<BTreeMap<i32, i64>> {
+    let log_store = table.log_store();
+    let mut out = BTreeMap::new();
+    for version in from..=to {
+        let bytes = log_store
+            .read_commit_entry(version)
+            .await
+            .with_context(|| format!("reading commit {version}"))?
+            .with_context(|| format!("commit {version} is not in the log"))?;
+        let actions = deltalake::logstore::get_actions(version, &bytes)
+            .with_context(|| format!("parsing commit {version}"))?;
+        out.extend(our_txns(&actions, app, topic));
+    }
+    Ok(out)
+}
+
+/// Partition -> txn version of the txn actions in `actions` that carry our appIds.
+pub fn our_txns(actions: &[Action], app: &str, topic: &str) -> BTreeMap<i32, i64> {
+    let prefix = format!("{app}/{topic}/");
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Txn(t) => {
+                let partition = t.app_id.strip_prefix(&prefix)?.parse::<i32>().ok()?;
+                Some((partition, t.version))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The partitions of `batch` whose txn version in the table (`table`) is not the one this
+/// writer expects (`expected`: its own last commit there, or what it read when it last sought
+/// there; in a topic without offset gaps, the offset just before the batch's first). Empty:
+/// the batch is still ours to commit. Otherwise another writer got there: the batch must be
+/// dropped and the partitions re-sought from the table.
+pub fn unexpected(batch: &BatchOffsets, table: &TableOffsets, expected: &TableOffsets) -> Vec<i32> {
+    batch
+        .ranges()
+        .keys()
+        .filter(|p| table.get(p).copied().flatten() != expected.get(p).copied().flatten())
+        .copied()
+        .collect()
 }
 
 #[cfg(test)]
@@ -136,14 +194,53 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_the_table_already_holds_is_detected() {
+    fn txn_versions_never_move_back() {
         let mut b = BatchOffsets::default();
         b.record(0, 10);
         b.record(0, 20);
         b.record(1, 5);
-        let table: TableOffsets = [(0, Some(9)), (1, Some(5))].into_iter().collect();
-        assert_eq!(b.already_committed(&table), vec![1]);
-        let fresh: TableOffsets = [(0, Some(9)), (1, None)].into_iter().collect();
-        assert!(b.already_committed(&fresh).is_empty());
+        b.record(2, 7);
+        let table: TableOffsets = [(0, Some(9)), (1, Some(50)), (2, None)]
+            .into_iter()
+            .collect();
+        let versions: Vec<(String, i64)> = b
+            .txn_actions_past("a", "t", &table)
+            .into_iter()
+            .map(|t| (t.app_id, t.version))
+            .collect();
+        assert_eq!(versions, vec![("a/t/0".into(), 20), ("a/t/2".into(), 7)]);
+    }
+
+    #[test]
+    fn a_batch_is_ours_only_where_the_table_is_where_we_left_it() {
+        let mut b = BatchOffsets::default();
+        b.record(0, 10);
+        b.record(1, 5);
+        let expected: TableOffsets = [(0, Some(9)), (1, None), (2, Some(3))]
+            .into_iter()
+            .collect();
+        assert!(unexpected(&b, &expected, &expected).is_empty());
+        // Another writer moved partition 1; partition 2 is not in the batch.
+        let table: TableOffsets = [(0, Some(9)), (1, Some(7)), (2, Some(8))]
+            .into_iter()
+            .collect();
+        assert_eq!(unexpected(&b, &table, &expected), vec![1]);
+        // Behind what we expect (a table replaced under us) is no better than ahead.
+        let behind: TableOffsets = [(0, Some(2)), (1, None)].into_iter().collect();
+        assert_eq!(unexpected(&b, &behind, &expected), vec![0]);
+    }
+
+    #[test]
+    fn only_our_app_and_topic_count() {
+        let txn = |id: &str, v| Action::Txn(Transaction::new(id, v));
+        let actions = vec![
+            txn("w/t/0", 5),
+            txn("w/t/2", 9),
+            txn("w/other/1", 3),
+            txn("x/t/1", 4),
+            txn("w/t/x", 1),
+        ];
+        let found: Vec<(i32, i64)> = our_txns(&actions, "w", "t").into_iter().collect();
+        assert_eq!(found, vec![(0, 5), (2, 9)]);
     }
 }

@@ -3,17 +3,21 @@
 //!
 //! Compaction removes small files from the table, but only logically: the `remove` action keeps
 //! them readable for time travel and for readers that opened an older version. Vacuum deletes
-//! them for real once they are older than `--retention-hours`. It runs in FULL mode: besides
-//! the files named by `remove` actions it lists the table's folder and deletes any Parquet file
-//! no live version references, which covers the orphans of a writer killed between writing its
-//! files and committing them.
+//! them for real once their removal is older than `--retention-hours`.
 //!
-//! The retention is a promise to readers: a query that started on version N less than the
-//! retention ago can still read all of N's files; time travel to a version whose files were
-//! vacuumed fails. It is also a promise to writers: a file written but not yet committed must
-//! survive until its commit. The writer commits within seconds of writing and rewrites its
-//! files on every retry, so the lab can use retentions of minutes (0.01 h = 36 s). Below
-//! delta-rs's default safety limit (168 h) the check is disabled explicitly.
+//! Two modes. **LITE** (the default) deletes only the files `remove` actions name: a file the
+//! log removed can never be added again, so no write in flight can need it, whatever the
+//! retention (the lab uses minutes, 0.01 h = 36 s). **FULL** also lists the table's folder
+//! and deletes every file no version references and older than the retention: the orphans of
+//! failed or killed writes, but also the files of a commit still in flight, which look exactly
+//! the same. So FULL needs a retention longer than any write takes from its first file to its
+//! commit: [`FULL_MODE_MIN_RETENTION_HOURS`], refused below with an `error:` line naming the
+//! fix.
+//!
+//! The retention is also a promise to readers: a query that started on version N less than
+//! the retention ago can still read all of N's files; time travel to a version whose files were
+//! vacuumed fails. Below delta-rs's default safety limit (168 h) its check is disabled
+//! explicitly.
 //!
 //! Each pass also deletes the log's own expired files (see [`cleanup_log`]).
 
@@ -29,7 +33,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::commit;
-use crate::config::{VacuumArgs, table_name};
+use crate::config::{VacuumArgs, VacuumModeArg, table_name};
 use crate::errors::startup;
 use crate::metrics::VacuumMetrics;
 use crate::schema;
@@ -48,6 +52,27 @@ pub struct PassReport {
     pub version: i64,
 }
 
+/// The shortest retention FULL mode accepts, in hours. A file of this binary is never left
+/// uncommitted longer than this: an ingest attempt (Parquet upload and commit) is abandoned
+/// after [`commit::ATTEMPT_DEADLINE`] (10 min) and retried with fresh files, a compaction of one
+/// partition after [`crate::compact::PARTITION_DEADLINE`] (50 min); the hour leaves 10 minutes
+/// for a request still in flight when its deadline strikes. (Another program writing to the
+/// table must keep within the same bound, or use LITE.)
+pub const FULL_MODE_MIN_RETENTION_HOURS: f64 = 1.0;
+
+/// Refuse FULL mode with a retention that could delete the files of a commit in flight.
+pub fn check_mode(mode: VacuumModeArg, retention_hours: f64) -> Result<(), String> {
+    if mode == VacuumModeArg::Full && retention_hours < FULL_MODE_MIN_RETENTION_HOURS {
+        return Err(format!(
+            "--mode full deletes unreferenced files, and a commit still in flight has such files: \
+             it needs --retention-hours {FULL_MODE_MIN_RETENTION_HOURS} or more (the longest a \
+             write of this binary takes to commit, plus a margin), got {retention_hours}: raise \
+             --retention-hours, or use --mode lite (only files the log removed)"
+        ));
+    }
+    Ok(())
+}
+
 /// The retention as a chrono duration, or `None` for a negative or non-finite value.
 pub fn retention(hours: f64) -> Option<chrono::Duration> {
     (hours.is_finite() && hours >= 0.0)
@@ -62,20 +87,27 @@ pub async fn run(args: VacuumArgs) -> Result<()> {
             args.retention_hours
         ));
     };
+    if let Err(message) = check_mode(args.mode, args.retention_hours) {
+        return startup(message);
+    }
+    let mode = match args.mode {
+        VacuumModeArg::Lite => VacuumMode::Lite,
+        VacuumModeArg::Full => VacuumMode::Full,
+    };
     let uri = args.common.table_uri()?;
     let mut table = open_table(&uri, &args.common.s3, &schema::bronze(), table_name(&uri)).await?;
     let mut registry = Registry::default();
     let metrics = VacuumMetrics::register(&mut registry);
     if args.once {
-        let report = pass(&mut table, retention, &metrics).await?;
+        let report = pass(&mut table, retention, mode.clone(), &metrics).await?;
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }
     crate::metrics::serve(args.common.metrics_addr_or(METRICS_PORT), registry).await?;
-    info!(table = %uri, retention_hours = args.retention_hours, interval_s = args.interval_s, "vacuum ready");
+    info!(table = %uri, retention_hours = args.retention_hours, mode = ?args.mode, interval_s = args.interval_s, "vacuum ready");
     let mut shutdown = shutdown_signal();
     loop {
-        match pass(&mut table, retention, &metrics).await {
+        match pass(&mut table, retention, mode.clone(), &metrics).await {
             Ok(report) => info!(?report, "vacuum pass done"),
             Err(e) => warn!(
                 error = format!("{e:#}"),
@@ -93,6 +125,7 @@ pub async fn run(args: VacuumArgs) -> Result<()> {
 pub async fn pass(
     table: &mut DeltaTable,
     retention: chrono::Duration,
+    mode: VacuumMode,
     metrics: &VacuumMetrics,
 ) -> Result<PassReport> {
     let started = Instant::now();
@@ -103,7 +136,7 @@ pub async fn pass(
         .vacuum()
         .with_retention_period(retention)
         .with_enforce_retention_duration(false)
-        .with_mode(VacuumMode::Full)
+        .with_mode(mode)
         .with_dry_run(false)
         .await
         .context("vacuuming")?;
@@ -173,6 +206,19 @@ mod tests {
             .collect();
         assert_eq!(count_really_deleted(&reported, &existing), 2);
         assert_eq!(count_really_deleted(&reported, &HashSet::new()), 0);
+    }
+
+    #[test]
+    fn full_mode_refuses_a_retention_below_the_longest_commit() {
+        assert!(check_mode(VacuumModeArg::Lite, 0.0).is_ok());
+        assert!(check_mode(VacuumModeArg::Full, 1.0).is_ok());
+        let err = check_mode(VacuumModeArg::Full, 0.5).unwrap_err();
+        assert!(err.contains("--retention-hours 1 or more"), "{err}");
+        assert!(err.contains("--mode lite") && !err.contains('\n'), "{err}");
+        // The floor exceeds every deadline after which a write abandons its files.
+        let floor = FULL_MODE_MIN_RETENTION_HOURS * 3600.0;
+        assert!(floor > commit::ATTEMPT_DEADLINE.as_secs_f64());
+        assert!(floor > crate::compact::PARTITION_DEADLINE.as_secs_f64());
     }
 
     #[test]

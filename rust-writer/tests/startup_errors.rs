@@ -54,6 +54,25 @@ fn bad_table_uri_names_the_flag() {
 }
 
 #[test]
+fn full_vacuum_below_the_floor_is_refused_before_touching_the_table() {
+    // The table URI points nowhere: the mode check comes first, so no S3 timeout is waited.
+    let out = writer(&[
+        "vacuum",
+        "--once",
+        "--mode",
+        "full",
+        "--retention-hours",
+        "0.01",
+        "--table-uri",
+        "s3://bucket/t",
+        "--s3-endpoint",
+        "http://127.0.0.1:1",
+    ]);
+    assert_one_error_line(&out, "--retention-hours 1 or more");
+    assert_one_error_line(&out, "--mode lite");
+}
+
+#[test]
 fn unreachable_broker_fails_within_the_start_up_timeout() {
     let started = Instant::now();
     // Port 1 on loopback: nothing listens there.

@@ -5,18 +5,30 @@
 //! with one txn action per partition in ONE commit, then checkpoints every
 //! `--checkpoint-every` commits. It runs on a task of its own while the reader fills the next
 //! batch, and only one batch is ever committing, so commits stay in offset order.
+//!
+//! **Never a batch twice** (the kafka-delta-ingest rule): before every commit, to either table,
+//! the committer reloads the table and checks that the txn version of every partition in the
+//! batch is still the one this writer expects (its own last commit there, or what it read when
+//! it last sought there). Anything else means another writer, or a commit of ours whose
+//! response was lost, got there: the batch is dropped and the reader re-seeks from the table.
+//! Between that check and the commit, delta-rs's conflict checker fails our commit if another
+//! one with any of the batch's appIds lands first (`ConcurrentTransaction`), and lets it
+//! through, rebased, over commits that carry none (the compactor, or another writer on other
+//! partitions). After a rebase the committer reads the commits it was rebased over, so that
+//! the txn versions it keeps are exactly those of the snapshot it holds, and the next check
+//! sees another writer's progress on the other partitions.
 
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use delta_kernel::expressions::Scalar;
 use deltalake::DeltaTable;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::record_batch::RecordBatch;
-use deltalake::kernel::Action;
+use deltalake::kernel::{Action, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use indexmap::IndexMap;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::Summary;
 use super::reader::Pending;
@@ -41,32 +53,52 @@ pub enum Outcome {
     },
 }
 
-/// What happened to a bronze commit attempt loop.
-enum Bronze {
+/// What happened to a commit attempt loop.
+enum Attempt {
     Committed {
         commit: Committed,
         files: usize,
         bytes: u64,
     },
-    Superseded,
+    /// These partitions of the table are not where this writer expects them.
+    Superseded(Vec<i32>),
+}
+
+/// A Delta table with the txn versions of our appIds in its loaded snapshot.
+pub struct Tracked {
+    pub table: DeltaTable,
+    /// Per partition, the txn version in the snapshot version `txn_at` (exactly).
+    pub txn: TableOffsets,
+    /// The snapshot version `txn` describes; it lags the table's after a failed log read,
+    /// and the next [`Committer::sync`] catches up.
+    pub txn_at: u64,
+}
+
+impl Tracked {
+    /// A freshly opened table and the txn versions read from it.
+    pub fn new(table: DeltaTable, txn: TableOffsets) -> Self {
+        let txn_at = table.version().unwrap_or(0);
+        Self { table, txn, txn_at }
+    }
 }
 
 pub struct Committer {
     pub app: String,
     pub topic: String,
     pub partitions: Vec<i32>,
-    pub bronze: DeltaTable,
+    pub bronze: Tracked,
     pub bronze_schema: SchemaRef,
-    pub dead: DeltaTable,
+    pub dead: Tracked,
     pub dead_schema: SchemaRef,
-    /// The bronze table's txn versions as of the loaded snapshot: updated by our own commits,
-    /// re-read from the log only after a failed or conflicting commit.
+    /// Per partition, the bronze txn version this writer expects: its own last commit, or what
+    /// it read when it last sought there. The reader's position follows it.
     pub held: TableOffsets,
-    /// The dead-letter table's txn versions (what it already holds).
+    /// The same for the dead-letter table (what it already holds).
     pub dead_offsets: TableOffsets,
     pub metrics: IngestMetrics,
     pub checkpoint_every: u64,
     pub commits_since_checkpoint: u64,
+    pub dead_commits_since_checkpoint: u64,
     pub summary: Summary,
 }
 
@@ -95,19 +127,19 @@ impl Committer {
             })
             .collect();
 
-        if !dead.is_empty() {
-            self.commit_dead_letters(dead, &offsets).await?;
+        if !dead.is_empty()
+            && let Attempt::Superseded(partitions) =
+                self.commit_dead_letters(&dead, &offsets).await?
+        {
+            return Ok(self.superseded("dead-letter", &partitions, &offsets).await);
         }
         match self.commit_bronze(&parts, &offsets).await? {
-            Bronze::Committed {
+            Attempt::Committed {
                 commit,
                 files,
                 bytes,
             } => {
                 let seconds = started.elapsed().as_secs_f64();
-                for (p, r) in offsets.ranges() {
-                    self.held.insert(*p, Some(r.last));
-                }
                 self.record_commit(
                     commit,
                     &offsets,
@@ -124,87 +156,225 @@ impl Committer {
                 self.maybe_checkpoint().await;
                 Ok(Outcome::Committed(offsets))
             }
-            Bronze::Superseded => {
-                warn!(
-                    offsets = %describe(&offsets), table = ?self.held,
-                    "the table already holds these offsets: batch dropped, re-seeking"
-                );
-                self.reread_dead_offsets().await;
-                Ok(Outcome::Superseded {
-                    held: self.held.clone(),
-                    dead_offsets: self.dead_offsets.clone(),
-                })
+            Attempt::Superseded(partitions) => {
+                Ok(self.superseded("bronze", &partitions, &offsets).await)
             }
         }
     }
 
-    /// Commit dead letters (before the bronze commit of the same batch). Retries until done.
+    /// The batch is dropped: log one line, and hand the reader the tables' offsets to seek to.
+    async fn superseded(
+        &mut self,
+        table: &str,
+        partitions: &[i32],
+        offsets: &BatchOffsets,
+    ) -> Outcome {
+        let found = |txn: &TableOffsets| -> String {
+            partitions
+                .iter()
+                .map(|p| format!("{p}:{:?}", txn.get(p).copied().flatten()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let (txn, expected) = match table {
+            "bronze" => (&self.bronze.txn, &self.held),
+            _ => (&self.dead.txn, &self.dead_offsets),
+        };
+        warn!(
+            table, offsets = %describe(offsets), expected = %found(expected), found = %found(txn),
+            "the table holds offsets this writer did not commit (another writer, or a commit whose response was lost): batch dropped, re-seeking from the table"
+        );
+        self.metrics.batches_dropped.inc();
+        // Both tables' current offsets: bronze says where to read, dead letters what to skip.
+        let mut backoff = Backoff::for_io();
+        while let Err(e) = self.sync_both().await {
+            warn!(
+                error = format!("{e:#}"),
+                "reloading the tables failed; retrying"
+            );
+            backoff.wait().await;
+        }
+        self.held = only(&self.bronze.txn, &self.partitions);
+        self.dead_offsets = only(&self.dead.txn, &self.partitions);
+        Outcome::Superseded {
+            held: self.held.clone(),
+            dead_offsets: self.dead_offsets.clone(),
+        }
+    }
+
+    async fn sync_both(&mut self) -> Result<()> {
+        Self::sync(&mut self.bronze, &self.app, &self.topic, &self.partitions).await?;
+        Self::sync(&mut self.dead, &self.app, &self.topic, &self.partitions).await
+    }
+
+    /// Reload `tracked` to the table's latest version and bring its txn versions along: read
+    /// the commits that arrived since (one GET each), or, if that fails, every partition's
+    /// version from the new snapshot.
+    async fn sync(tracked: &mut Tracked, app: &str, topic: &str, partitions: &[i32]) -> Result<()> {
+        commit::refresh(&mut tracked.table).await?;
+        let now = tracked.table.version().unwrap_or(0);
+        if now <= tracked.txn_at {
+            return Ok(());
+        }
+        match offsets::txn_versions_in_commits(&tracked.table, app, topic, tracked.txn_at + 1, now)
+            .await
+        {
+            Ok(changes) => {
+                for (p, v) in changes {
+                    if partitions.contains(&p) {
+                        tracked.txn.insert(p, Some(v));
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(
+                    error = format!("{e:#}"),
+                    "reading the new commits failed; reading every partition's txn version instead"
+                );
+                tracked.txn =
+                    offsets::read_table_offsets(&tracked.table, app, topic, partitions).await?;
+            }
+        }
+        tracked.txn_at = now;
+        Ok(())
+    }
+
+    /// After our commit: the txn versions of the snapshot it produced. If delta-rs rebased it
+    /// over other commits, theirs are read from the log first (their partitions are not in
+    /// our batch, or delta-rs would have failed ours): a change there is another writer, and
+    /// the next batch on that partition will be dropped by the check before its commit.
+    async fn adopt(
+        tracked: &mut Tracked,
+        commit: &Committed,
+        ours: &[Transaction],
+        expected: &TableOffsets,
+        names: (&str, &str, &[i32]),
+    ) {
+        let (app, topic, partitions) = names;
+        let version = commit.version as u64;
+        if version > tracked.txn_at + 1 {
+            let first = tracked.txn_at + 1;
+            match offsets::txn_versions_in_commits(&tracked.table, app, topic, first, version - 1)
+                .await
+            {
+                Ok(theirs) => {
+                    for (p, v) in theirs {
+                        if ours
+                            .iter()
+                            .any(|t| t.app_id == offsets::app_id(app, topic, p))
+                        {
+                            error!(
+                                partition = p,
+                                version = v,
+                                "a commit we were rebased over carries our batch's appId"
+                            );
+                        } else if expected.get(&p).copied().flatten() != Some(v) {
+                            warn!(
+                                partition = p,
+                                version = v,
+                                "another writer committed this partition; its next batch here will be dropped"
+                            );
+                        }
+                        if partitions.contains(&p) {
+                            tracked.txn.insert(p, Some(v));
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Leave `txn_at` behind: the next sync reads these commits, and ours.
+                    warn!(
+                        error = format!("{e:#}"),
+                        "reading the commits we were rebased over failed; the next reload reads them"
+                    );
+                    return;
+                }
+            }
+        }
+        for t in ours {
+            if let Some(p) = t.app_id.rsplit('/').next().and_then(|p| p.parse().ok()) {
+                tracked.txn.insert(p, Some(t.version));
+            }
+        }
+        tracked.txn_at = version;
+    }
+
+    /// Commit dead letters (before the bronze commit of the same batch). Retries until
+    /// committed or superseded.
     async fn commit_dead_letters(
         &mut self,
-        mut dead: Vec<DeadLetter>,
+        dead: &[DeadLetter],
         offsets: &BatchOffsets,
-    ) -> Result<()> {
+    ) -> Result<Attempt> {
         let mut backoff = Backoff::for_io();
         loop {
-            let batch = dead_letters::to_record_batch(&self.topic, &dead, &self.dead_schema)?;
-            let attempt = async {
-                let adds =
-                    commit::write_files(&self.dead, [(IndexMap::new(), batch)], None).await?;
-                let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
-                actions.extend(
-                    offsets
-                        .txn_actions(&self.app, &self.topic)
-                        .into_iter()
-                        .map(Action::Txn),
+            if let Err(e) =
+                Self::sync(&mut self.dead, &self.app, &self.topic, &self.partitions).await
+            {
+                warn!(
+                    error = format!("{e:#}"),
+                    attempt = backoff.attempts(),
+                    "reloading the dead-letter table failed; retrying"
                 );
-                Ok::<_, anyhow::Error>(actions)
+                backoff.wait().await;
+                continue;
             }
+            let foreign = offsets::unexpected(offsets, &self.dead.txn, &self.dead_offsets);
+            if !foreign.is_empty() {
+                return Ok(Attempt::Superseded(foreign));
+            }
+            // Never move a dead-letter txn version back: a partition the table already holds
+            // past this batch (a replay after a crash between the two commits) gets none.
+            let txns = offsets.txn_actions_past(&self.app, &self.topic, &self.dead.txn);
+            let batch = dead_letters::to_record_batch(&self.topic, dead, &self.dead_schema)?;
+            let attempt = within_deadline(async {
+                let adds =
+                    commit::write_files(&self.dead.table, [(IndexMap::new(), batch)], None).await?;
+                let files = adds.len();
+                let bytes: u64 = adds.iter().map(|a| a.size.max(0) as u64).sum();
+                let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+                actions.extend(txns.iter().cloned().map(Action::Txn));
+                let committed =
+                    commit::commit(&mut self.dead.table, actions, append(), COMMIT_RETRIES).await?;
+                Ok((committed, files, bytes))
+            })
             .await;
-            let result = match attempt {
-                Ok(actions) => commit::commit(&mut self.dead, actions, append(), COMMIT_RETRIES)
-                    .await
-                    .map_err(anyhow::Error::from),
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(c) => {
-                    for (p, r) in offsets.ranges() {
-                        self.dead_offsets.insert(*p, Some(r.last));
+            match attempt {
+                Ok((commit, files, bytes)) => {
+                    let names = (
+                        self.app.as_str(),
+                        self.topic.as_str(),
+                        self.partitions.as_slice(),
+                    );
+                    Self::adopt(&mut self.dead, &commit, &txns, &self.dead_offsets, names).await;
+                    for t in &txns {
+                        if let Some(p) = t.app_id.rsplit('/').next().and_then(|p| p.parse().ok()) {
+                            self.dead_offsets.insert(p, Some(t.version));
+                        }
                     }
                     self.metrics.dead_letters.inc_by(dead.len() as u64);
                     self.summary.dead_letters += dead.len() as u64;
                     info!(
-                        version = c.version,
+                        version = commit.version,
                         dead_letters = dead.len(),
                         "committed dead letters"
                     );
-                    return Ok(());
+                    self.maybe_checkpoint_dead().await;
+                    return Ok(Attempt::Committed {
+                        commit,
+                        files,
+                        bytes,
+                    });
                 }
                 Err(e) => {
+                    let conflict = is_conflict(&e);
                     warn!(
                         error = format!("{e:#}"),
+                        conflict,
                         attempt = backoff.attempts(),
-                        "dead-letter commit failed; retrying"
+                        "dead-letter commit failed; reloading the table and retrying"
                     );
-                    backoff.wait().await;
-                    if commit::refresh(&mut self.dead).await.is_ok() {
-                        // Another writer may have stored some of them meanwhile.
-                        if let Ok(held) = offsets::read_table_offsets(
-                            &self.dead,
-                            &self.app,
-                            &self.topic,
-                            &self.partitions,
-                        )
-                        .await
-                        {
-                            dead.retain(|d| {
-                                !dead_letters::already_dead_lettered(&held, d.partition, d.offset)
-                            });
-                            self.dead_offsets = held;
-                            if dead.is_empty() {
-                                return Ok(());
-                            }
-                        }
+                    if !conflict {
+                        backoff.wait().await;
                     }
                 }
             }
@@ -217,84 +387,70 @@ impl Committer {
         &mut self,
         parts: &[(PartitionValues, RecordBatch)],
         offsets: &BatchOffsets,
-    ) -> Result<Bronze> {
+    ) -> Result<Attempt> {
         let mut backoff = Backoff::for_io();
-        let mut reload = false;
         loop {
-            if reload {
-                // After a failure or a conflict the snapshot may be stale: reload it and re-read
-                // what the table holds before deciding whether this batch is still ours to write.
-                let reread = match commit::refresh(&mut self.bronze).await {
-                    Ok(()) => {
-                        offsets::read_table_offsets(
-                            &self.bronze,
-                            &self.app,
-                            &self.topic,
-                            &self.partitions,
-                        )
-                        .await
-                    }
-                    Err(e) => Err(e),
+            if let Err(e) =
+                Self::sync(&mut self.bronze, &self.app, &self.topic, &self.partitions).await
+            {
+                warn!(
+                    error = format!("{e:#}"),
+                    attempt = backoff.attempts(),
+                    "reloading the table failed; retrying"
+                );
+                backoff.wait().await;
+                continue;
+            }
+            let foreign = offsets::unexpected(offsets, &self.bronze.txn, &self.held);
+            if !foreign.is_empty() {
+                return Ok(Attempt::Superseded(foreign));
+            }
+            let txns = offsets.txn_actions(&self.app, &self.topic);
+            let attempt = within_deadline(async {
+                let adds = if parts.is_empty() {
+                    Vec::new()
+                } else {
+                    commit::write_files(&self.bronze.table, parts.iter().cloned(), None).await?
                 };
-                match reread {
-                    Ok(held) => self.held = held,
-                    Err(e) => {
-                        warn!(
-                            error = format!("{e:#}"),
-                            "reloading the table failed; retrying"
-                        );
-                        backoff.wait().await;
-                        continue;
-                    }
-                }
-            }
-            reload = true;
-            if !offsets.already_committed(&self.held).is_empty() {
-                return Ok(Bronze::Superseded);
-            }
-            let adds = if parts.is_empty() {
-                Ok(Vec::new())
-            } else {
-                commit::write_files(&self.bronze, parts.iter().cloned(), None).await
-            };
-            let adds = match adds {
-                Ok(adds) => adds,
-                Err(e) => {
-                    warn!(
-                        error = format!("{e:#}"),
-                        attempt = backoff.attempts(),
-                        "writing Parquet failed; retrying"
+                let files = adds.len();
+                let bytes: u64 = adds.iter().map(|a| a.size.max(0) as u64).sum();
+                let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+                actions.extend(txns.iter().cloned().map(Action::Txn));
+                let committed =
+                    commit::commit(&mut self.bronze.table, actions, append(), COMMIT_RETRIES)
+                        .await?;
+                Ok((committed, files, bytes))
+            })
+            .await;
+            match attempt {
+                Ok((commit, files, bytes)) => {
+                    let names = (
+                        self.app.as_str(),
+                        self.topic.as_str(),
+                        self.partitions.as_slice(),
                     );
-                    backoff.wait().await;
-                    continue;
-                }
-            };
-            let files = adds.len();
-            let bytes: u64 = adds.iter().map(|a| a.size.max(0) as u64).sum();
-            let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
-            actions.extend(
-                offsets
-                    .txn_actions(&self.app, &self.topic)
-                    .into_iter()
-                    .map(Action::Txn),
-            );
-            match commit::commit(&mut self.bronze, actions, append(), COMMIT_RETRIES).await {
-                Ok(commit) => {
-                    return Ok(Bronze::Committed {
+                    Self::adopt(&mut self.bronze, &commit, &txns, &self.held, names).await;
+                    for (p, r) in offsets.ranges() {
+                        self.held.insert(*p, Some(r.last));
+                    }
+                    return Ok(Attempt::Committed {
                         commit,
                         files,
                         bytes,
                     });
                 }
                 Err(e) => {
-                    if commit::is_conflict(&e) {
+                    let conflict = is_conflict(&e);
+                    if conflict {
                         self.metrics.commit_conflicts.inc();
                     }
                     warn!(
-                        error = %e, conflict = commit::is_conflict(&e), attempt = backoff.attempts(),
+                        error = format!("{e:#}"),
+                        conflict,
+                        attempt = backoff.attempts(),
                         "bronze commit failed; reloading the table and retrying with fresh files"
                     );
-                    if !commit::is_conflict(&e) {
+                    if !conflict {
                         backoff.wait().await;
                     }
                 }
@@ -332,57 +488,42 @@ impl Committer {
     }
 
     async fn maybe_checkpoint(&mut self) {
-        self.commits_since_checkpoint += 1;
-        if self.checkpoint_every == 0 || self.commits_since_checkpoint < self.checkpoint_every {
-            return;
-        }
-        let started = Instant::now();
-        match commit::checkpoint(&self.bronze).await {
-            Ok(()) => {
-                self.commits_since_checkpoint = 0;
-                info!(
-                    version = commit::version_of(&self.bronze),
-                    seconds = started.elapsed().as_secs_f64(),
-                    "checkpoint written"
-                );
-            }
-            Err(e) => warn!(
-                error = format!("{e:#}"),
-                "checkpoint failed; will try again after the next commit"
-            ),
-        }
+        let every = self.checkpoint_every;
+        let count = &mut self.commits_since_checkpoint;
+        checkpoint_if_due(&self.bronze.table, count, every, "bronze").await;
     }
 
-    /// Reload the dead-letter table's txn versions (after a superseded batch). Retries.
-    async fn reread_dead_offsets(&mut self) {
-        let mut backoff = Backoff::for_io();
-        loop {
-            let dead = match commit::refresh(&mut self.dead).await {
-                Ok(()) => {
-                    offsets::read_table_offsets(
-                        &self.dead,
-                        &self.app,
-                        &self.topic,
-                        &self.partitions,
-                    )
-                    .await
-                }
-                Err(e) => Err(e),
-            };
-            match dead {
-                Ok(dead) => {
-                    self.dead_offsets = dead;
-                    return;
-                }
-                Err(e) => {
-                    warn!(
-                        error = format!("{e:#}"),
-                        "re-reading the dead-letter offsets failed; retrying"
-                    );
-                    backoff.wait().await;
-                }
-            }
+    /// The dead-letter table gets checkpoints too (it is read by the same tools, and without
+    /// them opening it replays every JSON commit), counted in its own commits.
+    async fn maybe_checkpoint_dead(&mut self) {
+        let every = self.checkpoint_every;
+        let count = &mut self.dead_commits_since_checkpoint;
+        checkpoint_if_due(&self.dead.table, count, every, "dead letters").await;
+    }
+}
+
+/// Count one commit; every `every` commits (0: never) write a checkpoint of `table`.
+async fn checkpoint_if_due(table: &DeltaTable, count: &mut u64, every: u64, name: &str) {
+    *count += 1;
+    if every == 0 || *count < every {
+        return;
+    }
+    let started = Instant::now();
+    match commit::checkpoint(table).await {
+        Ok(()) => {
+            *count = 0;
+            info!(
+                table = name,
+                version = commit::version_of(table),
+                seconds = started.elapsed().as_secs_f64(),
+                "checkpoint written"
+            );
         }
+        Err(e) => warn!(
+            table = name,
+            error = format!("{e:#}"),
+            "checkpoint failed; will try again after the next commit"
+        ),
     }
 }
 
@@ -395,8 +536,33 @@ fn append() -> DeltaOperation {
     }
 }
 
+/// One attempt (write files, commit them), abandoned after [`commit::ATTEMPT_DEADLINE`].
+async fn within_deadline<T>(attempt: impl Future<Output = Result<T>>) -> Result<T> {
+    match tokio::time::timeout(commit::ATTEMPT_DEADLINE, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(anyhow!(
+            "the attempt took longer than {} s: abandoned, its files are never committed",
+            commit::ATTEMPT_DEADLINE.as_secs()
+        )),
+    }
+}
+
+/// A concurrent commit prevented ours (as opposed to S3 being unreachable, say).
+fn is_conflict(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<deltalake::DeltaTableError>()
+        .is_some_and(commit::is_conflict)
+}
+
+/// `txn` restricted to the topic's partitions.
+fn only(txn: &TableOffsets, partitions: &[i32]) -> TableOffsets {
+    partitions
+        .iter()
+        .map(|p| (*p, txn.get(p).copied().flatten()))
+        .collect()
+}
+
 /// `0:[10..20] 1:[5..9]` for logs.
-fn describe(offsets: &BatchOffsets) -> String {
+pub fn describe(offsets: &BatchOffsets) -> String {
     offsets
         .ranges()
         .iter()

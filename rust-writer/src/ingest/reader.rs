@@ -247,7 +247,7 @@ impl Reader {
         self.metrics.messages.inc();
         let decoded = match payload {
             Some(bytes) => decode(bytes),
-            None => Err("message has no payload (null value)".to_string()),
+            None => Err("message has no value (null payload)".to_string()),
         };
         match decoded {
             Ok(signal) => pending.rows.append(&signal, partition, offset, kafka_ts),
