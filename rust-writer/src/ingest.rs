@@ -83,6 +83,7 @@ pub async fn run(args: IngestArgs) -> Result<()> {
     let (reader, committer) = start(args, metrics.clone()).await?;
     crate::metrics::serve(metrics_addr, registry).await?;
     metrics.ready.set(1);
+    metrics.spawn_health_ticker();
     let summary = pipeline(reader, committer).await?;
     if stop_at_end {
         println!("{}", serde_json::to_string(&summary)?);

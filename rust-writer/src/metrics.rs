@@ -9,7 +9,8 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::Result;
 use axum::Router;
@@ -62,6 +63,56 @@ pub struct IngestMetrics {
     pub committed_offset: Family<PartitionLabel, Gauge>,
     pub freshness_seconds: Gauge<f64, AtomicU64>,
     pub table_version: Gauge,
+    pub commit_failures: Counter,
+    pub seconds_since_last_commit: Gauge<f64, AtomicU64>,
+    /// When the last bronze commit landed and since when commits have been failing.
+    pub health: Arc<CommitHealth>,
+}
+
+/// How long commits may keep failing before `neuralake_writer_ready` reads 0 (stalled).
+pub const STALL_AFTER: Duration = Duration::from_secs(30);
+
+/// The committer's progress, read once a second for `ready` and
+/// `seconds_since_last_commit` (the committer itself may be stuck in a retry loop).
+#[derive(Debug)]
+pub struct CommitHealth {
+    /// Unix milliseconds of the last bronze commit (the start, before the first).
+    last_commit_ms: AtomicI64,
+    /// Unix milliseconds of the first failure since the last success; 0: not failing.
+    failing_since_ms: AtomicI64,
+}
+
+impl CommitHealth {
+    pub fn new(now_ms: i64) -> Self {
+        Self {
+            last_commit_ms: AtomicI64::new(now_ms),
+            failing_since_ms: AtomicI64::new(0),
+        }
+    }
+
+    /// A bronze commit landed (or a batch was found already in the table): not failing.
+    pub fn committed(&self, now_ms: i64, landed: bool) {
+        if landed {
+            self.last_commit_ms.store(now_ms, Ordering::Relaxed);
+        }
+        self.failing_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// An attempt failed; the first failure since the last success starts the clock.
+    pub fn failed(&self, now_ms: i64) {
+        let _ =
+            self.failing_since_ms
+                .compare_exchange(0, now_ms, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// (seconds since the last commit, stalled?) at `now_ms`.
+    pub fn read(&self, now_ms: i64) -> (f64, bool) {
+        let since = (now_ms - self.last_commit_ms.load(Ordering::Relaxed)).max(0);
+        let failing_since = self.failing_since_ms.load(Ordering::Relaxed);
+        let stalled =
+            failing_since != 0 && now_ms - failing_since >= STALL_AFTER.as_millis() as i64;
+        (since as f64 / 1000.0, stalled)
+    }
 }
 
 impl IngestMetrics {
@@ -81,6 +132,9 @@ impl IngestMetrics {
             committed_offset: Family::default(),
             freshness_seconds: Gauge::default(),
             table_version: Gauge::default(),
+            commit_failures: Counter::default(),
+            seconds_since_last_commit: Gauge::default(),
+            health: Arc::new(CommitHealth::new(chrono::Utc::now().timestamp_millis())),
         };
         let r = registry;
         r.register(
@@ -148,7 +202,32 @@ impl IngestMetrics {
             "Bronze table version after the last commit",
             m.table_version.clone(),
         );
+        r.register(
+            "neuralake_writer_commit_failures",
+            "Failed commit attempts, retried (S3 errors, conflicts, deadlines)",
+            m.commit_failures.clone(),
+        );
+        r.register(
+            "neuralake_writer_seconds_since_last_commit",
+            "Seconds since the last bronze commit (since the start before the first)",
+            m.seconds_since_last_commit.clone(),
+        );
         m
+    }
+
+    /// Once a second: `seconds_since_last_commit`, and `ready` 0 while commits have been
+    /// failing for [`STALL_AFTER`] or more.
+    pub fn spawn_health_ticker(&self) {
+        let m = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let (since, stalled) = m.health.read(chrono::Utc::now().timestamp_millis());
+                m.seconds_since_last_commit.set(since);
+                m.ready.set(if stalled { 0 } else { 1 });
+            }
+        });
     }
 }
 
@@ -283,6 +362,20 @@ pub async fn serve(addr: SocketAddr, registry: Registry) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ready_drops_only_after_failing_for_the_stall_time() {
+        let h = CommitHealth::new(1_000);
+        assert_eq!(h.read(4_000), (3.0, false));
+        h.failed(5_000);
+        h.failed(20_000); // the first failure starts the clock
+        assert!(!h.read(34_999).1);
+        assert!(h.read(35_000).1, "30 s of failures: stalled");
+        h.committed(40_000, false); // a dropped batch: progress, no commit
+        assert_eq!(h.read(41_000), (40.0, false));
+        h.committed(42_000, true);
+        assert_eq!(h.read(42_500), (0.5, false));
+    }
+
     use super::*;
 
     #[test]
@@ -294,6 +387,14 @@ mod tests {
         m.commit_seconds.observe(0.1);
         let text = render(&registry).unwrap();
         assert!(text.contains("neuralake_writer_messages_total 3"), "{text}");
+        assert!(
+            text.contains("neuralake_writer_commit_failures_total 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("neuralake_writer_seconds_since_last_commit "),
+            "{text}"
+        );
         assert!(
             text.contains("neuralake_writer_consumer_lag{partition=\"2\"} 7"),
             "{text}"

@@ -154,6 +154,7 @@ impl Committer {
                     offsets = %describe(&offsets), "committed batch"
                 );
                 self.maybe_checkpoint().await;
+                self.metrics.health.committed(now_ms(), true);
                 Ok(Outcome::Committed(offsets))
             }
             Attempt::Superseded(partitions) => {
@@ -185,6 +186,7 @@ impl Committer {
             "the table holds offsets this writer did not commit (another writer, or a commit whose response was lost): batch dropped, re-seeking from the table"
         );
         self.metrics.batches_dropped.inc();
+        self.metrics.health.committed(now_ms(), false);
         // Both tables' current offsets: bronze says where to read, dead letters what to skip.
         let mut backoff = Backoff::for_io();
         while let Err(e) = self.sync_both().await {
@@ -200,6 +202,12 @@ impl Committer {
             held: self.held.clone(),
             dead_offsets: self.dead_offsets.clone(),
         }
+    }
+
+    /// Count a failed attempt (and start the stall clock).
+    fn failed(&self) {
+        self.metrics.commit_failures.inc();
+        self.metrics.health.failed(now_ms());
     }
 
     async fn sync_both(&mut self) -> Result<()> {
@@ -310,6 +318,7 @@ impl Committer {
             if let Err(e) =
                 Self::sync(&mut self.dead, &self.app, &self.topic, &self.partitions).await
             {
+                self.failed();
                 warn!(
                     error = format!("{e:#}"),
                     attempt = backoff.attempts(),
@@ -366,6 +375,7 @@ impl Committer {
                     });
                 }
                 Err(e) => {
+                    self.failed();
                     let conflict = is_conflict(&e);
                     warn!(
                         error = format!("{e:#}"),
@@ -393,6 +403,7 @@ impl Committer {
             if let Err(e) =
                 Self::sync(&mut self.bronze, &self.app, &self.topic, &self.partitions).await
             {
+                self.failed();
                 warn!(
                     error = format!("{e:#}"),
                     attempt = backoff.attempts(),
@@ -440,6 +451,7 @@ impl Committer {
                     });
                 }
                 Err(e) => {
+                    self.failed();
                     let conflict = is_conflict(&e);
                     if conflict {
                         self.metrics.commit_conflicts.inc();
@@ -551,6 +563,10 @@ async fn within_deadline<T>(attempt: impl Future<Output = Result<T>>) -> Result<
 fn is_conflict(e: &anyhow::Error) -> bool {
     e.downcast_ref::<deltalake::DeltaTableError>()
         .is_some_and(commit::is_conflict)
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// `txn` restricted to the topic's partitions.
