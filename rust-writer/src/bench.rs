@@ -29,7 +29,7 @@ pub struct BenchReport {
 pub async fn run(args: BenchConsumeArgs) -> Result<()> {
     let bootstrap = &args.kafka.kafka_bootstrap;
     let topic = &args.kafka.topic;
-    let consumer: BaseConsumer = kafka::create(bootstrap, "neuralake-writer.bench-consume")?;
+    let consumer: BaseConsumer = kafka::create(&args.kafka, "neuralake-writer.bench-consume")?;
     let partitions =
         tokio::task::block_in_place(|| kafka::partitions(&consumer, bootstrap, topic))?;
     let marks = match tokio::task::block_in_place(|| {

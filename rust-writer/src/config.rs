@@ -99,6 +99,27 @@ pub struct KafkaArgs {
     /// Topic to read.
     #[arg(long, env = "NEURALAKE_WRITER_TOPIC", default_value = "neural-signals")]
     pub topic: String,
+    /// A librdkafka setting `key=value`, applied after the writer's own (repeatable; the
+    /// variable holds one per line), e.g. `security.protocol=SASL_SSL`.
+    #[arg(
+        long = "kafka-option",
+        env = "NEURALAKE_KAFKA_OPTIONS",
+        value_delimiter = '\n',
+        value_parser = parse_kafka_option
+    )]
+    pub kafka_options: Vec<(String, String)>,
+}
+
+/// `key=value` -> (key, value); the key must not be empty.
+pub fn parse_kafka_option(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!(
+            "expected a librdkafka setting as key=value (e.g. security.protocol=SSL), got {text:?}"
+        )),
+    }
 }
 
 /// `ingest` flags.
@@ -312,6 +333,18 @@ impl S3Args {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn kafka_options_are_key_value_pairs() {
+        use super::parse_kafka_option as parse;
+        assert_eq!(parse("a.b=c=d"), Ok(("a.b".into(), "c=d".into())));
+        assert_eq!(
+            parse("fetch.wait.max.ms="),
+            Ok(("fetch.wait.max.ms".into(), "".into()))
+        );
+        assert!(parse("no-equals").unwrap_err().contains("key=value"));
+        assert!(parse("=x").is_err());
+    }
+
     use super::*;
 
     fn common(table_uri: Option<&str>) -> CommonArgs {

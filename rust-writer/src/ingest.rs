@@ -111,7 +111,7 @@ async fn start(args: IngestArgs, metrics: IngestMetrics) -> Result<(Reader, Comm
         return startup("--flush-rows, --flush-bytes and --flush-ms must be greater than 0");
     }
 
-    let consumer: BaseConsumer = kafka::create(&bootstrap, &group_id)?;
+    let consumer: BaseConsumer = kafka::create(&args.kafka, &group_id)?;
     let partitions =
         tokio::task::block_in_place(|| kafka::partitions(&consumer, &bootstrap, &topic))?;
 
@@ -160,7 +160,7 @@ async fn start(args: IngestArgs, metrics: IngestMetrics) -> Result<(Reader, Comm
 
     kafka::assign(&consumer, &topic, &next).context("assigning partitions")?;
     let watermarks = kafka::spawn_watermark_poller(
-        &bootstrap,
+        &args.kafka,
         &group_id,
         &topic,
         &partitions,

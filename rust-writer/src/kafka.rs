@@ -18,6 +18,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
 
+use crate::config::KafkaArgs;
 use crate::errors::StartupError;
 
 /// How long start-up waits for the broker before giving up.
@@ -70,11 +71,18 @@ pub fn poll_next<'c>(
         .or_else(|| consumer.poll(wait().min(POLL_SLICE)))
 }
 
-/// Create a consumer (base or stream) with [`consumer_config`].
-pub fn create<C: FromClientConfig>(bootstrap: &str, group_id: &str) -> Result<C> {
-    consumer_config(bootstrap, group_id).create().map_err(|e| {
+/// Create a consumer (base or stream) with [`consumer_config`], then the `--kafka-option`
+/// settings on top (a key librdkafka does not know fails here, as a start-up error).
+pub fn create<C: FromClientConfig>(kafka: &KafkaArgs, group_id: &str) -> Result<C> {
+    let bootstrap = &kafka.kafka_bootstrap;
+    let mut config = consumer_config(bootstrap, group_id);
+    for (key, value) in &kafka.kafka_options {
+        config.set(key, value);
+    }
+    config.create().map_err(|e| {
         StartupError::new(format!(
-            "cannot create a Kafka consumer for {bootstrap}: {e}: check --kafka-bootstrap"
+            "cannot create a Kafka consumer for {bootstrap}: {e}: check --kafka-bootstrap \
+             and --kafka-option"
         ))
         .into()
     })
@@ -173,13 +181,13 @@ pub fn lag(low: i64, high: i64, next: Option<i64>) -> i64 {
 /// second and the lag gauge stays within a fraction of a second of the broker. The thread lives
 /// as long as the process; a failed poll is logged and retried at the next tick.
 pub fn spawn_watermark_poller(
-    bootstrap: &str,
+    kafka: &KafkaArgs,
     group_id: &str,
     topic: &str,
     partitions: &[i32],
     every: Duration,
 ) -> Result<Watermarks> {
-    let client: BaseConsumer = create(bootstrap, group_id)?;
+    let client: BaseConsumer = create(kafka, group_id)?;
     let marks = Watermarks::default();
     let (shared, topic, partitions) = (marks.clone(), topic.to_string(), partitions.to_vec());
     std::thread::Builder::new()

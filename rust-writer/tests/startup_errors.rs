@@ -73,6 +73,16 @@ fn full_vacuum_below_the_floor_is_refused_before_touching_the_table() {
 }
 
 #[test]
+fn kafka_options_are_checked_at_start() {
+    let out = writer(&["bench-consume", "--kafka-option", "no-equals-sign"]);
+    assert_one_error_line(&out, "key=value");
+    // A key librdkafka does not know: refused when the consumer is created, before any
+    // connection is tried.
+    let out = writer(&["bench-consume", "--kafka-option", "no.such.setting=1"]);
+    assert_one_error_line(&out, "no.such.setting");
+}
+
+#[test]
 fn unreachable_broker_fails_within_the_start_up_timeout() {
     let started = Instant::now();
     // Port 1 on loopback: nothing listens there.
