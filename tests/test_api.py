@@ -169,10 +169,12 @@ def test_the_client_answers_the_next_query_after_a_panic(served) -> None:
     """A query that panics inside ROAPI costs only that query: the same client's next query
     gets its answer (lesson 05 shows the panic, then the query that works)."""
     client, _, _ = served
+    rows = client.sql("SELECT voltage_uv FROM bronze_memory").height  # the unchanged copy
     for _ in range(3):
         with pytest.raises(QueryError, match=r"count a data column instead"):
             client.sql("SELECT count(*) FROM bronze WHERE date = '2026-11-23'")
-        assert client.sql("SELECT count(voltage_uv) AS n FROM bronze")["n"][0] == 20_000
+        answer = client.sql("SELECT count(voltage_uv) AS n FROM bronze_memory")
+        assert answer["n"][0] == rows == 20_000
 
 
 def test_a_server_that_is_down_names_the_fix() -> None:
