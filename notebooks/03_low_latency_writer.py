@@ -323,8 +323,12 @@ pl.DataFrame(
 # that opened the table a second ago may be reading it right now. `vacuum` deletes the
 # files whose **removal is older than the retention** (`--retention-hours`, 168 by
 # default: a week of time travel); the `deletionTimestamp` above is the clock it reads.
-# It also deletes Parquet files no version ever committed (a writer killed between
-# writing a file and committing it leaves those). Retention 0 is for this lesson only.
+# By default it deletes only files the log removed (delta-rs's *lite* mode). Parquet
+# files no version ever committed (a writer killed between writing a file and committing
+# it leaves those) are deleted only with `--mode full`, which refuses a retention below
+# 1 hour: a file uploaded a moment ago looks exactly like an orphan while its commit is
+# still in flight, and the writer gives up on a commit attempt after at most 10 minutes
+# (the compactor after 50). Retention 0 in lite mode is for this lesson only.
 # Each pass also deletes the log's own expired commit files (`log_files_deleted`), those
 # older than the table's `logRetentionDuration` (30 days by default) and behind a
 # checkpoint, so the `_delta_log/` folder of a writer that commits every second stops
@@ -564,7 +568,7 @@ demo_app = app_id("by-hand", "demo", 0)
 
 
 def append_once(batch: pl.DataFrame) -> str:
-    exists = not delta.log_files(by_hand_uri, s.storage_options).is_empty()
+    exists = DeltaTable.is_deltatable(by_hand_uri, s.storage_options)
     table = DeltaTable(by_hand_uri, storage_options=s.storage_options) if exists else None
     last = table.transaction_version(demo_app) if table else None
     new = batch.filter(pl.col("offset") > (last if last is not None else -1))

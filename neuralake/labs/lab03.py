@@ -277,7 +277,7 @@ def _stats(add: dict) -> dict:
 
 def _dead_letters(uri: str, storage_options: dict[str, str]) -> int:
     dead = dead_letter_uri(uri)
-    if delta.log_files(dead, storage_options).is_empty():
+    if not DeltaTable.is_deltatable(dead, storage_options):
         return 0
     return DeltaTable(dead, storage_options=storage_options).count()
 
@@ -462,7 +462,7 @@ TOO_STALE = Hint(
 
 def check_flush(lab: Lab03) -> None:
     ex = lab.ex2
-    exists = not delta.log_files(ex.uri, lab.storage_options).is_empty()
+    exists = DeltaTable.is_deltatable(ex.uri, lab.storage_options)
     commits = commit_stats(ex.uri, lab.storage_options) if exists else None
     count = 0 if commits is None else commits.height
     expect(
@@ -736,7 +736,7 @@ ALL_COMMITTED = Hint(
 
 def check_no_row_lost(lab: Lab03) -> None:
     ex, s, options = lab.ex5, lab.settings, lab.storage_options
-    exists = not delta.log_files(ex.uri, options).is_empty()
+    exists = DeltaTable.is_deltatable(ex.uri, options)
     versions = version_rows(ex.uri, options) if exists else None
     writes = versions.filter(pl.col("writer")) if exists else None
     interleaved = 0
