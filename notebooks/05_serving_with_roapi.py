@@ -17,8 +17,9 @@
 # # 05 · The hot path: serving live tables with ROAPI
 #
 # **Time:** about 60 minutes to read and try. The notebook itself sends 4 x 3 x `QUERIES`
-# timed queries; on a shared 2-core machine it ran in 76-82 s at the defaults (load
-# average 5-10), most of it in section 5's two provider-table cells. Behind schedule?
+# timed queries; at the defaults it ran in 41 s in one `make test` on the lab's 2-core
+# machine at load average 2-3, and in 76-82 s on the same machine shared with other jobs
+# (load 5-10), most of it in section 5's two provider-table cells. Behind schedule?
 # Set `QUERIES = 30` in the parameters cell: it then ran in 60 s even at load 9-16.
 # **Prerequisites:** lesson 02 (the catalog), lesson 04 (the Rust writer fills a bronze
 # table from Kafka); the stack up (`make up`) and the Rust writer built (`make setup`

@@ -21,7 +21,8 @@
 # machine, 3.1 at a load average of 6 to 10 (other jobs running), up to 8.4 at 14 to 33,
 # before section 7 (the cluster) was added; with it, 3.3 minutes at a load of 6 to 8
 # and 4.1 at 5 to 11, of which section 7 took 74 s and 67 s (most of it the cluster's
-# new executor JVM warming up on its first jobs).
+# new executor JVM warming up on its first jobs); 2.1 minutes with section 7 in one
+# `make test` at a load of 2 to 3.
 # **Prerequisites:** lesson 01 (Delta tables, MERGE), lesson 02 (the catalog and its
 # quality checks), lessons 03-04 (the writer's bronze table, Kafka offsets); the stack
 # up (`make up`) and Spark's jars resolved (`make setup`).
