@@ -27,13 +27,13 @@ from urllib.parse import unquote, urlsplit
 
 import nbformat
 import pytest
+from browser import ARGS, CHROMIUM
 from typer.testing import CliRunner
 
 from neuralake import docs_cli, docsite, docsite_hooks, notebooks
 from neuralake.errors import NeuralakeError
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -263,7 +263,7 @@ def test_lesson_page_in_chromium_shows_its_plot_and_asks_nothing_off_site(
     lesson = next(name for name in site.lessons if images(notebooks.BUILD_DIR / f"{name}.ipynb"))
     requested: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("request", lambda r: requested.append(r.url))
         page.goto(f"{served}/lessons/{lesson}.html", wait_until="networkidle")
@@ -329,7 +329,7 @@ def chromium_problems(served: str, paths: list[str]) -> list[str]:
 
     problems = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         for path in paths:
             page.goto(f"{served}/{path}", wait_until="load")
@@ -496,7 +496,7 @@ def test_dark_mode_and_previous_next_links_work_offline(draft_served: str):
 
     lesson = notebooks.lessons()[1].stem
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         requested: list[str] = []
         page.on("request", lambda r: requested.append(r.url))

@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import nbformat
 import pytest
+from browser import ARGS, CHROMIUM
 from playwright.sync_api import Browser, Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
@@ -35,16 +36,6 @@ from neuralake.labs import build_lab, lab01
 from neuralake.labs.build import SOLUTION_TAG
 from neuralake.stack.processes import free_port, serving
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ROOT = Path(__file__).resolve().parents[1]
 LESSON = "notebooks/00_welcome.ipynb"
 LAB = "labs/01_delta/01_delta.ipynb"

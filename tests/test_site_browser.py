@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser import ARGS, CHROMIUM
 from playwright.sync_api import expect
 
 import neuralake
@@ -25,16 +26,6 @@ from neuralake.catalog.examples.seed import seed
 from neuralake.catalog.export import export_catalog
 from neuralake.catalog.site import build_site
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(
