@@ -78,15 +78,18 @@ pub struct Committed {
 /// `max_retries` is how many concurrent commits delta-rs may resolve with its conflict checker
 /// (appends and `dataChange: false` rewrites do not conflict with each other); 0 makes any
 /// concurrent commit an error the caller handles itself. Checkpoints are the caller's job
-/// (`--checkpoint-every`), so the post-commit hook is told not to write them.
+/// (`--checkpoint-every`), so the post-commit hook is told not to write them. `metadata` goes
+/// into the commit's `commitInfo` (ingest names its consumer group there).
 pub async fn commit(
     table: &mut DeltaTable,
     actions: Vec<Action>,
     operation: DeltaOperation,
     max_retries: usize,
+    metadata: Vec<(String, serde_json::Value)>,
 ) -> Result<Committed, DeltaTableError> {
     let started = Instant::now();
     let properties = CommitProperties::default()
+        .with_metadata(metadata)
         .with_max_retries(max_retries)
         .with_create_checkpoint(false);
     let snapshot = table.snapshot()?;

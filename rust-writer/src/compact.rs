@@ -371,7 +371,7 @@ async fn compact_partition(
             );
             return Ok(outcome);
         }
-        match commit::commit(table, actions.clone(), operation.clone(), 0).await {
+        match commit::commit(table, actions.clone(), operation.clone(), 0, Vec::new()).await {
             Ok(_) => {
                 outcome.committed = true;
                 return Ok(outcome);

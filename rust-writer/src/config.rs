@@ -129,10 +129,15 @@ pub struct IngestArgs {
     pub common: CommonArgs,
     #[command(flatten)]
     pub kafka: KafkaArgs,
-    /// Consumer group id, used only to publish committed offsets for lag tools
+    /// Kafka consumer group: workers with the same group share the topic's partitions; the
+    /// table refuses a second group while the first has members
     /// [default: neuralake-writer.<table name>]
     #[arg(long, env = "NEURALAKE_WRITER_GROUP_ID")]
     pub group_id: Option<String>,
+    /// Where a partition the table holds nothing of starts: its earliest kept message, or
+    /// its end (only messages produced from now on).
+    #[arg(long, env = "NEURALAKE_WRITER_OFFSET_RESET", value_enum, default_value_t = OffsetReset::Earliest)]
+    pub offset_reset: OffsetReset,
     /// Dead-letter table URI [default: <table_uri>_dead_letters]
     #[arg(long, env = "NEURALAKE_WRITER_DEAD_LETTER_URI")]
     pub dead_letter_uri: Option<String>,
@@ -162,6 +167,15 @@ pub struct IngestArgs {
     /// Exit once every partition is committed up to the high watermark seen at start.
     #[arg(long)]
     pub stop_at_end: bool,
+}
+
+/// Where a partition without txn version in the table starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OffsetReset {
+    /// The earliest message the broker still keeps.
+    Earliest,
+    /// The end: only messages produced after the partition was assigned.
+    Latest,
 }
 
 /// `compact` flags.

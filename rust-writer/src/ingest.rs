@@ -32,9 +32,10 @@
 //! commit task ends the process with one line naming the batch (see [`Slot::free`]).
 
 mod committer;
+mod group;
 mod reader;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
@@ -55,6 +56,7 @@ use crate::offsets;
 use crate::schema;
 use crate::startup::{open_table, shutdown_signal};
 use committer::{Committer, Outcome, Tracked};
+use group::{Change, GroupContext, Lookup};
 use reader::{Pending, Reader};
 
 /// Default metrics port of `ingest`.
@@ -62,6 +64,9 @@ pub const METRICS_PORT: u16 = 9464;
 
 /// How often the watermarks for the lag metric are polled (on a client of their own).
 const WATERMARK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How many of the table's latest commits the start-up check reads for another writer group.
+const GROUP_CHECK_DEPTH: usize = 20;
 
 /// The one JSON line printed by `--stop-at-end`.
 #[derive(Debug, Default, Serialize)]
@@ -111,9 +116,9 @@ async fn start(args: IngestArgs, metrics: IngestMetrics) -> Result<(Reader, Comm
         return startup("--flush-rows, --flush-bytes and --flush-ms must be greater than 0");
     }
 
-    let consumer: BaseConsumer = kafka::create(&args.kafka, &group_id)?;
-    let partitions =
-        tokio::task::block_in_place(|| kafka::partitions(&consumer, &bootstrap, &topic))?;
+    // A plain client for the start-up checks (metadata, end offsets, the group check).
+    let probe: BaseConsumer = kafka::create(&args.kafka, &group_id)?;
+    let partitions = tokio::task::block_in_place(|| kafka::partitions(&probe, &bootstrap, &topic))?;
 
     let bronze = open_table(&table_uri, &args.common.s3, &schema::bronze(), &name).await?;
     let dead_name = format!("{name}_dead_letters");
@@ -124,23 +129,20 @@ async fn start(args: IngestArgs, metrics: IngestMetrics) -> Result<(Reader, Comm
         &dead_name,
     )
     .await?;
+    refuse_another_group(&bronze, &probe, &group_id, &table_uri).await?;
     let bronze_schema = RecordBatchWriter::for_table(&bronze)?.arrow_schema();
     let dead_schema = RecordBatchWriter::for_table(&dead)?.arrow_schema();
 
     let app = args.app_id.clone();
     let table_offsets = offsets::read_table_offsets(&bronze, &app, &topic, &partitions).await?;
     let dead_offsets = offsets::read_table_offsets(&dead, &app, &topic, &partitions).await?;
-    let next: BTreeMap<i32, Option<i64>> = table_offsets
-        .iter()
-        .map(|(p, v)| (*p, offsets::resume_at(*v)))
-        .collect();
 
     let targets = if args.stop_at_end {
         let marks = tokio::task::block_in_place(|| {
             partitions
                 .iter()
                 .map(|&p| {
-                    consumer
+                    probe
                         .fetch_watermarks(&topic, p, kafka::STARTUP_TIMEOUT)
                         .map(|w| (p, w))
                 })
@@ -158,7 +160,14 @@ async fn start(args: IngestArgs, metrics: IngestMetrics) -> Result<(Reader, Comm
         None
     };
 
-    kafka::assign(&consumer, &topic, &next).context("assigning partitions")?;
+    // The group member: partitions arrive in its rebalance callback, each at the table's txn
+    // version + 1, read through table handles of its own.
+    let lookup = Lookup::new(bronze.clone(), dead.clone(), &app, &topic);
+    let context = GroupContext::new(&topic, args.offset_reset, lookup);
+    let consumer: BaseConsumer<GroupContext> = kafka::create_with(&args.kafka, &group_id, context)?;
+    consumer
+        .subscribe(&[topic.as_str()])
+        .context("subscribing to the topic")?;
     let watermarks = kafka::spawn_watermark_poller(
         &args.kafka,
         &group_id,
@@ -170,7 +179,7 @@ async fn start(args: IngestArgs, metrics: IngestMetrics) -> Result<(Reader, Comm
     metrics.table_version.set(version);
     info!(
         table = %table_uri, dead_letters = %dead_uri, topic = %topic, group_id = %group_id,
-        partitions = ?partitions, resume = ?next, version, "ingest ready"
+        partitions = ?partitions, version, "ingest ready; waiting for the group to assign partitions"
     );
     let policy = FlushPolicy {
         max_messages: args.flush_rows,
@@ -183,14 +192,16 @@ async fn start(args: IngestArgs, metrics: IngestMetrics) -> Result<(Reader, Comm
         policy,
         metrics.clone(),
         targets,
-        next,
-        dead_offsets.clone(),
+        args.offset_reset,
         watermarks,
     );
+    let dead_version = commit::version_of(&dead);
     let committer = Committer {
         app,
         topic,
         partitions,
+        group: group_id,
+        owned: BTreeSet::new(),
         bronze: Tracked::new(bronze, table_offsets.clone()),
         bronze_schema,
         dead: Tracked::new(dead, dead_offsets.clone()),
@@ -199,14 +210,51 @@ async fn start(args: IngestArgs, metrics: IngestMetrics) -> Result<(Reader, Comm
         dead_offsets,
         metrics,
         checkpoint_every: args.checkpoint_every,
-        commits_since_checkpoint: 0,
-        dead_commits_since_checkpoint: 0,
+        checkpointed: (version, dead_version),
         summary: Summary {
             version,
             ..Summary::default()
         },
     };
     Ok((reader, committer))
+}
+
+/// Refuse to start when the table's latest commits were made by another consumer group that
+/// still has members: two groups would each read every partition (workers of one table share
+/// a group). A group with no member left is a writer stopped for good: taking over is fine.
+async fn refuse_another_group(
+    bronze: &deltalake::DeltaTable,
+    probe: &BaseConsumer,
+    group_id: &str,
+    table_uri: &str,
+) -> Result<()> {
+    let other = match offsets::last_writer_group(bronze, GROUP_CHECK_DEPTH).await {
+        Ok(Some(other)) if other != group_id => other,
+        Ok(_) => return Ok(()),
+        Err(e) => {
+            warn!(
+                error = format!("{e:#}"),
+                "reading the table's last writer group failed; not checked"
+            );
+            return Ok(());
+        }
+    };
+    let members = tokio::task::block_in_place(|| kafka::group_members(probe, &other));
+    match members {
+        Ok(0) => {
+            info!(previous_group = %other, "taking over from a consumer group with no member left");
+            Ok(())
+        }
+        Ok(n) => startup(format!(
+            "{table_uri} is written by consumer group '{other}' ({n} member(s) running), not \
+             '{group_id}': start this writer with --group-id {other} to share its partitions, \
+             or stop that group first"
+        )),
+        Err(e) => {
+            warn!(error = %e, group = %other, "asking Kafka for the other group's members failed; not checked");
+            Ok(())
+        }
+    }
 }
 
 /// The committer, either free or busy with one batch on its own task (which hands it back).
@@ -278,20 +326,34 @@ async fn pipeline(mut reader: Reader, committer: Committer) -> Result<Summary> {
             let (pending, signalled) = tokio::task::block_in_place(|| reader.fill(&shutdown, busy));
             (Some(pending).filter(|p| p.messages > 0), signalled)
         };
-        let (committer, outcome) = slot.free().await?;
-        let keep = match outcome {
-            None => true,
+        let (mut committer, outcome) = slot.free().await?;
+        // A rebalance seen while filling: the committer learns the new partitions' txn
+        // versions before any batch of theirs reaches it.
+        let changes = reader.take_changes();
+        committer.apply(&changes);
+        let mut reseek = false;
+        match outcome {
+            None => {}
             Some(Outcome::Committed(offsets)) => {
                 reader.acknowledge(&offsets);
                 reader.dead_lettered(&committer.dead_offsets);
-                true
             }
-            Some(Outcome::Superseded { held, dead_offsets }) => {
-                // The batch just filled was read behind the dropped one: drop it too.
-                reader.reseek(&held, dead_offsets).await;
-                false
-            }
-        };
+            // The batch just filled was read behind the dropped one: drop it too.
+            Some(Outcome::Superseded) => reseek = true,
+        }
+        let revoked = revoked_in(&changes);
+        if filled
+            .as_ref()
+            .is_some_and(|p| p.offsets.ranges().keys().any(|k| revoked.contains(k)))
+        {
+            info!(partitions = ?revoked, "dropping the batch being filled: it holds revoked partitions");
+            reseek = true;
+        }
+        if reseek {
+            let dead_offsets = committer.dead_offsets.clone();
+            reader.reseek(&committer.held, dead_offsets).await;
+        }
+        let keep = !reseek;
         let filled = filled.filter(|_| keep);
         let idle = filled.is_none();
         slot = match filled {
@@ -304,12 +366,24 @@ async fn pipeline(mut reader: Reader, committer: Committer) -> Result<Summary> {
     }
 }
 
+/// The partitions revoked by `changes`.
+fn revoked_in(changes: &[Change]) -> BTreeSet<i32> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Revoked(ps) => Some(ps.iter().copied()),
+            Change::Assigned(_) => None,
+        })
+        .flatten()
+        .collect()
+}
+
 /// Wait for the last batch's commit and report.
 async fn finish(slot: Slot, reader: &mut Reader, started: Instant) -> Result<Summary> {
     let (mut committer, outcome) = slot.free().await?;
     match outcome {
         Some(Outcome::Committed(offsets)) => reader.acknowledge(&offsets),
-        Some(Outcome::Superseded { .. }) => {
+        Some(Outcome::Superseded) => {
             warn!("the last batch was already in the table; a restart resumes after it");
         }
         None => {}

@@ -1,24 +1,22 @@
-//! Kafka plumbing: the consumer's configuration, the start-up checks, and assignment.
+//! Kafka plumbing: the consumer's configuration, the start-up checks, seeking and watermarks.
 //!
-//! Partitions are assigned manually (`assign`, not `subscribe`): the writer reads every
-//! partition of the topic, and the position of each comes from the Delta table's txn versions.
-//! With a consumer-group subscription a rebalance could hand a partition to another member in
-//! the middle of a batch, and every rebalance would need the table re-read before consuming.
-//! `group.id` is still set, only so offsets committed after each Delta commit show up in lag
-//! tools.
+//! `ingest` subscribes to the topic in a consumer group (cooperative-sticky assignment, see
+//! `ingest/group.rs`); the position of each partition it is given comes from the Delta table's
+//! txn versions, never from the group's committed offsets, which are written after each Delta
+//! commit only so that lag tools see progress. `bench-consume` assigns every partition itself.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
-use rdkafka::config::{ClientConfig, FromClientConfig};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::config::{ClientConfig, FromClientConfig, FromClientConfigAndContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
 
-use crate::config::KafkaArgs;
+use crate::config::{KafkaArgs, OffsetReset};
 use crate::errors::StartupError;
 
 /// How long start-up waits for the broker before giving up.
@@ -36,6 +34,13 @@ pub fn consumer_config(bootstrap: &str, group_id: &str) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         // A position below the log start (retention deleted it) restarts at the earliest kept.
         .set("auto.offset.reset", "earliest")
+        // Group membership (ingest only; bench-consume assigns by hand): a rebalance moves
+        // only the partitions that change owner. A worker killed with -9 is noticed after
+        // the session timeout; 10 s keeps its partitions idle briefly, 3 s heartbeats keep a
+        // loaded machine's live workers from looking dead.
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "3000")
         .set("enable.partition.eof", "false")
         // Bigger fetches while catching up; a fetch returns after 100 ms when idle.
         .set("max.partition.fetch.bytes", "8388608")
@@ -62,8 +67,8 @@ pub const POLL_SLICE: Duration = Duration::from_millis(100);
 /// a plain blocking loop, with no future and no timer per message (an async loop around
 /// `StreamConsumer::recv` pays for both on every message). `wait` is only called when the
 /// queue is empty, so a busy loop never reads the clock for it.
-pub fn poll_next<'c>(
-    consumer: &'c BaseConsumer,
+pub fn poll_next<'c, X: ConsumerContext>(
+    consumer: &'c BaseConsumer<X>,
     wait: impl FnOnce() -> Duration,
 ) -> Option<KafkaResult<BorrowedMessage<'c>>> {
     consumer
@@ -74,18 +79,84 @@ pub fn poll_next<'c>(
 /// Create a consumer (base or stream) with [`consumer_config`], then the `--kafka-option`
 /// settings on top (a key librdkafka does not know fails here, as a start-up error).
 pub fn create<C: FromClientConfig>(kafka: &KafkaArgs, group_id: &str) -> Result<C> {
-    let bootstrap = &kafka.kafka_bootstrap;
-    let mut config = consumer_config(bootstrap, group_id);
+    full_config(kafka, group_id)
+        .create()
+        .map_err(|e| create_failed(kafka, e))
+}
+
+/// [`create`] with a context of ours (the group consumer's rebalance callback).
+pub fn create_with<X, C>(kafka: &KafkaArgs, group_id: &str, context: X) -> Result<C>
+where
+    X: ConsumerContext,
+    C: FromClientConfigAndContext<X>,
+{
+    full_config(kafka, group_id)
+        .create_with_context(context)
+        .map_err(|e| create_failed(kafka, e))
+}
+
+fn full_config(kafka: &KafkaArgs, group_id: &str) -> ClientConfig {
+    let mut config = consumer_config(&kafka.kafka_bootstrap, group_id);
     for (key, value) in &kafka.kafka_options {
         config.set(key, value);
     }
-    config.create().map_err(|e| {
-        StartupError::new(format!(
-            "cannot create a Kafka consumer for {bootstrap}: {e}: check --kafka-bootstrap \
-             and --kafka-option"
-        ))
-        .into()
-    })
+    config
+}
+
+fn create_failed(kafka: &KafkaArgs, e: rdkafka::error::KafkaError) -> anyhow::Error {
+    StartupError::new(format!(
+        "cannot create a Kafka consumer for {}: {e}: check --kafka-bootstrap and --kafka-option",
+        kafka.kafka_bootstrap
+    ))
+    .into()
+}
+
+impl OffsetReset {
+    /// Where to start a partition whose next offset is `next` (`None`: the table holds
+    /// nothing of it, so the policy decides).
+    pub fn offset(self, next: Option<i64>) -> Offset {
+        match (next, self) {
+            (Some(o), _) => Offset::Offset(o),
+            (None, OffsetReset::Earliest) => Offset::Beginning,
+            (None, OffsetReset::Latest) => Offset::End,
+        }
+    }
+}
+
+/// Move each partition of `positions` (all assigned to this consumer) to its position. The
+/// fetch restarts there and any message of the partition already queued is discarded.
+pub fn seek<C: Consumer<X>, X: ConsumerContext>(
+    consumer: &C,
+    topic: &str,
+    positions: &BTreeMap<i32, Option<i64>>,
+    reset: OffsetReset,
+) -> KafkaResult<()> {
+    let mut list = TopicPartitionList::new();
+    for (&p, next) in positions {
+        list.add_partition_offset(topic, p, reset.offset(*next))?;
+    }
+    if list.count() == 0 {
+        return Ok(());
+    }
+    let done = consumer.seek_partitions(list, STARTUP_TIMEOUT)?;
+    for elem in done.elements() {
+        elem.error()?;
+    }
+    Ok(())
+}
+
+/// How many members the consumer group `group` has right now (0: nobody runs in it).
+pub fn group_members<C: Consumer<X>, X: ConsumerContext>(
+    consumer: &C,
+    group: &str,
+) -> KafkaResult<usize> {
+    let list = consumer.fetch_group_list(Some(group), STARTUP_TIMEOUT)?;
+    Ok(list
+        .groups()
+        .iter()
+        .filter(|g| g.name() == group)
+        .map(|g| g.members().len())
+        .sum())
 }
 
 /// The topic's partitions, or a start-up error naming the fix (broker down, topic missing).

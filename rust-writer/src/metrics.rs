@@ -65,6 +65,9 @@ pub struct IngestMetrics {
     pub table_version: Gauge,
     pub commit_failures: Counter,
     pub seconds_since_last_commit: Gauge<f64, AtomicU64>,
+    /// 1 per partition this worker owns in its consumer group (absent: not owned).
+    pub assigned_partitions: Family<PartitionLabel, Gauge>,
+    pub rebalances: Counter,
     /// When the last bronze commit landed and since when commits have been failing.
     pub health: Arc<CommitHealth>,
 }
@@ -134,6 +137,8 @@ impl IngestMetrics {
             table_version: Gauge::default(),
             commit_failures: Counter::default(),
             seconds_since_last_commit: Gauge::default(),
+            assigned_partitions: Family::default(),
+            rebalances: Counter::default(),
             health: Arc::new(CommitHealth::new(chrono::Utc::now().timestamp_millis())),
         };
         let r = registry;
@@ -212,7 +217,25 @@ impl IngestMetrics {
             "Seconds since the last bronze commit (since the start before the first)",
             m.seconds_since_last_commit.clone(),
         );
+        r.register(
+            "neuralake_writer_assigned_partition",
+            "1 for each partition this worker owns in its consumer group",
+            m.assigned_partitions.clone(),
+        );
+        r.register(
+            "neuralake_writer_rebalances",
+            "Partitions assigned to or revoked from this worker, one count per rebalance event",
+            m.rebalances.clone(),
+        );
         m
+    }
+
+    /// A partition left this worker: its per-partition series go (its new owner reports it).
+    pub fn forget_partition(&self, partition: i32) {
+        let label = PartitionLabel::new(partition);
+        self.assigned_partitions.remove(&label);
+        self.consumer_lag.remove(&label);
+        self.committed_offset.remove(&label);
     }
 
     /// Once a second: `seconds_since_last_commit`, and `ready` 0 while commits have been

@@ -5,6 +5,10 @@
 //! included. The table therefore always knows exactly which offsets it holds, and the writer
 //! resumes each partition at `version + 1`. Kafka's own committed offsets are written after the
 //! Delta commit only so lag tools can see progress; they are never read back.
+//!
+//! Each commit of `ingest` also names its consumer group in the commit's `commitInfo`
+//! ([`GROUP_KEY`]): a writer that finds its partitions moved by another group knows it is not
+//! a rebalance of its own group but a second writer, and stops (see the committer).
 
 use std::collections::BTreeMap;
 
@@ -15,6 +19,27 @@ use deltalake::kernel::{Action, Transaction};
 /// The txn appId for one partition of one topic.
 pub fn app_id(app: &str, topic: &str, partition: i32) -> String {
     format!("{app}/{topic}/{partition}")
+}
+
+/// The partition an appId of ours names (`None`: another app's, or another topic's).
+pub fn partition_of(app_id: &str, app: &str, topic: &str) -> Option<i32> {
+    app_id
+        .strip_prefix(app)?
+        .strip_prefix('/')?
+        .strip_prefix(topic)?
+        .strip_prefix('/')?
+        .parse()
+        .ok()
+}
+
+/// The `commitInfo` key naming the consumer group of the writer that made the commit.
+pub const GROUP_KEY: &str = "neuralakeWriterGroup";
+
+/// A partition's txn version as one commit set it, and the group of the writer that did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub version: i64,
+    pub group: Option<String>,
 }
 
 /// Per partition, the last offset the table holds (`None`: nothing yet).
@@ -112,16 +137,17 @@ pub async fn read_table_offsets(
     Ok(out)
 }
 
-/// The txn versions our appIds get in the commits `from..=to` (later commits win), read from
-/// the log: what changed in the table's offsets between two snapshots. One GET per commit;
-/// cheaper than [`read_table_offsets`], which replays the log once per partition.
+/// The txn versions our appIds get in the commits `from..=to` (later commits win), with the
+/// group of the writer of each, read from the log: what changed in the table's offsets
+/// between two snapshots. One GET per commit; cheaper than [`read_table_offsets`], which
+/// replays the log once per partition.
 pub async fn txn_versions_in_commits(
     table: &DeltaTable,
     app: &str,
     topic: &str,
     from: u64,
     to: u64,
-) -> Result<BTreeMap<i32, i64>> {
+) -> Result<BTreeMap<i32, Written>> {
     let log_store = table.log_store();
     let mut out = BTreeMap::new();
     for version in from..=to {
@@ -132,24 +158,48 @@ pub async fn txn_versions_in_commits(
             .with_context(|| format!("commit {version} is not in the log"))?;
         let actions = deltalake::logstore::get_actions(version, &bytes)
             .with_context(|| format!("parsing commit {version}"))?;
-        out.extend(our_txns(&actions, app, topic));
+        let group = group_of(&actions);
+        out.extend(our_txns(&actions, app, topic).into_iter().map(|(p, v)| {
+            let written = Written {
+                version: v,
+                group: group.clone(),
+            };
+            (p, written)
+        }));
     }
     Ok(out)
 }
 
 /// Partition -> txn version of the txn actions in `actions` that carry our appIds.
 pub fn our_txns(actions: &[Action], app: &str, topic: &str) -> BTreeMap<i32, i64> {
-    let prefix = format!("{app}/{topic}/");
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Txn(t) => {
-                let partition = t.app_id.strip_prefix(&prefix)?.parse::<i32>().ok()?;
-                Some((partition, t.version))
-            }
+            Action::Txn(t) => Some((partition_of(&t.app_id, app, topic)?, t.version)),
             _ => None,
         })
         .collect()
+}
+
+/// The writer group a commit's `commitInfo` names, if any.
+pub fn group_of(actions: &[Action]) -> Option<String> {
+    actions.iter().find_map(|a| match a {
+        Action::CommitInfo(info) => info.info.get(GROUP_KEY)?.as_str().map(str::to_string),
+        _ => None,
+    })
+}
+
+/// The group named by the newest of the table's last `depth` commits that names one.
+pub async fn last_writer_group(table: &DeltaTable, depth: usize) -> Result<Option<String>> {
+    use futures::TryStreamExt as _;
+    let infos: Vec<_> = table
+        .history(Some(depth))
+        .try_collect()
+        .await
+        .context("reading the table's history")?;
+    Ok(infos
+        .iter()
+        .find_map(|info| info.info.get(GROUP_KEY)?.as_str().map(str::to_string)))
 }
 
 /// The partitions of `batch` whose txn version in the table (`table`) is not the one this
@@ -228,6 +278,28 @@ mod tests {
         // Behind what we expect (a table replaced under us) is no better than ahead.
         let behind: TableOffsets = [(0, Some(2)), (1, None)].into_iter().collect();
         assert_eq!(unexpected(&b, &behind, &expected), vec![0]);
+    }
+
+    #[test]
+    fn partitions_are_parsed_from_our_app_ids_only() {
+        assert_eq!(partition_of("w/t/3", "w", "t"), Some(3));
+        assert_eq!(partition_of("w/t/x", "w", "t"), None);
+        assert_eq!(partition_of("w/other/1", "w", "t"), None);
+        assert_eq!(partition_of("ww/t/1", "w", "t"), None);
+        assert_eq!(partition_of("w/t/1", "w/t", "1"), None);
+    }
+
+    #[test]
+    fn the_writer_group_is_read_from_commit_info() {
+        let mut info = deltalake::kernel::CommitInfo::default();
+        info.info
+            .insert(GROUP_KEY.to_string(), serde_json::Value::from("g1"));
+        let actions = vec![
+            Action::CommitInfo(info),
+            Action::Txn(Transaction::new("w/t/0", 4)),
+        ];
+        assert_eq!(group_of(&actions).as_deref(), Some("g1"));
+        assert_eq!(group_of(&actions[1..]), None);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! the txn versions it keeps are exactly those of the snapshot it holds, and the next check
 //! sees another writer's progress on the other partitions.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use anyhow::{Result, anyhow};
@@ -31,9 +32,10 @@ use indexmap::IndexMap;
 use tracing::{error, info, warn};
 
 use super::Summary;
+use super::group::Change;
 use super::reader::Pending;
 use crate::commit::{self, Committed, PartitionValues};
-use crate::dead_letters::{self, DeadLetter};
+use crate::dead_letters;
 use crate::metrics::{IngestMetrics, PartitionLabel};
 use crate::offsets::{self, BatchOffsets, TableOffsets};
 use crate::retry::Backoff;
@@ -46,11 +48,9 @@ const COMMIT_RETRIES: usize = 15;
 pub enum Outcome {
     /// In the table, in one commit: these offsets are done.
     Committed(BatchOffsets),
-    /// The table already holds (some of) these offsets: batch dropped. Re-read from `held`.
-    Superseded {
-        held: TableOffsets,
-        dead_offsets: TableOffsets,
-    },
+    /// The table already holds (some of) these offsets: batch dropped. The committer's
+    /// `held` and `dead_offsets` now say where to read again.
+    Superseded,
 }
 
 /// What happened to a commit attempt loop.
@@ -64,11 +64,30 @@ enum Attempt {
     Superseded(Vec<i32>),
 }
 
+/// Which of the two tables a commit goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    Bronze,
+    DeadLetters,
+}
+
+impl Which {
+    fn name(self) -> &'static str {
+        match self {
+            Which::Bronze => "bronze",
+            Which::DeadLetters => "dead letters",
+        }
+    }
+}
+
 /// A Delta table with the txn versions of our appIds in its loaded snapshot.
 pub struct Tracked {
     pub table: DeltaTable,
     /// Per partition, the txn version in the snapshot version `txn_at` (exactly).
     pub txn: TableOffsets,
+    /// Per partition, the consumer group named by the commit that set `txn` there, when
+    /// known (commits read one by one; unknown after a full re-read).
+    pub groups: BTreeMap<i32, String>,
     /// The snapshot version `txn` describes; it lags the table's after a failed log read,
     /// and the next [`Committer::sync`] catches up.
     pub txn_at: u64,
@@ -78,27 +97,51 @@ impl Tracked {
     /// A freshly opened table and the txn versions read from it.
     pub fn new(table: DeltaTable, txn: TableOffsets) -> Self {
         let txn_at = table.version().unwrap_or(0);
-        Self { table, txn, txn_at }
+        Self {
+            table,
+            txn,
+            groups: BTreeMap::new(),
+            txn_at,
+        }
+    }
+
+    /// Take the txn versions (and writers) a range of commits set.
+    fn absorb(&mut self, written: BTreeMap<i32, offsets::Written>, partitions: &[i32]) {
+        for (p, w) in written {
+            if partitions.contains(&p) {
+                self.txn.insert(p, Some(w.version));
+                match w.group {
+                    Some(g) => self.groups.insert(p, g),
+                    None => self.groups.remove(&p),
+                };
+            }
+        }
     }
 }
 
 pub struct Committer {
     pub app: String,
     pub topic: String,
+    /// Every partition of the topic (owned or not: the txn versions of all are tracked).
     pub partitions: Vec<i32>,
+    /// This worker's consumer group, named in the `commitInfo` of each commit.
+    pub group: String,
+    /// The partitions this worker owns (its group's assignment).
+    pub owned: BTreeSet<i32>,
     pub bronze: Tracked,
     pub bronze_schema: SchemaRef,
     pub dead: Tracked,
     pub dead_schema: SchemaRef,
     /// Per partition, the bronze txn version this writer expects: its own last commit, or what
-    /// it read when it last sought there. The reader's position follows it.
+    /// it read when it was assigned the partition or last sought there. The reader's position
+    /// follows it.
     pub held: TableOffsets,
     /// The same for the dead-letter table (what it already holds).
     pub dead_offsets: TableOffsets,
     pub metrics: IngestMetrics,
     pub checkpoint_every: u64,
-    pub commits_since_checkpoint: u64,
-    pub dead_commits_since_checkpoint: u64,
+    /// The table versions of the last checkpoints (or of the start).
+    pub checkpointed: (i64, i64),
     pub summary: Summary,
 }
 
@@ -127,13 +170,34 @@ impl Committer {
             })
             .collect();
 
-        if !dead.is_empty()
-            && let Attempt::Superseded(partitions) =
-                self.commit_dead_letters(&dead, &offsets).await?
-        {
-            return Ok(self.superseded("dead-letter", &partitions, &offsets).await);
+        if !dead.is_empty() {
+            let batch = dead_letters::to_record_batch(&self.topic, &dead, &self.dead_schema)?;
+            let parts = [(IndexMap::new(), batch)];
+            match self
+                .append_with_txn(Which::DeadLetters, &parts, &offsets)
+                .await?
+            {
+                Attempt::Superseded(partitions) => {
+                    return self
+                        .superseded(Which::DeadLetters, &partitions, &offsets)
+                        .await;
+                }
+                Attempt::Committed { commit, .. } => {
+                    self.metrics.dead_letters.inc_by(dead_count as u64);
+                    self.summary.dead_letters += dead_count as u64;
+                    info!(
+                        version = commit.version,
+                        dead_letters = dead_count,
+                        "committed dead letters"
+                    );
+                    self.maybe_checkpoint(Which::DeadLetters).await;
+                }
+            }
         }
-        match self.commit_bronze(&parts, &offsets).await? {
+        match self
+            .append_with_txn(Which::Bronze, &parts, &offsets)
+            .await?
+        {
             Attempt::Committed {
                 commit,
                 files,
@@ -153,23 +217,46 @@ impl Committer {
                     files, bytes, seconds, conflicts = commit.conflicts_resolved,
                     offsets = %describe(&offsets), "committed batch"
                 );
-                self.maybe_checkpoint().await;
+                self.maybe_checkpoint(Which::Bronze).await;
                 self.metrics.health.committed(now_ms(), true);
                 Ok(Outcome::Committed(offsets))
             }
             Attempt::Superseded(partitions) => {
-                Ok(self.superseded("bronze", &partitions, &offsets).await)
+                self.superseded(Which::Bronze, &partitions, &offsets).await
             }
         }
     }
 
-    /// The batch is dropped: log one line, and hand the reader the tables' offsets to seek to.
+    /// A rebalance: take the new partitions' txn versions (read when they were assigned) as
+    /// what this writer expects there, and forget the revoked ones.
+    pub fn apply(&mut self, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::Assigned(starts) => {
+                    for (p, start) in starts {
+                        self.owned.insert(*p);
+                        self.held.insert(*p, start.bronze);
+                        self.dead_offsets.insert(*p, start.dead);
+                    }
+                }
+                Change::Revoked(partitions) => {
+                    for p in partitions {
+                        self.owned.remove(p);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The batch is dropped: log one line, and reload both tables so that `held` and
+    /// `dead_offsets` say where to read again. If a writer of another consumer group moved
+    /// the batch's partitions, this writer is the second writer on the table: an error.
     async fn superseded(
         &mut self,
-        table: &str,
+        which: Which,
         partitions: &[i32],
         offsets: &BatchOffsets,
-    ) -> Outcome {
+    ) -> Result<Outcome> {
         let found = |txn: &TableOffsets| -> String {
             partitions
                 .iter()
@@ -177,13 +264,17 @@ impl Committer {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        let (txn, expected) = match table {
-            "bronze" => (&self.bronze.txn, &self.held),
-            _ => (&self.dead.txn, &self.dead_offsets),
+        let (tracked, expected) = match which {
+            Which::Bronze => (&self.bronze, &self.held),
+            Which::DeadLetters => (&self.dead, &self.dead_offsets),
         };
+        if let Some(err) = fenced(tracked, partitions, &self.group) {
+            return Err(err);
+        }
         warn!(
-            table, offsets = %describe(offsets), expected = %found(expected), found = %found(txn),
-            "the table holds offsets this writer did not commit (another writer, or a commit whose response was lost): batch dropped, re-seeking from the table"
+            table = which.name(), offsets = %describe(offsets), expected = %found(expected),
+            found = %found(&tracked.txn),
+            "the table holds offsets this writer did not commit (a rebalance, another writer, or a commit whose response was lost): batch dropped, re-seeking from the table"
         );
         self.metrics.batches_dropped.inc();
         self.metrics.health.committed(now_ms(), false);
@@ -198,10 +289,7 @@ impl Committer {
         }
         self.held = only(&self.bronze.txn, &self.partitions);
         self.dead_offsets = only(&self.dead.txn, &self.partitions);
-        Outcome::Superseded {
-            held: self.held.clone(),
-            dead_offsets: self.dead_offsets.clone(),
-        }
+        Ok(Outcome::Superseded)
     }
 
     /// Count a failed attempt (and start the stall clock).
@@ -227,13 +315,7 @@ impl Committer {
         match offsets::txn_versions_in_commits(&tracked.table, app, topic, tracked.txn_at + 1, now)
             .await
         {
-            Ok(changes) => {
-                for (p, v) in changes {
-                    if partitions.contains(&p) {
-                        tracked.txn.insert(p, Some(v));
-                    }
-                }
-            }
+            Ok(changes) => tracked.absorb(changes, partitions),
             Err(e) => {
                 warn!(
                     error = format!("{e:#}"),
@@ -241,6 +323,7 @@ impl Committer {
                 );
                 tracked.txn =
                     offsets::read_table_offsets(&tracked.table, app, topic, partitions).await?;
+                tracked.groups.clear();
             }
         }
         tracked.txn_at = now;
@@ -249,16 +332,17 @@ impl Committer {
 
     /// After our commit: the txn versions of the snapshot it produced. If delta-rs rebased it
     /// over other commits, theirs are read from the log first (their partitions are not in
-    /// our batch, or delta-rs would have failed ours): a change there is another writer, and
-    /// the next batch on that partition will be dropped by the check before its commit.
+    /// our batch, or delta-rs would have failed ours): the other workers' partitions, and,
+    /// on a partition this worker owns, a zombie or a second writer, whose next batch here
+    /// will be dropped by the check before its commit.
     async fn adopt(
         tracked: &mut Tracked,
         commit: &Committed,
         ours: &[Transaction],
-        expected: &TableOffsets,
-        names: (&str, &str, &[i32]),
+        (expected, owned): (&TableOffsets, &BTreeSet<i32>),
+        names: (&str, &str, &[i32], &str),
     ) {
-        let (app, topic, partitions) = names;
+        let (app, topic, partitions, group) = names;
         let version = commit.version as u64;
         if version > tracked.txn_at + 1 {
             let first = tracked.txn_at + 1;
@@ -266,27 +350,27 @@ impl Committer {
                 .await
             {
                 Ok(theirs) => {
-                    for (p, v) in theirs {
+                    for (p, w) in &theirs {
                         if ours
                             .iter()
-                            .any(|t| t.app_id == offsets::app_id(app, topic, p))
+                            .any(|t| offsets::partition_of(&t.app_id, app, topic) == Some(*p))
                         {
                             error!(
                                 partition = p,
-                                version = v,
+                                version = w.version,
                                 "a commit we were rebased over carries our batch's appId"
                             );
-                        } else if expected.get(&p).copied().flatten() != Some(v) {
+                        } else if owned.contains(p)
+                            && expected.get(p).copied().flatten() != Some(w.version)
+                        {
                             warn!(
                                 partition = p,
-                                version = v,
-                                "another writer committed this partition; its next batch here will be dropped"
+                                version = w.version,
+                                "another writer committed a partition this worker owns; its next batch here will be dropped"
                             );
                         }
-                        if partitions.contains(&p) {
-                            tracked.txn.insert(p, Some(v));
-                        }
                     }
+                    tracked.absorb(theirs, partitions);
                 }
                 Err(e) => {
                     // Leave `txn_at` behind: the next sync reads these commits, and ours.
@@ -299,112 +383,41 @@ impl Committer {
             }
         }
         for t in ours {
-            if let Some(p) = t.app_id.rsplit('/').next().and_then(|p| p.parse().ok()) {
+            if let Some(p) = offsets::partition_of(&t.app_id, app, topic) {
                 tracked.txn.insert(p, Some(t.version));
+                tracked.groups.insert(p, group.to_string());
             }
         }
         tracked.txn_at = version;
     }
 
-    /// Commit dead letters (before the bronze commit of the same batch). Retries until
-    /// committed or superseded.
-    async fn commit_dead_letters(
+    /// Append `parts` (Parquet files, one per partition value; none at all is fine) to one
+    /// of the two tables in ONE commit with a txn action per partition of the batch that
+    /// moves forward. Before each attempt the table is reloaded and its txn versions for the
+    /// batch's partitions checked against what this writer expects; any other version ends
+    /// the loop as [`Attempt::Superseded`]. Every failure is retried with fresh files: at once
+    /// after a conflict, after a capped backoff otherwise.
+    async fn append_with_txn(
         &mut self,
-        dead: &[DeadLetter],
-        offsets: &BatchOffsets,
-    ) -> Result<Attempt> {
-        let mut backoff = Backoff::for_io();
-        loop {
-            if let Err(e) =
-                Self::sync(&mut self.dead, &self.app, &self.topic, &self.partitions).await
-            {
-                self.failed();
-                warn!(
-                    error = format!("{e:#}"),
-                    attempt = backoff.attempts(),
-                    "reloading the dead-letter table failed; retrying"
-                );
-                backoff.wait().await;
-                continue;
-            }
-            let foreign = offsets::unexpected(offsets, &self.dead.txn, &self.dead_offsets);
-            if !foreign.is_empty() {
-                return Ok(Attempt::Superseded(foreign));
-            }
-            // Never move a dead-letter txn version back: a partition the table already holds
-            // past this batch (a replay after a crash between the two commits) gets none.
-            let txns = offsets.txn_actions_past(&self.app, &self.topic, &self.dead.txn);
-            let batch = dead_letters::to_record_batch(&self.topic, dead, &self.dead_schema)?;
-            let attempt = within_deadline(async {
-                let adds =
-                    commit::write_files(&self.dead.table, [(IndexMap::new(), batch)], None).await?;
-                let files = adds.len();
-                let bytes: u64 = adds.iter().map(|a| a.size.max(0) as u64).sum();
-                let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
-                actions.extend(txns.iter().cloned().map(Action::Txn));
-                let committed =
-                    commit::commit(&mut self.dead.table, actions, append(), COMMIT_RETRIES).await?;
-                Ok((committed, files, bytes))
-            })
-            .await;
-            match attempt {
-                Ok((commit, files, bytes)) => {
-                    let names = (
-                        self.app.as_str(),
-                        self.topic.as_str(),
-                        self.partitions.as_slice(),
-                    );
-                    Self::adopt(&mut self.dead, &commit, &txns, &self.dead_offsets, names).await;
-                    for t in &txns {
-                        if let Some(p) = t.app_id.rsplit('/').next().and_then(|p| p.parse().ok()) {
-                            self.dead_offsets.insert(p, Some(t.version));
-                        }
-                    }
-                    self.metrics.dead_letters.inc_by(dead.len() as u64);
-                    self.summary.dead_letters += dead.len() as u64;
-                    info!(
-                        version = commit.version,
-                        dead_letters = dead.len(),
-                        "committed dead letters"
-                    );
-                    self.maybe_checkpoint_dead().await;
-                    return Ok(Attempt::Committed {
-                        commit,
-                        files,
-                        bytes,
-                    });
-                }
-                Err(e) => {
-                    self.failed();
-                    let conflict = is_conflict(&e);
-                    warn!(
-                        error = format!("{e:#}"),
-                        conflict,
-                        attempt = backoff.attempts(),
-                        "dead-letter commit failed; reloading the table and retrying"
-                    );
-                    if !conflict {
-                        backoff.wait().await;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Commit the rows and txn actions in one Delta commit. Retries until committed or
-    /// superseded.
-    async fn commit_bronze(
-        &mut self,
+        which: Which,
         parts: &[(PartitionValues, RecordBatch)],
         offsets: &BatchOffsets,
     ) -> Result<Attempt> {
         let mut backoff = Backoff::for_io();
+        let metadata = vec![(
+            offsets::GROUP_KEY.to_string(),
+            serde_json::Value::from(self.group.clone()),
+        )];
         loop {
-            if let Err(e) =
-                Self::sync(&mut self.bronze, &self.app, &self.topic, &self.partitions).await
-            {
-                self.failed();
+            let (tracked, expected) = match which {
+                Which::Bronze => (&mut self.bronze, &mut self.held),
+                Which::DeadLetters => (&mut self.dead, &mut self.dead_offsets),
+            };
+            if let Err(e) = Self::sync(tracked, &self.app, &self.topic, &self.partitions).await {
+                self.metrics.commit_failures.inc();
+                self.metrics.health.failed(now_ms());
                 warn!(
+                    table = which.name(),
                     error = format!("{e:#}"),
                     attempt = backoff.attempts(),
                     "reloading the table failed; retrying"
@@ -412,24 +425,31 @@ impl Committer {
                 backoff.wait().await;
                 continue;
             }
-            let foreign = offsets::unexpected(offsets, &self.bronze.txn, &self.held);
+            let foreign = offsets::unexpected(offsets, &tracked.txn, expected);
             if !foreign.is_empty() {
                 return Ok(Attempt::Superseded(foreign));
             }
-            let txns = offsets.txn_actions(&self.app, &self.topic);
+            // Never move a txn version back: a partition the table already holds past this
+            // batch (dead letters replayed after a crash between the two commits) gets none.
+            let txns = offsets.txn_actions_past(&self.app, &self.topic, &tracked.txn);
             let attempt = within_deadline(async {
                 let adds = if parts.is_empty() {
                     Vec::new()
                 } else {
-                    commit::write_files(&self.bronze.table, parts.iter().cloned(), None).await?
+                    commit::write_files(&tracked.table, parts.iter().cloned(), None).await?
                 };
                 let files = adds.len();
                 let bytes: u64 = adds.iter().map(|a| a.size.max(0) as u64).sum();
                 let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
                 actions.extend(txns.iter().cloned().map(Action::Txn));
-                let committed =
-                    commit::commit(&mut self.bronze.table, actions, append(), COMMIT_RETRIES)
-                        .await?;
+                let committed = commit::commit(
+                    &mut tracked.table,
+                    actions,
+                    append(),
+                    COMMIT_RETRIES,
+                    metadata.clone(),
+                )
+                .await?;
                 Ok((committed, files, bytes))
             })
             .await;
@@ -439,10 +459,13 @@ impl Committer {
                         self.app.as_str(),
                         self.topic.as_str(),
                         self.partitions.as_slice(),
+                        self.group.as_str(),
                     );
-                    Self::adopt(&mut self.bronze, &commit, &txns, &self.held, names).await;
-                    for (p, r) in offsets.ranges() {
-                        self.held.insert(*p, Some(r.last));
+                    Self::adopt(tracked, &commit, &txns, (expected, &self.owned), names).await;
+                    for t in &txns {
+                        if let Some(p) = offsets::partition_of(&t.app_id, &self.app, &self.topic) {
+                            expected.insert(p, Some(t.version));
+                        }
                     }
                     return Ok(Attempt::Committed {
                         commit,
@@ -457,10 +480,11 @@ impl Committer {
                         self.metrics.commit_conflicts.inc();
                     }
                     warn!(
+                        table = which.name(),
                         error = format!("{e:#}"),
                         conflict,
                         attempt = backoff.attempts(),
-                        "bronze commit failed; reloading the table and retrying with fresh files"
+                        "commit failed; reloading the table and retrying with fresh files"
                     );
                     if !conflict {
                         backoff.wait().await;
@@ -499,44 +523,58 @@ impl Committer {
         self.summary.batches += 1;
     }
 
-    async fn maybe_checkpoint(&mut self) {
-        let every = self.checkpoint_every;
-        let count = &mut self.commits_since_checkpoint;
-        checkpoint_if_due(&self.bronze.table, count, every, "bronze").await;
-    }
-
-    /// The dead-letter table gets checkpoints too (it is read by the same tools, and without
-    /// them opening it replays every JSON commit), counted in its own commits.
-    async fn maybe_checkpoint_dead(&mut self) {
-        let every = self.checkpoint_every;
-        let count = &mut self.dead_commits_since_checkpoint;
-        checkpoint_if_due(&self.dead.table, count, every, "dead letters").await;
+    /// A checkpoint of `which` once `--checkpoint-every` versions have passed since the last
+    /// one, written only by the worker owning the topic's first partition: one owner per
+    /// table, whatever the number of workers (during a rebalance two may overlap, which is
+    /// harmless: a checkpoint of a version is the same file whoever writes it).
+    async fn maybe_checkpoint(&mut self, which: Which) {
+        let every = self.checkpoint_every as i64;
+        let first = self.partitions.first().copied();
+        if every == 0 || !first.is_some_and(|p| self.owned.contains(&p)) {
+            return;
+        }
+        let (table, last) = match which {
+            Which::Bronze => (&self.bronze.table, &mut self.checkpointed.0),
+            Which::DeadLetters => (&self.dead.table, &mut self.checkpointed.1),
+        };
+        let version = commit::version_of(table);
+        if version - *last < every {
+            return;
+        }
+        let started = Instant::now();
+        match commit::checkpoint(table).await {
+            Ok(()) => {
+                *last = version;
+                info!(
+                    table = which.name(),
+                    version,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "checkpoint written"
+                );
+            }
+            Err(e) => warn!(
+                table = which.name(),
+                error = format!("{e:#}"),
+                "checkpoint failed; will try again after the next commit"
+            ),
+        }
     }
 }
 
-/// Count one commit; every `every` commits (0: never) write a checkpoint of `table`.
-async fn checkpoint_if_due(table: &DeltaTable, count: &mut u64, every: u64, name: &str) {
-    *count += 1;
-    if every == 0 || *count < every {
-        return;
-    }
-    let started = Instant::now();
-    match commit::checkpoint(table).await {
-        Ok(()) => {
-            *count = 0;
-            info!(
-                table = name,
-                version = commit::version_of(table),
-                seconds = started.elapsed().as_secs_f64(),
-                "checkpoint written"
-            );
-        }
-        Err(e) => warn!(
-            table = name,
-            error = format!("{e:#}"),
-            "checkpoint failed; will try again after the next commit"
-        ),
-    }
+/// The error that stops a writer whose partitions another consumer group moved: two groups
+/// on one table each read every partition, and each drops what the other committed first.
+fn fenced(tracked: &Tracked, partitions: &[i32], group: &str) -> Option<anyhow::Error> {
+    let (p, other) = partitions
+        .iter()
+        .find_map(|p| Some((p, tracked.groups.get(p).filter(|g| *g != group)?)))?;
+    let url = tracked.table.table_url();
+    let uri = url.as_str().trim_end_matches('/');
+    error!(partition = p, other_group = %other, group, "another consumer group writes this table");
+    Some(anyhow!(
+        "consumer group '{other}' also writes {uri} (it committed partition {p} under this \
+         writer, group '{group}'): stop one of the two, or start this writer with \
+         --group-id {other} to share the partitions"
+    ))
 }
 
 /// The Delta operation of a bronze or dead-letter commit: a blind append.

@@ -1,9 +1,12 @@
 //! The consuming half of `ingest`: Kafka messages -> a [`Pending`] batch, until it is due.
 //!
-//! The reader owns the Kafka consumer. It decodes each message into the batch's Arrow
-//! builders (or its dead-letter list), tracks how far it has read per partition, keeps the lag
-//! gauge fresh, tells Kafka what the table has committed (for lag tools only) and re-seeks
-//! when the committer finds the table already holds a batch.
+//! The reader owns the Kafka consumer, a member of the writer's consumer group. It decodes each
+//! message into the batch's Arrow builders (or its dead-letter list), tracks how far it has
+//! read in each partition it owns, keeps the lag gauge fresh, tells Kafka what the table has
+//! committed (for lag tools only) and re-seeks when the committer finds the table already
+//! holds a batch. A rebalance (see `group.rs`) happens inside `poll`; the reader takes the
+//! new partitions' start positions at once and returns the batch early, so that the pipeline
+//! can drop it if it holds a revoked partition.
 //!
 //! Consuming is a plain blocking loop: [`kafka::poll_next`] on a `BaseConsumer`, decoding on
 //! the same thread, the clock and the shutdown signal looked at every [`CHECK_EVERY`] messages
@@ -13,13 +16,16 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::group::{Change, GroupContext};
+
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
-use tracing::warn;
+use tracing::{error, warn};
 
 use crate::batch::{BronzeRows, FlushPolicy, backdate};
+use crate::config::OffsetReset;
 use crate::dead_letters::{self, DeadLetter};
 use crate::decode::decode;
 use crate::kafka;
@@ -41,6 +47,10 @@ const IDLE_WHILE_COMMITTING: Duration = Duration::from_millis(100);
 /// signal while messages keep coming; an empty queue triggers a look at once. At the measured
 /// catch-up rates this is a few milliseconds of consuming.
 const CHECK_EVERY: usize = 1024;
+
+/// Failed seeks retried before the reader moves on (a partition assigned a moment ago may
+/// not be fetching yet: librdkafka answers "erroneous state" until it is).
+const SEEK_ATTEMPTS: u32 = 8;
 
 /// One batch being filled.
 pub struct Pending {
@@ -76,7 +86,7 @@ impl Pending {
 }
 
 pub struct Reader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<GroupContext>,
     topic: String,
     policy: FlushPolicy,
     /// Builder capacity of a new batch.
@@ -84,11 +94,18 @@ pub struct Reader {
     metrics: IngestMetrics,
     /// With `--stop-at-end`: per partition, (low, high) watermarks seen at start.
     targets: Option<BTreeMap<i32, (i64, i64)>>,
-    /// Next offset to read per partition (`None`: from the beginning). Runs ahead of the
-    /// table by up to two batches: the one committing and the one filling.
+    /// Next offset to read per partition this worker owns (`None`: where `reset` says). Runs
+    /// ahead of the table by up to two batches: the one committing and the one filling. Its
+    /// keys are the partitions owned.
     position: BTreeMap<i32, Option<i64>>,
-    /// Next offset the table still needs per partition (what the lag gauge counts from).
+    /// Next offset the table still needs per partition owned (what the lag gauge counts from).
     committed: BTreeMap<i32, Option<i64>>,
+    /// Where a partition the table holds nothing of starts.
+    reset: OffsetReset,
+    /// Has the group assigned partitions at least once (`--stop-at-end` waits for it)?
+    assigned_once: bool,
+    /// Rebalance events seen since the pipeline last asked ([`Reader::take_changes`]).
+    changes: Vec<Change>,
     /// The dead-letter table's txn versions: messages at or below them are already stored.
     dead_offsets: TableOffsets,
     watermarks: kafka::Watermarks,
@@ -100,16 +117,15 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// A reader positioned at `next` (the table's txn versions + 1), already assigned.
-    #[allow(clippy::too_many_arguments)]
+    /// A reader whose consumer has subscribed to the topic; it owns no partition until the
+    /// group assigns some (inside the first polls).
     pub fn new(
-        consumer: BaseConsumer,
+        consumer: BaseConsumer<GroupContext>,
         topic: String,
         policy: FlushPolicy,
         metrics: IngestMetrics,
         targets: Option<BTreeMap<i32, (i64, i64)>>,
-        next: BTreeMap<i32, Option<i64>>,
-        dead_offsets: TableOffsets,
+        reset: OffsetReset,
         watermarks: kafka::Watermarks,
     ) -> Self {
         Self {
@@ -119,26 +135,77 @@ impl Reader {
             policy,
             metrics,
             targets,
-            position: next.clone(),
-            committed: next,
-            dead_offsets,
+            position: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            reset,
+            assigned_once: false,
+            changes: Vec::new(),
+            dead_offsets: TableOffsets::new(),
             watermarks,
             lag_updated: Instant::now(),
             paused_at: None,
         }
     }
 
-    /// With `--stop-at-end`: has every partition been read up to its high watermark seen at
-    /// start? (Read, not committed: the last batches may still be on their way to the table.)
+    /// With `--stop-at-end`: has every partition this worker owns been read up to its high
+    /// watermark seen at start? (Read, not committed: the last batches may still be on their
+    /// way to the table.) Never before the group's first assignment.
     pub fn reached_targets(&self) -> bool {
         let Some(targets) = &self.targets else {
             return false;
         };
-        targets.iter().all(|(p, (low, high))| {
-            self.position.get(p).copied().flatten().unwrap_or(*low) >= *high
-        })
+        self.assigned_once
+            && self.position.iter().all(|(p, next)| {
+                targets
+                    .get(p)
+                    .is_none_or(|(low, high)| next.unwrap_or(*low) >= *high)
+            })
     }
 
+    /// The rebalance events since the last call (already applied to the reader).
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
+    }
+}
+
+/// The reader's per-partition state, borrowed apart from the consumer (a polled message
+/// borrows the consumer while a rebalance is applied).
+struct Owned<'a> {
+    position: &'a mut BTreeMap<i32, Option<i64>>,
+    committed: &'a mut BTreeMap<i32, Option<i64>>,
+    dead_offsets: &'a mut TableOffsets,
+}
+
+impl Owned<'_> {
+    /// Apply the rebalance events the consumer's callback recorded: new partitions start at
+    /// their txn version + 1, revoked ones are forgotten (and leave the metrics).
+    fn absorb(self, changes: &[Change], metrics: &IngestMetrics) {
+        for change in changes {
+            match change {
+                Change::Assigned(starts) => {
+                    for (p, start) in starts {
+                        let next = offsets::resume_at(start.bronze);
+                        self.position.insert(*p, next);
+                        self.committed.insert(*p, next);
+                        self.dead_offsets.insert(*p, start.dead);
+                        let label = PartitionLabel::new(*p);
+                        metrics.assigned_partitions.get_or_create(&label).set(1);
+                    }
+                }
+                Change::Revoked(partitions) => {
+                    for p in partitions {
+                        self.position.remove(p);
+                        self.committed.remove(p);
+                        metrics.forget_partition(*p);
+                    }
+                }
+            }
+        }
+        metrics.rebalances.inc_by(changes.len() as u64);
+    }
+}
+
+impl Reader {
     /// Consume until the batch is due, the end is reached, or a shutdown signal arrives; with
     /// `committer_busy`, also when no message came for [`IDLE_WHILE_COMMITTING`] (an empty
     /// batch). Returns the batch and whether to stop after it.
@@ -192,14 +259,43 @@ impl Reader {
                 (0, false) => kafka::POLL_SLICE,
                 _ => self.policy.time_left(pending.age()),
             };
-            match kafka::poll_next(&self.consumer, wait) {
+            let polled = kafka::poll_next(&self.consumer, wait);
+            // A rebalance runs inside `poll`: take the new positions before any message of a
+            // new partition is added, then (below) hand the batch over.
+            let rebalanced = self.consumer.context().changed();
+            if rebalanced {
+                let changes = self.consumer.context().take();
+                let state = Owned {
+                    position: &mut self.position,
+                    committed: &mut self.committed,
+                    dead_offsets: &mut self.dead_offsets,
+                };
+                state.absorb(&changes, &self.metrics);
+                self.assigned_once |= changes.iter().any(|c| matches!(c, Change::Assigned(_)));
+                self.changes.extend(changes);
+            }
+            match polled {
+                Some(Ok(message)) if rebalanced => {
+                    // Polled together with the rebalance: add it (if still ours), then stop.
+                    let (partition, offset) = (message.partition(), message.offset());
+                    if self.position.contains_key(&partition) {
+                        self.add(&mut pending, &message);
+                        self.position.insert(partition, Some(offset + 1));
+                    }
+                    return (pending, false);
+                }
+                _ if rebalanced => return (pending, false),
                 Some(Ok(message)) => {
                     unchecked -= 1;
                     let partition = message.partition();
                     let offset = message.offset();
+                    let Some(position) = self.position.get_mut(&partition) else {
+                        // Not ours (any more): its new owner reads it.
+                        continue;
+                    };
+                    *position = Some(offset + 1);
                     self.add(&mut pending, &message);
                     drop(message); // it borrows the consumer, i.e. `self`
-                    self.position.insert(partition, Some(offset + 1));
                     let at_end = self
                         .targets
                         .as_ref()
@@ -270,12 +366,17 @@ impl Reader {
     pub fn acknowledge(&mut self, offsets: &BatchOffsets) {
         let mut list = TopicPartitionList::new();
         for (p, r) in offsets.ranges() {
-            self.committed.insert(*p, Some(r.last + 1));
+            let Some(committed) = self.committed.get_mut(p) else {
+                continue; // revoked meanwhile: its new owner reports it
+            };
+            *committed = Some(r.last + 1);
             if let Err(e) = list.add_partition_offset(&self.topic, *p, Offset::Offset(r.last + 1)) {
                 warn!(error = %e, partition = p, "building the Kafka offset commit");
             }
         }
-        if let Err(e) = self.consumer.commit(&list, CommitMode::Async) {
+        if list.count() > 0
+            && let Err(e) = self.consumer.commit(&list, CommitMode::Async)
+        {
             warn!(error = %e, "committing offsets to Kafka failed (monitoring only; the table is the source of truth)");
         }
         self.update_lag();
@@ -297,18 +398,25 @@ impl Reader {
         }
     }
 
-    /// Forget everything read past what the table holds and read again from there.
+    /// Forget everything read past what the table holds (`held`: the txn versions the
+    /// committer expects) and read every partition owned again from there.
     pub async fn reseek(&mut self, held: &TableOffsets, dead_offsets: TableOffsets) {
-        let next: BTreeMap<i32, Option<i64>> = held
-            .iter()
-            .map(|(p, v)| (*p, offsets::resume_at(*v)))
+        let next: BTreeMap<i32, Option<i64>> = self
+            .position
+            .keys()
+            .map(|p| (*p, offsets::resume_at(held.get(p).copied().flatten())))
             .collect();
         self.position = next.clone();
         self.committed = next;
         self.dead_offsets = dead_offsets;
         let mut backoff = Backoff::for_io();
-        while let Err(e) = kafka::assign(&self.consumer, &self.topic, &self.position) {
-            warn!(error = %e, "re-assigning partitions failed; retrying");
+        while let Err(e) = kafka::seek(&self.consumer, &self.topic, &self.position, self.reset) {
+            if backoff.attempts() >= SEEK_ATTEMPTS {
+                // The next batch's check before its commit finds the mismatch and re-seeks.
+                error!(error = %e, "re-seeking failed; the next batch is checked against the table");
+                break;
+            }
+            warn!(error = %e, "re-seeking partitions failed; retrying");
             backoff.wait().await;
         }
     }
