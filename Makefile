@@ -13,7 +13,7 @@ export UV_CACHE_DIR ?= $(NEURALAKE_CACHE_DIR)/uv
 export UV_COMPILE_BYTECODE := 1
 export UV_PYTHON ?= 3.11
 export UV_PYTHON_DOWNLOADS := never
-# The Rust writer builds into the cache too (neuralake.writer.binary looks there).
+# The Rust writer builds into the cache too (neuralake.lab.writer.binary looks there).
 export CARGO_TARGET_DIR := $(NEURALAKE_CACHE_DIR)/rust-writer/target
 
 UV_VERSION := 0.13.9

@@ -50,13 +50,13 @@ import neuralake
 from neuralake.api import explain, latency
 from neuralake.api.client import RoapiClient
 from neuralake.api.sample import bronze_rows
-from neuralake.api.server import baseline, delta_entry, roapi
-from neuralake.bench.targets.api_latency import TARGETS
 from neuralake.delta import drop_table
+from neuralake.lab.api.server import baseline, delta_entry, roapi
+from neuralake.lab.bench.targets.api_latency import TARGETS
+from neuralake.lab.writer import control
 from neuralake.streaming import topics
 from neuralake.streaming.produce import produce
 from neuralake.streaming.schemas import PARTITION_BY, dead_letter_uri
-from neuralake.writer import control
 
 TARGET_P99_MS = TARGETS["p99_ms"]  # the report checks the same number
 CHUNK = 1_000_000

@@ -32,12 +32,12 @@ import polars as pl
 from deltalake import DeltaTable
 
 import neuralake
-from neuralake.bench.targets.compaction_read import TARGETS
 from neuralake.delta import drop_table
-from neuralake.stack.processes import free_port
+from neuralake.lab.bench.targets.compaction_read import TARGETS
+from neuralake.lab.stack.processes import free_port
+from neuralake.lab.writer import binary, control
 from neuralake.streaming import produce, topics
 from neuralake.streaming.schemas import dead_letter_uri
-from neuralake.writer import binary, control
 
 TARGET_SPEEDUP = TARGETS["open_scan_speedup"]  # the report checks the same number
 

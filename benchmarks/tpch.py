@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from neuralake.bench.cli import app
 from neuralake.errors import NeuralakeError
+from neuralake.lab.bench.cli import app
 
 DEFAULTS = [
     "--suite", "tpch",

@@ -25,12 +25,12 @@ import time
 import uuid
 
 import neuralake
-from neuralake.bench.targets.writer_freshness import TARGETS
 from neuralake.delta import drop_table, open_table
 from neuralake.errors import TableNotFoundError
+from neuralake.lab.bench.targets.writer_freshness import TARGETS
+from neuralake.lab.writer import control
 from neuralake.streaming import freshness, metrics, topics
 from neuralake.streaming.schemas import dead_letter_uri
-from neuralake.writer import control
 
 TARGET_P99_S = TARGETS["p99_s"]
 POLL_S = 0.1

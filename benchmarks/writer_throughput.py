@@ -28,12 +28,12 @@ import uuid
 import psutil
 
 import neuralake
-from neuralake.bench.targets.writer_throughput import TARGETS
 from neuralake.delta import drop_table
-from neuralake.stack.processes import free_port
+from neuralake.lab.bench.targets.writer_throughput import TARGETS
+from neuralake.lab.stack.processes import free_port
+from neuralake.lab.writer import binary, control
 from neuralake.streaming import produce, topics
 from neuralake.streaming.schemas import dead_letter_uri
-from neuralake.writer import binary, control
 
 TARGET_MESSAGES_PER_S = TARGETS["rust_messages_per_s"]
 TARGET_SPEEDUP = TARGETS["speedup"]

@@ -1,3 +1,3 @@
-from neuralake.cli import main
+from neuralake.lab.cli import main
 
 main()

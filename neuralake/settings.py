@@ -157,7 +157,7 @@ class Settings:
     def spark_options(self) -> dict[str, str]:
         """Spark settings for Delta Lake and S3A on this profile, without the jars.
 
-        The jars are an install fact, not a setting: ``neuralake.stack.install.spark_conf(s)``
+        The jars are an install fact, not a setting: ``neuralake.lab.stack.install.spark_conf(s)``
         adds them (``SparkSession.builder.config(map=spark_conf(s))``).
         """
         conf = {
@@ -186,9 +186,9 @@ class Settings:
 
     @property
     def spark_conf(self) -> dict[str, str]:
-        """Moved to ``neuralake.stack.install.spark_conf(s)``: settings do not know installs."""
+        """Moved to ``neuralake.lab.stack.install.spark_conf(s)``: settings do not know installs."""
         raise ConfigError(
-            "settings().spark_conf moved: use neuralake.stack.install.spark_conf(s), "
+            "settings().spark_conf moved: use neuralake.lab.stack.install.spark_conf(s), "
             "which adds Spark's jars to s.spark_options"
         )
 

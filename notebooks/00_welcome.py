@@ -105,7 +105,7 @@ import psycopg
 from confluent_kafka.admin import AdminClient
 
 import neuralake
-from neuralake import stack
+from neuralake.lab import stack
 
 s = neuralake.settings()
 print("profile:", s.profile)

@@ -70,7 +70,6 @@ from deltalake import DeltaTable
 from IPython.display import HTML, display
 
 import neuralake
-from neuralake.api.server import roapi
 from neuralake.catalog import (
     Catalog,
     CatalogError,
@@ -88,8 +87,9 @@ from neuralake.catalog.pushdown import measure
 from neuralake.catalog.quality import run_checks
 from neuralake.catalog.roapi import roapi_config, skipped
 from neuralake.catalog.site import build_site
+from neuralake.lab.api.server import roapi
+from neuralake.lab.stack.processes import free_port
 from neuralake.settings import project_dir
-from neuralake.stack.processes import free_port
 
 s = neuralake.settings()
 options = s.storage_options or None  # S3 credentials on the stack; None for local files
@@ -538,7 +538,7 @@ print(f"roapi exited with code {ran.returncode}: {said[-1] if said else '(no err
 
 # %% [markdown]
 # A server that works must be started, waited for until it answers, and stopped
-# however the cell ends. `neuralake.api.server.roapi(tables, settings, folder)` does
+# however the cell ends. `neuralake.lab.api.server.roapi(tables, settings, folder)` does
 # exactly that around the same command: it writes a config for `tables` on ports the
 # kernel just picked (so it never collides with the ROAPI the stack runs), starts
 # `roapi -c`, waits until `/api/schema` answers, yields the addresses, and stops the

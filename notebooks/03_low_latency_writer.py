@@ -77,10 +77,10 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 import neuralake
 from neuralake import delta
+from neuralake.lab.writer import control
 from neuralake.streaming import metrics, topics
 from neuralake.streaming.produce import produce
 from neuralake.streaming.schemas import app_id
-from neuralake.writer import control
 
 s = neuralake.settings()
 assert s.profile == "stack", "this lesson needs Kafka and S3: start the stack with `make up`"

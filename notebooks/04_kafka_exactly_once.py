@@ -77,14 +77,14 @@ from IPython.display import display
 
 import neuralake
 from neuralake import delta
-from neuralake.bench import report
 from neuralake.errors import StackError
+from neuralake.lab.bench import report
+from neuralake.lab.stack import processes
+from neuralake.lab.writer import binary, control
 from neuralake.settings import project_dir
-from neuralake.stack import processes
 from neuralake.streaming import freshness, metrics, replay, topics
 from neuralake.streaming.produce import produce
 from neuralake.streaming.schemas import EXAMPLE_MESSAGE, app_id, dead_letter_uri, message_key
-from neuralake.writer import binary, control
 
 s = neuralake.settings()
 assert s.profile != "local", "lesson 04 needs Kafka and S3: start the stack with `make up`"
@@ -261,7 +261,7 @@ topics.group_lag(s, GROUP_BY_HAND, TOPIC)  # the same, as a helper: committed, h
 #
 # The lab's writer (`rust-writer/`, one binary, three processes) reads a topic and
 # commits micro-batches to a Delta **bronze** table: `ingest` (this lesson), plus
-# `compact` and `vacuum` running beside it. `neuralake.writer.control` starts them as
+# `compact` and `vacuum` running beside it. `neuralake.lab.writer.control` starts them as
 # tracked processes and returns once each serves `/metrics` (Prometheus text) and
 # ingest reports `neuralake_writer_ready 1`.
 
@@ -723,7 +723,7 @@ print(
 # is `benchmarks/writer_throughput.py` and `benchmarks/writer_freshness.py`; their
 # committed results (`docs/benchmarks/*.json`, one column per run, each with the load
 # it was measured at) are read here against the targets, the same way the benchmark
-# report reads them (`neuralake.bench.report`):
+# report reads them (`neuralake.lab.bench.report`):
 
 # %%
 saved = project_dir() / "docs" / "benchmarks"

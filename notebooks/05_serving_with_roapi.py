@@ -78,15 +78,15 @@ from neuralake import delta
 from neuralake.api import explain, latency
 from neuralake.api.client import QueryError, RoapiClient
 from neuralake.api.sample import bronze_rows
-from neuralake.api.serve import serve
-from neuralake.api.server import baseline
 from neuralake.catalog import Catalog, DeltalakeTable, ModuleDatabase
 from neuralake.catalog.roapi import RELOAD_INTERVAL_S
-from neuralake.stack.services import roapi_config_path
+from neuralake.lab.api.serve import serve
+from neuralake.lab.api.server import baseline
+from neuralake.lab.stack.services import roapi_config_path
+from neuralake.lab.writer import control
 from neuralake.streaming import topics
 from neuralake.streaming.produce import produce
 from neuralake.streaming.schemas import BRONZE, PARTITION_BY
-from neuralake.writer import control
 
 s = neuralake.settings()
 assert s.profile != "local", "lesson 05 needs S3, Kafka and ROAPI: start the stack with `make up`"

@@ -84,9 +84,9 @@ from neuralake.catalog import Catalog, ModuleDatabase
 from neuralake.catalog.examples import neuro
 from neuralake.catalog.export import export_catalog
 from neuralake.catalog.roapi import roapi_config
+from neuralake.lab.stack.install import spark_jars
 from neuralake.spark import catalog as spark_catalog
 from neuralake.spark import compare, elt, guard, polars_elt
-from neuralake.stack.install import spark_jars
 from neuralake.streaming import baseline, topics
 from neuralake.streaming.produce import produce
 from neuralake.streaming.schemas import BRONZE, PARTITION_BY
@@ -665,7 +665,7 @@ print(f"Spark's commit: {spark_commit['operation']} by {spark_commit.get('engine
 # function from Python, and stop the cluster again at the end of this section.
 
 # %%
-from neuralake.spark import cluster
+from neuralake.lab.stack import spark_cluster as cluster
 
 spark_cluster = cluster.cluster(s)  # defaults, or NEURALAKE_SPARK_* variables
 already_up = cluster.status(spark_cluster)["healthy"]  # a cluster you started: left running

@@ -59,11 +59,11 @@ from datafusion.object_store import AmazonS3
 from deltalake import DeltaTable
 
 import neuralake
-from neuralake.bench import data, report, verify
-from neuralake.bench.engines import ENGINES as ADAPTERS
-from neuralake.bench.engines import delta_dataset
-from neuralake.bench.queries import polars_tpch, sql, tpch
-from neuralake.bench.run import run_suite
+from neuralake.lab.bench import data, report, verify
+from neuralake.lab.bench.engines import ENGINES as ADAPTERS
+from neuralake.lab.bench.engines import delta_dataset
+from neuralake.lab.bench.queries import polars_tpch, sql, tpch
+from neuralake.lab.bench.run import run_suite
 from neuralake.settings import project_dir
 
 s = neuralake.settings()
@@ -145,7 +145,7 @@ q6_datafusion = pl.from_arrow(ctx.sql(sql.sql(6, SCALE)).to_arrow_table())
 q6_datafusion
 
 # %% [markdown]
-# `neuralake.bench.engines` wraps exactly these calls, one small class per engine
+# `neuralake.lab.bench.engines` wraps exactly these calls, one small class per engine
 # (`register(tables)`, `run(query)`, `close()`), plus Spark (`spark.read.format("delta")`)
 # and ROAPI (SQL over HTTP).
 #
@@ -205,7 +205,7 @@ assert q1_answer.height == 4, "Q1 answers with 4 groups (return flag x line stat
 q1 = tpch(SCALE, [1])[0]
 rows = []
 for name in ENGINES:
-    engine = ADAPTERS[name](s)  # the engine classes of neuralake.bench.engines
+    engine = ADAPTERS[name](s)  # the engine classes of neuralake.lab.bench.engines
     engine.register(uris)
     ms = []
     for _ in range(1 + RUNS):  # the first run, then RUNS warm ones
@@ -407,7 +407,7 @@ print(
 #    `q6_duckdb * 1.0000001`. Does the check pass? What tolerance would you choose
 #    for money, and why is a relative tolerance better than an absolute one here?
 # 4. Run `neuralake bench --suite neural --engines polars,datafusion,duckdb,roapi`
-#    (or `python -m neuralake.bench.cli ...`): the lab's own signal data, including
+#    (or `python -m neuralake.lab.bench.cli ...`): the lab's own signal data, including
 #    ROAPI over HTTP. Which engine pays the most per query for being a server?
 #
 # ## Key takeaways
@@ -459,4 +459,4 @@ print(
 # - delta-rs `DeltaTable.file_uris`: https://delta-io.github.io/delta-rs/api/delta_table/
 # - Delta protocol, *Add File and Remove File*:
 #   https://github.com/delta-io/delta/blob/master/PROTOCOL.md#add-file-and-remove-file
-# - the terms used here: `docs/glossary.md`; the framework: `neuralake/bench/`
+# - the terms used here: `docs/glossary.md`; the framework: `neuralake/lab/bench/`

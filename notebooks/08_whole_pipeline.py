@@ -86,7 +86,6 @@ from IPython.display import HTML, display
 import neuralake
 from neuralake import delta
 from neuralake.api.client import RoapiClient
-from neuralake.api.serve import serve
 from neuralake.catalog import Catalog, DeltalakeTable, ModuleDatabase, NotNull, Unique
 from neuralake.catalog.export import export_catalog
 from neuralake.catalog.quality import Freshness
@@ -94,6 +93,8 @@ from neuralake.catalog.roapi import RELOAD_INTERVAL_S
 from neuralake.catalog.site import build_site
 from neuralake.datagen import Simulation, schemas
 from neuralake.datagen.write import write_frames
+from neuralake.lab.api.serve import serve
+from neuralake.lab.writer import control
 from neuralake.monitoring import Rule, Watch, audit, evaluate, lineage
 from neuralake.monitoring.audit import elt_behind, summary
 from neuralake.settings import project_dir
@@ -105,7 +106,6 @@ from neuralake.streaming import topics
 from neuralake.streaming.produce import Produced, produce
 from neuralake.streaming.schemas import BRONZE as BRONZE_SCHEMA
 from neuralake.streaming.schemas import PARTITION_BY, app_id, dead_letter_uri
-from neuralake.writer import control
 
 s = neuralake.settings()
 assert s.profile != "local", "lesson 08 needs Kafka, S3 and ROAPI: start the stack with `make up`"

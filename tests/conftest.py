@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import neuralake
-from neuralake.stack import control
-from neuralake.stack.processes import free_port, port_is_free
+from neuralake.lab.stack import control
+from neuralake.lab.stack.processes import free_port, port_is_free
 
 ROOT = Path(__file__).resolve().parents[1]
 

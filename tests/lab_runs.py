@@ -9,8 +9,8 @@ from pathlib import Path
 import papermill
 import pytest
 
-from neuralake.labs import build_lab
-from neuralake.labs.checks import check_outputs
+from neuralake.lab.graders import build_lab
+from neuralake.lab.graders.checks import check_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_HINT = "Hint 1/3 (concept): "

@@ -23,9 +23,9 @@ from neuralake import delta
 from neuralake.api import explain
 from neuralake.api.client import QueryError, RoapiClient
 from neuralake.api.sample import bronze_rows, day
-from neuralake.api.server import delta_entry, roapi
 from neuralake.catalog.roapi import RELOAD_INTERVAL_S
 from neuralake.errors import StackError
+from neuralake.lab.api.server import delta_entry, roapi
 
 pytestmark = pytest.mark.stack
 
@@ -192,7 +192,7 @@ def test_a_missing_table_stops_roapi_with_its_error(tmp_path: Path, stack_settin
 
 
 def test_a_server_that_exits_is_reported_by_its_error_line_not_its_last_line():
-    from neuralake.stack.processes import error_line
+    from neuralake.lab.stack.processes import error_line
 
     log = "starting\nerror: unexpected argument '--bad' found\n\nFor more, try '--help'.\n"
     assert error_line(log) == "error: unexpected argument '--bad' found"

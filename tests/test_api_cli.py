@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from neuralake.api.cli import app
+from neuralake.lab.api.cli import app
 
 runner = CliRunner()
 

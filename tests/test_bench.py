@@ -12,18 +12,18 @@ import pytest
 from typer.testing import CliRunner
 
 import neuralake
-from neuralake.bench import acceptance, report, verify
-from neuralake.bench.cli import app
-from neuralake.bench.engines import DataFusionEngine, engine_names
-from neuralake.bench.queries import Query, tpch
-from neuralake.bench.targets import (
+from neuralake.errors import ConfigError
+from neuralake.lab.bench import acceptance, report, verify
+from neuralake.lab.bench.cli import app
+from neuralake.lab.bench.engines import DataFusionEngine, engine_names
+from neuralake.lab.bench.queries import Query, tpch
+from neuralake.lab.bench.targets import (
     BENCHMARKS,
     api_latency,
     compaction_read,
     writer_freshness,
     writer_throughput,
 )
-from neuralake.errors import ConfigError
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -329,7 +329,7 @@ def test_lesson_04_still_reads_the_writer_s_runs_through_the_report():
 @pytest.mark.parametrize("name", ["compaction_read", "api_latency"])
 def test_the_benchmark_script_reads_the_targets_its_checks_use(name):
     script = (ROOT / "benchmarks" / f"{name}.py").read_text()
-    assert f"from neuralake.bench.targets.{name} import TARGETS" in script
+    assert f"from neuralake.lab.bench.targets.{name} import TARGETS" in script
 
 
 def test_the_committed_report_carries_the_committed_results(monkeypatch):
@@ -348,8 +348,8 @@ def test_the_roapi_engine_answers_and_leaves_no_server_behind(tmp_path, monkeypa
     from deltalake import write_deltalake
 
     import neuralake
-    from neuralake.bench.engines import RoapiEngine
-    from neuralake.bench.queries import Query
+    from neuralake.lab.bench.engines import RoapiEngine
+    from neuralake.lab.bench.queries import Query
 
     monkeypatch.setenv("NEURALAKE_STATE_DIR", str(tmp_path / "state"))
     uri = (tmp_path / "numbers").as_uri()
@@ -368,8 +368,8 @@ def test_the_roapi_engine_answers_and_leaves_no_server_behind(tmp_path, monkeypa
 
 def test_a_roapi_engine_that_cannot_start_says_why(tmp_path, monkeypatch):
     import neuralake
-    from neuralake.bench.engines import RoapiEngine
     from neuralake.errors import StackError
+    from neuralake.lab.bench.engines import RoapiEngine
 
     monkeypatch.setenv("NEURALAKE_STATE_DIR", str(tmp_path / "state"))
     engine = RoapiEngine(neuralake.settings("local"))

@@ -28,8 +28,8 @@ from neuralake.catalog.roapi import (
     served_names,
     write_roapi,
 )
-from neuralake.stack import processes
-from neuralake.stack.processes import free_port
+from neuralake.lab.stack import processes
+from neuralake.lab.stack.processes import free_port
 
 ROAPI = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "roapi"
 

@@ -168,7 +168,7 @@ def test_cli_writes_site_export_and_roapi(tmp_path: Path, settings) -> None:
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "neuralake.catalog.cli", *args],
+            [sys.executable, "-m", "neuralake", "catalog", *args],
             env={**__import__("os").environ, **env},
             capture_output=True,
             text=True,
@@ -287,7 +287,7 @@ def test_files_are_utf8_whatever_the_locale(tmp_path: Path, settings) -> None:
     assert subprocess.run(probe, env=env, capture_output=True, text=True).stdout.strip() != "UTF-8"
     out = tmp_path / "site"
     done = subprocess.run(
-        [sys.executable, "-m", "neuralake.catalog.cli", "site", "-m", MODULE, "-o", str(out)],
+        [sys.executable, "-m", "neuralake", "catalog", "site", "-m", MODULE, "-o", str(out)],
         env=env,
         capture_output=True,
         text=True,
@@ -298,7 +298,7 @@ def test_files_are_utf8_whatever_the_locale(tmp_path: Path, settings) -> None:
     assert "100 µs" in page
 
 
-@pytest.mark.parametrize("command", [["neuralake.catalog.cli"], ["neuralake", "catalog"]])
+@pytest.mark.parametrize("command", [["neuralake", "catalog"]])
 def test_cli_without_a_command_prints_usage(command: list[str]) -> None:
     done = subprocess.run(
         [sys.executable, "-m", *command], capture_output=True, text=True, cwd=ROOT
@@ -310,7 +310,7 @@ def test_cli_without_a_command_prints_usage(command: list[str]) -> None:
 
 def test_cli_usage_errors_print_no_traceback() -> None:
     missing = subprocess.run(
-        [sys.executable, "-m", "neuralake.catalog.cli", "site"],
+        [sys.executable, "-m", "neuralake", "catalog", "site"],
         capture_output=True,
         text=True,
         cwd=ROOT,

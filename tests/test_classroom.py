@@ -22,10 +22,10 @@ import pytest
 from typer.testing import CliRunner
 
 from neuralake.errors import NeuralakeError
-from neuralake.labs import grade as grading
-from neuralake.labs.build import STUB_MARKER, build_lab, find_labs
-from neuralake.labs.cli import app
-from neuralake.labs.nbgrader import BEGIN, END, to_nbgrader, write_course
+from neuralake.lab.graders import grade as grading
+from neuralake.lab.graders.build import STUB_MARKER, build_lab, find_labs
+from neuralake.lab.graders.cli import app
+from neuralake.lab.graders.nbgrader import BEGIN, END, to_nbgrader, write_course
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB01 = ROOT / "labs" / "01_delta" / "01_delta.ipynb"

@@ -9,7 +9,7 @@ import pytest
 
 
 def neuralake(*args: str) -> subprocess.CompletedProcess[str]:
-    code = "from neuralake.cli import main; main()"
+    code = "from neuralake.lab.cli import main; main()"
     return subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
     )
@@ -57,7 +57,7 @@ def test_stack_status_is_a_table_with_each_problem_below_it(tmp_path, monkeypatc
     """An empty state folder: nothing runs, so every row says so (and the exit code is 1)."""
     from typer.testing import CliRunner
 
-    from neuralake.stack.cli import app
+    from neuralake.lab.stack.cli import app
 
     monkeypatch.setenv("NEURALAKE_STATE_DIR", str(tmp_path / "state"))
     result = CliRunner().invoke(app, ["status"])
@@ -80,9 +80,9 @@ def test_writer_status_is_a_table_with_each_topic_below_it(tmp_path, monkeypatch
     from typer.testing import CliRunner
 
     import neuralake
-    from neuralake.stack import processes
-    from neuralake.writer import control
-    from neuralake.writer.cli import app
+    from neuralake.lab.stack import processes
+    from neuralake.lab.writer import control
+    from neuralake.lab.writer.cli import app
 
     monkeypatch.setenv("NEURALAKE_STATE_DIR", str(tmp_path / "state"))
     s = neuralake.settings()

@@ -22,7 +22,7 @@ from neuralake.errors import (
     TableNotFoundError,
     TableSchemaError,
 )
-from neuralake.stack.processes import free_port
+from neuralake.lab.stack.processes import free_port
 
 SIM = Simulation(rows=300_000, seed=5)
 

@@ -30,8 +30,11 @@ import pytest
 from browser import ARGS, CHROMIUM
 from typer.testing import CliRunner
 
-from neuralake import docs_cli, docsite, docsite_hooks, notebooks
 from neuralake.errors import NeuralakeError
+from neuralake.lab import notebooks
+from neuralake.lab.docs import cli as docs_cli
+from neuralake.lab.docs import hooks as docsite_hooks
+from neuralake.lab.docs import site as docsite
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -113,7 +116,7 @@ def test_site_builds_with_every_lesson_and_lab(site: docsite.SiteReport):
     assert site.lessons == [p.stem for p in notebooks.lessons()]
     for lesson in site.lessons:
         assert (docsite.SITE / "lessons" / f"{lesson}.html").exists(), lesson
-    from neuralake.labs.build import find_labs
+    from neuralake.lab.graders.build import find_labs
 
     assert len(site.labs) == len(find_labs())
     for lab in find_labs():
@@ -358,7 +361,7 @@ def draft_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     first = notebooks.lessons()[0]
     end = "2026-01-02T03:04:05.678901"
     _executed(first, tmp / "notebooks" / first.name, end_time=end, duration=75.4)
-    from neuralake.labs.cli import app as labs_app
+    from neuralake.lab.graders.cli import app as labs_app
 
     bundled = CliRunner().invoke(labs_app, ["bundle", "--out", str(tmp / "classroom")])
     assert bundled.exit_code == 0, bundled.output
@@ -402,7 +405,7 @@ def test_a_lesson_page_says_under_its_title_when_it_ran_and_how_long(draft_site:
 def test_every_lesson_and_lab_page_offers_its_notebook_and_jupyterlab(draft_site: Path):
     """The download is the lesson without outputs, or the lab's student version; the zip
     holds every lab; the JupyterLab link names a notebook that is in the project."""
-    from neuralake.labs.build import find_labs
+    from neuralake.lab.graders.build import find_labs
 
     pages = {f"lessons/{p.stem}.html": p for p in notebooks.lessons()}
     pages |= {f"labs/{p.stem}.html": p for p in find_labs()}
@@ -453,9 +456,9 @@ def test_api_pages_show_no_raw_sphinx_roles_and_link_what_they_name(draft_site: 
     assert not raw, f"{len(raw)} raw roles, e.g. {raw[:3]}"
     linked = re.findall(
         r'<a class="autorefs" href="([^"]+)"><code>',
-        (draft_site / "reference" / "neuralake.labs.checks.html").read_text(),
+        (draft_site / "reference" / "neuralake.lab.graders.checks.html").read_text(),
     )
-    assert linked, "the roles of neuralake.labs.checks link nowhere"
+    assert linked, "the roles of neuralake.lab.graders.checks link nowhere"
     index = (draft_site / "search" / "search_index.json").read_text()
     assert not re.search(r":(func|class|meth|mod):<code>", index)
 
@@ -483,7 +486,7 @@ def test_lesson_and_lab_pages_in_chromium_fit_their_code_and_find_their_headings
 ):
     """Every lesson and lab page at 1400 px: no code line of 100 characters or fewer
     scrolls sideways, every link of the page's contents finds its heading."""
-    from neuralake.labs.build import find_labs
+    from neuralake.lab.graders.build import find_labs
 
     paths = [f"lessons/{p.stem}.html" for p in notebooks.lessons()]
     paths += [f"labs/{p.stem}.html" for p in find_labs()]
@@ -561,10 +564,10 @@ def test_a_build_without_executed_lessons_names_both_ways_out(tmp_path: Path):
 
 
 def grader_modules() -> list[str]:
-    """The labs' graders, found from the files: ``neuralake/labs/labNN.py`` and lab 02's."""
-    labs = ROOT / "neuralake" / "labs"
-    found = [f"neuralake.labs.{p.stem}" for p in sorted(labs.glob("lab[0-9][0-9]*.py"))]
-    return [*found, "neuralake.labs.catalog_checks"]
+    """The labs' graders, found from the files: ``neuralake/lab/graders/labNN.py`` and lab 02's."""
+    labs = ROOT / "neuralake" / "lab" / "graders"
+    found = [f"neuralake.lab.graders.{p.stem}" for p in sorted(labs.glob("lab[0-9][0-9]*.py"))]
+    return [*found, "neuralake.lab.graders.catalog_checks"]
 
 
 def docstrings(module: str) -> list[str]:
@@ -647,7 +650,7 @@ def test_run_times_come_from_papermill_metadata(tmp_path):
 
 def test_api_reference_leaves_out_the_command_line_wrappers():
     modules = docsite.public_modules()
-    assert "neuralake.settings" in modules and "neuralake.labs.grade" in modules
+    assert "neuralake.settings" in modules and "neuralake.lab.graders.grade" in modules
     assert not [m for m in modules if m.endswith((".cli", "docs_cli", "__main__"))]
 
 
@@ -655,7 +658,7 @@ def test_a_lesson_that_fails_while_docs_build_runs_it_stops_the_build(tmp_path, 
     """The command's flow only (unit test): the stack start and papermill are stand-ins."""
     from papermill import PapermillExecutionError
 
-    from neuralake.stack import control
+    from neuralake.lab.stack import control
 
     ran: list[str] = []
 

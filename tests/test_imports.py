@@ -93,9 +93,32 @@ def test_the_import_graph_has_no_cycle() -> None:
 def test_settings_know_nothing_of_the_stack() -> None:
     modules = _modules()
     imported = _imports(modules["neuralake.settings"], set(modules))
-    assert not {m for m in imported if m.startswith("neuralake.stack")}, imported
+    assert not {m for m in imported if m.startswith("neuralake.lab.stack")}, imported
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+# Lesson material may reach into the machinery only here, each for a stated reason.
+MACHINERY_ALLOWED = {
+    # A session needs the Delta and S3A jars; where `stack install` put them is an install fact.
+    ("neuralake.spark.session", "neuralake.lab.stack.install"),
+    # `python -m neuralake` runs the command line.
+    ("neuralake.__main__", "neuralake.lab.cli"),
+}
+
+
+def test_lesson_material_does_not_import_the_lab_machinery() -> None:
+    """The boundary the layout draws: ``neuralake.lab`` runs the lab, the rest is taught."""
+    modules = _modules()
+    lesson = {n: p for n, p in modules.items() if not n.startswith("neuralake.lab")}
+    assert "neuralake.catalog" in lesson and "neuralake.lab.stack" in modules
+    crossings = {
+        (name, target)
+        for name, path in lesson.items()
+        for target in _imports(path, set(modules))
+        if target.startswith("neuralake.lab")
+    }
+    assert crossings <= MACHINERY_ALLOWED, sorted(crossings - MACHINERY_ALLOWED)

@@ -32,9 +32,9 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 import neuralake
-from neuralake.labs import build_lab, lab01
-from neuralake.labs.build import SOLUTION_TAG
-from neuralake.stack.processes import free_port, serving
+from neuralake.lab.graders import build_lab, lab01
+from neuralake.lab.graders.build import SOLUTION_TAG
+from neuralake.lab.stack.processes import free_port, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSON = "notebooks/00_welcome.ipynb"

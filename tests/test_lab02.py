@@ -36,8 +36,8 @@ from neuralake.catalog.export import export_catalog
 from neuralake.catalog.roapi import write_roapi
 from neuralake.catalog.site import build_site
 from neuralake.errors import CheckFailed, NeuralakeError
-from neuralake.labs import lab02 as grade
-from neuralake.labs.checks import Hint
+from neuralake.lab.graders import lab02 as grade
+from neuralake.lab.graders.checks import Hint
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB02 = ROOT / "labs" / "02_catalog" / "02_catalog.ipynb"

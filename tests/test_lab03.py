@@ -19,7 +19,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from lab_runs import assert_solution_passes_every_check, assert_student_fails_every_check
 
 from neuralake.errors import CheckFailed
-from neuralake.labs import lab03
+from neuralake.lab.graders import lab03
 from neuralake.streaming.schemas import app_id
 
 ROOT = Path(__file__).resolve().parents[1]

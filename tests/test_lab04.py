@@ -14,10 +14,10 @@ import pytest
 from lab_runs import assert_solution_passes_every_check, assert_student_fails_every_check
 
 from neuralake import delta
-from neuralake.labs import lab04
+from neuralake.lab.graders import lab04
+from neuralake.lab.writer import binary, control
 from neuralake.streaming import replay, topics
 from neuralake.streaming.schemas import EXAMPLE_MESSAGE, dead_letter_uri
-from neuralake.writer import binary, control
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB04 = ROOT / "labs" / "04_kafka" / "04_kafka.ipynb"

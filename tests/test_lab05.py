@@ -17,7 +17,7 @@ from lab_runs import assert_solution_passes_every_check, assert_student_fails_ev
 
 from neuralake.catalog import DeltalakeTable
 from neuralake.errors import CheckFailed
-from neuralake.labs import lab05
+from neuralake.lab.graders import lab05
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB05 = ROOT / "labs" / "05_api" / "05_api.ipynb"

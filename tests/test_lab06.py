@@ -16,7 +16,7 @@ from lab_runs import assert_solution_passes_every_check, assert_student_fails_ev
 
 import neuralake
 from neuralake.errors import CheckFailed
-from neuralake.labs import lab06
+from neuralake.lab.graders import lab06
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB06 = ROOT / "labs" / "06_spark" / "06_spark.ipynb"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-GRADERS = ROOT / "neuralake" / "labs"
+GRADERS = ROOT / "neuralake" / "lab" / "graders"
 LESSONS = ROOT / "notebooks"
 
 # "lesson 02", then "section 3", "sections 9 and 10", "sections 3, 5 and 6".

@@ -24,10 +24,10 @@ from lab_runs import assert_solution_passes_every_check, assert_student_fails_ev
 import neuralake
 from neuralake.catalog.pushdown import measure
 from neuralake.errors import CheckFailed, NeuralakeError
-from neuralake.labs import build_lab, checks, find_labs, lab01
-from neuralake.labs.build import STUB_MARKER, assigned_names, stub
-from neuralake.labs.checks import Hint, expect, hint, reset_attempts
-from neuralake.labs.cli import app
+from neuralake.lab.graders import build_lab, checks, find_labs, lab01
+from neuralake.lab.graders.build import STUB_MARKER, assigned_names, stub
+from neuralake.lab.graders.checks import Hint, expect, hint, reset_attempts
+from neuralake.lab.graders.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB01 = ROOT / "labs" / "01_delta" / "01_delta.ipynb"
@@ -137,7 +137,7 @@ def test_cli_builds_one_lab_and_rejects_unknown_ones(tmp_path):
     assert result.exit_code != 0 and "01_delta" in result.output
 
 
-# -- what every lab object shares (neuralake.labs.base) -------------------------------------
+# -- what every lab object shares (neuralake.lab.graders.base) -------------------------------------
 
 
 def test_a_lab_names_its_attempt_keys_and_owns_only_its_declared_tables(tmp_path):

@@ -20,6 +20,7 @@ from deltalake import CommitProperties, write_deltalake
 
 from neuralake import delta
 from neuralake.errors import ConfigError
+from neuralake.lab.writer import control
 from neuralake.monitoring import Rule, Watch, audit, evaluate
 from neuralake.monitoring.alerts import firing
 from neuralake.monitoring.audit import commit_row, elt_behind
@@ -27,7 +28,6 @@ from neuralake.monitoring.watch import increase, windowed_ratio, writer_columns
 from neuralake.streaming import topics
 from neuralake.streaming.produce import produce
 from neuralake.streaming.schemas import dead_letter_uri
-from neuralake.writer import control
 
 # -- samples ------------------------------------------------------------------------
 

@@ -14,10 +14,10 @@ import jupytext
 import nbformat
 import pytest
 
-from neuralake import notebooks
-from neuralake.spark import cluster
-from neuralake.stack import processes
-from neuralake.writer import control
+from neuralake.lab import notebooks
+from neuralake.lab.stack import processes
+from neuralake.lab.stack import spark_cluster as cluster
+from neuralake.lab.writer import control
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRED = sorted(

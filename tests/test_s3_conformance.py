@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from deltalake import DeltaTable, write_deltalake
 
 import neuralake
-from neuralake.stack import control
+from neuralake.lab.stack import control
 
 pytestmark = pytest.mark.stack
 WRITERS = 8

@@ -127,18 +127,18 @@ def test_cli_prints_one_line_and_exits_2_for_an_unknown_profile():
 
 
 def test_spark_options_are_plain_facts_and_the_installer_adds_the_jars(tmp_path):
-    from neuralake.stack.install import spark_conf
+    from neuralake.lab.stack.install import spark_conf
 
     s = neuralake.settings("stack")
     options = s.spark_options
     assert options["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
     assert "spark.jars" not in options  # an install fact, not a setting
-    with pytest.raises(ConfigError, match=r"use neuralake\.stack\.install\.spark_conf\(s\)"):
+    with pytest.raises(ConfigError, match=r"use neuralake\.lab\.stack\.install\.spark_conf\(s\)"):
         _ = s.spark_conf
     # The installer's conf: the same options plus the resolved jars (a fake install here).
     jar = tmp_path / "delta.jar"
     jar.write_text("", encoding="utf-8")
-    from neuralake.stack import versions
+    from neuralake.lab.stack import versions
 
     classpath = tmp_path / "cache" / "spark" / versions.DELTA_SPARK_VERSION / "classpath.txt"
     classpath.parent.mkdir(parents=True)

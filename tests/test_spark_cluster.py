@@ -30,8 +30,10 @@ import neuralake
 from neuralake import datagen, delta
 from neuralake.api.sample import bronze_rows, day
 from neuralake.errors import ConfigError, StackError
-from neuralake.spark import cli, cluster, compare, elt, session, stop
-from neuralake.stack.processes import free_port, port_is_free
+from neuralake.lab.cli import spark as cli
+from neuralake.lab.stack import spark_cluster as cluster
+from neuralake.lab.stack.processes import free_port, port_is_free
+from neuralake.spark import compare, elt, session, stop
 from neuralake.streaming.schemas import BRONZE, PARTITION_BY
 
 BATCHES, ROWS = 3, 4_000  # bronze versions and rows per version: tiny, the point is where

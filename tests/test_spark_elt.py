@@ -27,8 +27,9 @@ from typer.testing import CliRunner
 import neuralake
 from neuralake import datagen, delta
 from neuralake.catalog.examples import neuro
-from neuralake.spark import cli, compare, elt, guard, polars_elt, session
-from neuralake.stack.processes import free_port
+from neuralake.lab.cli import spark as cli
+from neuralake.lab.stack.processes import free_port
+from neuralake.spark import compare, elt, guard, polars_elt, session
 from neuralake.streaming import baseline, produce, topics
 
 pytestmark = pytest.mark.stack

@@ -55,7 +55,7 @@ def test_session_is_configured_and_fast_the_second_time(stack_settings):
 def test_jars_command_prints_the_classpath_for_spark_submit():
     from typer.testing import CliRunner
 
-    from neuralake.spark import cli
+    from neuralake.lab.cli import spark as cli
 
     result = CliRunner().invoke(cli.app, ["jars"])
     assert result.exit_code == 0, result.output

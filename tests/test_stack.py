@@ -21,8 +21,8 @@ from deltalake import write_deltalake
 
 import neuralake
 from neuralake.errors import StackError
-from neuralake.stack import control
-from neuralake.stack.services import roapi_config_path
+from neuralake.lab.stack import control
+from neuralake.lab.stack.services import roapi_config_path
 
 
 def quiet(_: str) -> None:
@@ -186,7 +186,7 @@ def test_the_stack_serves_a_table_through_roapi_once_a_config_exists(isolated_en
 def test_kafka_storage_formats_with_a_cluster_id_that_starts_with_a_dash(isolated_env, monkeypatch):
     """A random cluster id starts with "-" about one time in 64; the format must not
     read it as an option (it did, and a fresh stack failed to start)."""
-    from neuralake.stack import services
+    from neuralake.lab.stack import services
 
     monkeypatch.setattr(services.base64, "urlsafe_b64encode", lambda _: b"-0YQiDH9QxK9fQ==")
     kafka = next(
@@ -201,7 +201,7 @@ def test_a_failed_up_stops_what_it_started(isolated_env, monkeypatch):
     """Kafka failing to prepare must not leave the MinIO that the same `up` started."""
     from dataclasses import replace
 
-    from neuralake.stack import services
+    from neuralake.lab.stack import services
 
     def failing_format() -> None:
         raise subprocess.CalledProcessError(1, "kafka-storage", stderr="format failed")

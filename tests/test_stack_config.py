@@ -17,6 +17,8 @@ import pyspark
 import pytest
 import yaml
 
+from neuralake.lab.stack import versions
+from neuralake.lab.stack.services import roapi, roapi_config_path
 from neuralake.settings import (
     STACK_ACCESS_KEY_ID,
     STACK_KAFKA_BOOTSTRAP,
@@ -29,8 +31,6 @@ from neuralake.settings import (
     STACK_SECRET_ACCESS_KEY,
     settings,
 )
-from neuralake.stack import versions
-from neuralake.stack.services import roapi, roapi_config_path
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -194,7 +194,7 @@ SPARK_SERVICES = {"spark-master": "master", "spark-worker": "worker"}
 
 def native_spark_commands() -> dict[str, list[str]]:
     """What `neuralake spark cluster up` runs at its defaults, without the local paths."""
-    from neuralake.spark import cluster
+    from neuralake.lab.stack import spark_cluster as cluster
 
     c = cluster.Cluster(state_dir=Path("/state"))
     commands = {"master": cluster.master_command(c), "worker": cluster.worker_command(c, 1)}
@@ -225,7 +225,7 @@ def test_spark_services_run_the_native_cluster_commands():
 
 
 def test_spark_services_bind_loopback_with_the_native_daemon_settings():
-    from neuralake.spark import cluster
+    from neuralake.lab.stack import spark_cluster as cluster
 
     for name in SPARK_SERVICES:
         assert service(name)["network_mode"] == "host", f"{name}: executors must reach the driver"
@@ -241,7 +241,7 @@ def test_spark_services_bind_loopback_with_the_native_daemon_settings():
 
 
 def test_spark_ports_avoid_the_stack():
-    from neuralake.spark import cluster
+    from neuralake.lab.stack import spark_cluster as cluster
 
     c = cluster.Cluster(state_dir=Path("/state"))
     spark_ports = {c.master_port, c.master_ui_port, c.worker_ui_port}
@@ -256,7 +256,7 @@ def _published(name: str) -> set[int]:
 
 def test_native_services_need_the_stack_profile_s_addresses():
     from neuralake.errors import ConfigError
-    from neuralake.stack.services import native_services
+    from neuralake.lab.stack.services import native_services
 
     with pytest.raises(ConfigError, match="needs NEURALAKE_S3_ENDPOINT: set it, or use the stack"):
         native_services(settings("local"))  # a file warehouse, no servers to start

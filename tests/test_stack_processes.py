@@ -18,8 +18,8 @@ import pytest
 
 import neuralake
 from neuralake.errors import StackError
-from neuralake.stack import control, processes
-from neuralake.stack.services import native_services, roapi_config_path
+from neuralake.lab.stack import control, processes
+from neuralake.lab.stack.services import native_services, roapi_config_path
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(300)"]
 
@@ -252,8 +252,8 @@ def test_the_roapi_health_check_asks_the_server(tmp_path: Path):
 
     from deltalake import write_deltalake
 
-    from neuralake.api.server import delta_entry, roapi
-    from neuralake.stack import health
+    from neuralake.lab.api.server import delta_entry, roapi
+    from neuralake.lab.stack import health
 
     s = neuralake.settings("local")
     uri = (tmp_path / "numbers").as_uri()

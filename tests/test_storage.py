@@ -17,7 +17,7 @@ import neuralake
 from neuralake import delta, storage
 from neuralake.datagen import Simulation
 from neuralake.errors import ConfigError, TableNotFoundError
-from neuralake.labs import grade
+from neuralake.lab.graders import grade
 
 SESSIONS = Simulation(rows=1_000, seed=3).sessions_table()
 

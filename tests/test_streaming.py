@@ -26,7 +26,8 @@ from deltalake import CommitProperties, Transaction, write_deltalake
 import neuralake
 from neuralake.delta import drop_table
 from neuralake.errors import ConfigError, StackError, TableSchemaError
-from neuralake.stack.processes import free_port
+from neuralake.lab.stack.processes import free_port
+from neuralake.lab.writer import binary, control
 from neuralake.streaming import baseline, freshness, metrics, produce, topics, wire
 from neuralake.streaming.schemas import (
     BRONZE,
@@ -37,7 +38,6 @@ from neuralake.streaming.schemas import (
     arrow_schema,
     dead_letter_uri,
 )
-from neuralake.writer import binary, control
 
 # -- the wire format (pure logic) ----------------------------------------------------------
 

@@ -30,11 +30,11 @@ from deltalake.exceptions import CommitFailedError
 import neuralake
 from neuralake.delta import data_files, drop_table, open_table
 from neuralake.errors import StackError
-from neuralake.stack import control as stack_control
-from neuralake.stack.processes import free_port
+from neuralake.lab.stack import control as stack_control
+from neuralake.lab.stack.processes import free_port
+from neuralake.lab.writer import binary, control
 from neuralake.streaming import metrics, produce, topics, wire
 from neuralake.streaming.schemas import DEFAULT_APP, EXAMPLE_MESSAGE, app_id, dead_letter_uri
-from neuralake.writer import binary, control
 
 pytestmark = pytest.mark.stack
 

@@ -54,7 +54,6 @@ import requests
 from deltalake import DeltaTable
 
 import neuralake
-from neuralake.api.server import roapi
 from neuralake.catalog import (
     Catalog,
     Column,
@@ -70,7 +69,8 @@ from neuralake.catalog.export import export_catalog
 from neuralake.catalog.quality import run_checks
 from neuralake.catalog.roapi import roapi_config, write_roapi
 from neuralake.catalog.site import build_site
-from neuralake.labs import lab02
+from neuralake.lab.api.server import roapi
+from neuralake.lab.graders import lab02
 
 s = neuralake.settings()
 lab = lab02.setup(s, prefix=PREFIX)

@@ -63,7 +63,7 @@ from deltalake import DeltaTable
 import neuralake
 from neuralake import delta
 from neuralake.catalog import DeltalakeTable
-from neuralake.labs import hint, lab05  # noqa: F401 (hint: yours to call when stuck)
+from neuralake.lab.graders import hint, lab05  # noqa: F401 (hint: yours to call when stuck)
 
 s = neuralake.settings()
 opts = s.storage_options

@@ -64,7 +64,7 @@ from pyspark.sql import functions as F
 
 import neuralake
 from neuralake.catalog.examples import neuro
-from neuralake.labs import hint, lab06  # noqa: F401 (hint: yours to call when stuck)
+from neuralake.lab.graders import hint, lab06  # noqa: F401 (hint: yours to call when stuck)
 from neuralake.spark import compare, elt, guard, polars_elt
 
 s = neuralake.settings()

@@ -2,7 +2,7 @@
 
 - :mod:`neuralake.api.client`: SQL, REST and GraphQL over HTTP into a Polars DataFrame
   (Arrow IPC on the wire, not JSON), with one-line errors.
-- :mod:`neuralake.api.serve`: write the catalog's ROAPI config where the stack serves
+- :mod:`neuralake.lab.api.serve`: write the catalog's ROAPI config where the stack serves
   it, and reload ROAPI.
 - :mod:`neuralake.api.baseline`: the FastAPI + Polars service an engineer would write
   instead, for the latency comparison.

@@ -9,7 +9,7 @@
 What it does, and why:
 
 - pyspark's own jars have neither Delta Lake nor ``hadoop-aws``. ``make setup`` resolves
-  them once with Maven into the Maven cache; ``neuralake.stack.install.spark_conf``
+  them once with Maven into the Maven cache; ``neuralake.lab.stack.install.spark_conf``
   returns the profile's options plus that list as ``spark.jars``. Nothing downloads here.
 - Memory fits a 2-core, 8 GiB laptop shared with MinIO, Kafka and Jupyter: a 1 GiB
   driver (local mode runs executors inside the driver) and 4 shuffle partitions instead
@@ -72,7 +72,7 @@ def spark_config(
     at a standalone cluster, e.g. ``spark://127.0.0.1:7077`` (``neuralake spark cluster
     up`` starts one); a cluster master adds ``CLUSTER_DEFAULTS``.
     """
-    from neuralake.stack.install import spark_conf
+    from neuralake.lab.stack.install import spark_conf
 
     s = settings or load_settings()
     conf = {**LOCAL_DEFAULTS, **spark_conf(s)}

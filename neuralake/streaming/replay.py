@@ -42,8 +42,8 @@ from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
 
 from neuralake.datagen.schemas import UTC_MICROS
 from neuralake.errors import NeuralakeError
-from neuralake.stack.processes import NotYet, wait_until
 from neuralake.streaming.schemas import arrow_schema, message_key
+from neuralake.waiting import NotYet, wait_until
 
 REPLAY_HEADER = "neuralake-replay-of"
 COORDINATES = ["kafka_topic", "kafka_partition", "kafka_offset"]

@@ -28,7 +28,7 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from neuralake.errors import ConfigError, StackError
 from neuralake.settings import ENV_VARS, Settings
-from neuralake.stack.processes import NotYet, wait_until
+from neuralake.waiting import NotYet, wait_until
 
 TIMEOUT_S = 10.0
 

@@ -1,0 +1,41 @@
+"""``benchmarks/writer_throughput.py``: its targets and how the report reads one run."""
+
+from __future__ import annotations
+
+from neuralake.lab.bench.acceptance import Benchmark, Check, at_least
+
+#: The issue's targets for catching up on a preloaded topic.
+TARGETS = {
+    "messages": 2_000_000,  # "a preloaded topic (at least 2 million messages)"
+    "rust_messages_per_s": 100_000,
+    "speedup": 5.0,  # over the Python baseline on the same topic
+}
+
+
+def checks(run: dict) -> list[Check]:
+    """``benchmarks/writer_throughput.py``: catch-up of a preloaded topic, Rust vs Python."""
+    rust = run["rust"]["messages_per_s"]
+    figures = [
+        at_least("messages in the preloaded topic", run["messages"], TARGETS["messages"], "{:,}"),
+        at_least("Rust writer", rust, TARGETS["rust_messages_per_s"], "{:,}", " msg/s"),
+    ]
+    if "python" in run:
+        python = run["python"]["messages_per_s"]
+        figures.append(Check("Python baseline, same topic", f"{python:,} msg/s"))
+        figures.append(at_least("Rust / Python", rust / python, TARGETS["speedup"], "{:.2f}", "x"))
+    else:  # --skip-python: the ratio was not measured, so the target is not shown to hold
+        figures.append(
+            Check("Rust / Python", "not measured", f">= {TARGETS['speedup']:.2f}x", False)
+        )
+    ceiling = run["ceiling"]["messages_per_s"]
+    figures.append(Check("raw Kafka consume (the ceiling)", f"{round(ceiling):,} msg/s"))
+    figures.append(Check("Rust / consume ceiling", f"{rust / ceiling:.2f}", "reported"))
+    return figures
+
+
+BENCHMARK = Benchmark(
+    "Rust writer: catch-up of a preloaded topic",
+    "writer_throughput",
+    "benchmarks/writer_throughput.py --messages 2000000",
+    checks,
+)

@@ -1,0 +1,1 @@
+"""Run the lessons headless into the docs site: the builder, its mkdocs hooks, its CLI."""

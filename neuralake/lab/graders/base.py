@@ -1,0 +1,115 @@
+"""What a lab object is: the plumbing every lab's grader module shares.
+
+A lab notebook's setup cell keeps what ``labNN.setup(s, prefix=PREFIX)`` returns as
+``lab``. That object owns:
+
+- ``settings``: where S3, Kafka and PostgreSQL are (``lab.storage_options`` is what
+  delta-rs and Polars take);
+- ``prefix``: the start of every table, topic and folder the lab creates, so that two
+  runs with different prefixes (a student's and a test's) never touch each other's data;
+- what each exercise starts from: where its tables and topics are and what it was given
+  (the fields a subclass declares, such as lab 01's ``lab.ex3.batch``);
+- ``reset(exercise)``: rebuild that exercise's starting state and restart its hints at
+  1/3, so that a student who broke one exercise retries it alone.
+
+It does not grade. The graders are the ``check_*`` functions of the lab's module: they
+read the real tables and never take the object's (or the student's) word for what
+happened. A lab subclasses :class:`Lab`, names itself and its exercises, and says in
+:meth:`Lab.rebuild` how one exercise is put back::
+
+    @dataclass
+    class Lab07(Lab):
+        number: ClassVar[str] = "07"
+        exercises: ClassVar[tuple[str, ...]] = ("ex1", "ex2")
+        tables: ClassVar[tuple[str, ...]] = ("ex1_events", "ex2_events")
+        ex1: str  # the URI exercise 1 works on
+        ex2: str
+
+        def rebuild(self, exercise: str) -> None:
+            setattr(self, exercise, BUILDERS[exercise](self.settings, self.prefix))
+
+    def setup(settings, *, prefix="lab07_") -> Lab07:
+        Lab07.forget_attempts()
+        built = {exercise: build(settings, prefix) for exercise, build in BUILDERS.items()}
+        return Lab07(settings, prefix, **built)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from neuralake import delta
+from neuralake.errors import NeuralakeError
+from neuralake.lab.graders.checks import reset_attempts
+from neuralake.settings import Settings
+from neuralake.streaming import topics
+
+
+@dataclass
+class Lab:
+    """One run of a lab: its settings, its prefix, and what each exercise starts from."""
+
+    settings: Settings
+    prefix: str  # every table, topic and folder of this run starts with it
+
+    number: ClassVar[str]  # "01": attempt keys are "lab01.ex3"
+    exercises: ClassVar[tuple[str, ...]]  # ("ex1", ...), in the notebook's order
+    tables: ClassVar[tuple[str, ...]] = ()  # table names after the prefix (drop_tables)
+
+    @property
+    def storage_options(self) -> dict[str, str]:
+        return self.settings.storage_options
+
+    @classmethod
+    def key(cls, exercise: str) -> str:
+        """The attempt key of an exercise (``lab01.ex3``): hints count per key."""
+        return f"lab{cls.number}.{exercise}"
+
+    @classmethod
+    def forget_attempts(cls) -> None:
+        """Restart every exercise's hints at 1/3 (``setup`` does this first)."""
+        reset_attempts(f"lab{cls.number}.")
+
+    def reset(self, exercise: str) -> None:
+        """Rebuild one exercise's starting state and forget its attempts."""
+        if exercise not in self.exercises:
+            raise NeuralakeError(
+                f"lab {self.number} has no exercise {exercise!r}: "
+                f"use one of {', '.join(self.exercises)}"
+            )
+        self.rebuild(exercise)
+        reset_attempts(self.key(exercise))
+        print(f"{exercise} is as it was at setup; its hints start again at 1/3")
+
+    def rebuild(self, exercise: str) -> None:
+        """Put ``exercise`` back as ``setup`` left it (each lab says how)."""
+        raise NotImplementedError(f"lab {self.number} does not say how to rebuild {exercise}")
+
+    @classmethod
+    def fresh_table(cls, settings: Settings, prefix: str, name: str) -> str:
+        """The URI of the lab's table ``name``, dropped so that it starts empty.
+
+        ``name`` must be one of :attr:`tables`, so that :meth:`drop_tables` deletes it too.
+        """
+        if name not in cls.tables:
+            raise NeuralakeError(
+                f"{name!r} is not one of lab {cls.number}'s tables: add it to its tables first"
+            )
+        return delta.fresh_table(settings.table_uri(prefix + name), settings.storage_options)
+
+    @classmethod
+    def drop_tables(cls, settings: Settings, prefix: str) -> None:
+        """Delete every table of the lab (the tests clean up with it)."""
+        for name in cls.tables:
+            delta.drop_table(settings.table_uri(prefix + name), settings.storage_options)
+
+
+def fresh_topic(settings: Settings, topic: str, partitions: int, timeout_s: float = 30) -> str:
+    """``topic``, deleted and created again, empty, with ``partitions`` partitions.
+
+    :func:`neuralake.streaming.topics.recreate_topic` waits out Kafka's background delete
+    and the new partitions' leaders; this only hands the name back for the lab's fields.
+    """
+    topics.recreate_topic(settings, topic, partitions, timeout_s=timeout_s)
+    return topic
