@@ -22,6 +22,22 @@ here, and every change is listed:
 
 from __future__ import annotations
 
+# Q19 is three OR'ed branches that differ only in their parameters, as the official text.
+_Q19_BRANCH = """(
+        p_partkey = l_partkey
+        and p_brand = 'Brand#{0}'
+        and p_container in ({1})
+        and l_quantity >= {2} and l_quantity <= {3}
+        and p_size between 1 and {4}
+        and l_shipmode in ('AIR', 'AIR REG')
+        and l_shipinstruct = 'DELIVER IN PERSON'
+    )"""
+_Q19_BRANCHES = [
+    (12, "'SM CASE', 'SM BOX', 'SM PACK', 'SM PKG'", 1, 11, 5),
+    (23, "'MED BAG', 'MED BOX', 'MED PKG', 'MED PACK'", 10, 20, 10),
+    (34, "'LG CASE', 'LG BOX', 'LG PACK', 'LG PKG'", 20, 30, 15),
+]
+
 QUERIES: dict[int, str] = {
     1: """
 select
@@ -299,35 +315,9 @@ group by c_name, c_custkey, o_orderkey, o_orderdate, o_totalprice
 order by o_totalprice desc, o_orderdate
 limit 100
 """,
-    19: """
-select sum(l_extendedprice * (1 - l_discount)) as revenue
-from lineitem, part
-where (
-        p_partkey = l_partkey
-        and p_brand = 'Brand#12'
-        and p_container in ('SM CASE', 'SM BOX', 'SM PACK', 'SM PKG')
-        and l_quantity >= 1 and l_quantity <= 11
-        and p_size between 1 and 5
-        and l_shipmode in ('AIR', 'AIR REG')
-        and l_shipinstruct = 'DELIVER IN PERSON'
-    ) or (
-        p_partkey = l_partkey
-        and p_brand = 'Brand#23'
-        and p_container in ('MED BAG', 'MED BOX', 'MED PKG', 'MED PACK')
-        and l_quantity >= 10 and l_quantity <= 20
-        and p_size between 1 and 10
-        and l_shipmode in ('AIR', 'AIR REG')
-        and l_shipinstruct = 'DELIVER IN PERSON'
-    ) or (
-        p_partkey = l_partkey
-        and p_brand = 'Brand#34'
-        and p_container in ('LG CASE', 'LG BOX', 'LG PACK', 'LG PKG')
-        and l_quantity >= 20 and l_quantity <= 30
-        and p_size between 1 and 15
-        and l_shipmode in ('AIR', 'AIR REG')
-        and l_shipinstruct = 'DELIVER IN PERSON'
-    )
-""",
+    19: "\nselect sum(l_extendedprice * (1 - l_discount)) as revenue\nfrom lineitem, part\nwhere "
+    + " or ".join(_Q19_BRANCH.format(*branch) for branch in _Q19_BRANCHES)
+    + "\n",
     20: """
 select s_name, s_address
 from supplier, nation
