@@ -405,16 +405,24 @@ while stream is None or samples[-1]["kafka_lag"] > 0:  # until produced and drai
         os.kill(pid, signal.SIGKILL)  # two stream commits landed: now, mid-stream
         killed_at = elapsed
         print(f"t={elapsed:.1f} s: kill -9 {pid} (ingest), table at version {version:.0f}")
+        # Both records of progress, read right after the kill (the process cannot move them).
+        at_kill = pl.DataFrame(
+            {
+                "partition": range(PARTITIONS),
+                "table: txn version + 1": [
+                    None if v is None else v + 1 for v in txn_versions().values()
+                ],
+                "Kafka: committed offset": topics.group_lag(s, GROUP, TOPIC)["committed"],
+            }
+        ).with_columns(
+            kafka_behind_by=pl.col("table: txn version + 1") - pl.col("Kafka: committed offset")
+        )
+        print(at_kill)
+        behind = int(at_kill["kafka_behind_by"].sum())
+        assert behind >= 0, "Kafka ahead of the table: the writer confirmed before committing"
         print(
-            pl.DataFrame(
-                {
-                    "partition": range(PARTITIONS),
-                    "table txn version + 1": [
-                        None if v is None else v + 1 for v in txn_versions().values()
-                    ],
-                    "Kafka committed offset": kafka["committed"],
-                }
-            )
+            f"Kafka knows {behind:,} messages fewer than the table: "
+            + ("the kill landed between the two writes" if behind else "both writes had landed")
         )
     if killed_at is not None and restarted_at is None and elapsed >= killed_at + 1.5:
         control.up(s, topic=TOPIC, table=TABLE, echo=lambda _: None)
@@ -440,16 +448,31 @@ ax.set_xlabel("seconds since the producer started")
 ax.set_ylabel("messages behind")
 ax.legend()
 plt.show()
+peak_before = lag.filter(pl.col("t_s") < killed_at)["kafka_lag"].max()
+peak_at = lag.row(lag["kafka_lag"].arg_max(), named=True)["t_s"]
 print(
-    f"largest lag seen: AdminClient {lag['kafka_lag'].max():,}, "
+    f"before the kill the saw-tooth peaked at {peak_before:,} messages = "
+    f"{peak_before / RATE:.1f} s of messages at RATE {RATE:,}/s"
+)
+print(
+    f"largest lag seen: AdminClient {lag['kafka_lag'].max():,} at t={peak_at:.1f} s "
+    f"(killed at {killed_at:.1f}, restarted at {restarted_at:.1f}), "
     f"writer gauge {lag['writer_lag'].max():,.0f} messages"
 )
+assert 1.2 * RATE <= peak_before <= 4 * RATE, "about two batches of a second each: see below"
+assert killed_at <= peak_at, "the largest lag builds up while the writer is dead"
 
 # %% [markdown]
-# Read the plot. The AdminClient's lag is a saw-tooth: it grows between the writer's
-# commits (once a second, so up to about `RATE` messages) and drops at each one, when
-# the writer confirms its offsets to Kafka. While the process is dead it only grows;
-# after the restart the writer drains the backlog in one or two batches.
+# Read the plot. The AdminClient's lag is a saw-tooth: it grows by `RATE` messages a
+# second and drops each time the writer confirms offsets to Kafka. Its peaks are about
+# **two** seconds of messages, not one (the first line under the plot), because ingest
+# is a pipeline: while batch *n* is being committed to Delta, the reader is already
+# filling batch *n + 1* (one flush interval, 1 s), and it confirms batch *n* to Kafka
+# only when it hands batch *n + 1* over. So just before a confirmation, Kafka is behind
+# by the batch committed but not yet confirmed plus the batch being filled. While the
+# process is dead the lag only grows, and it keeps growing after the restart until the
+# new process confirms its first commit: the largest value is reached in that stretch
+# (the second line). Then the writer drains the backlog in a few big batches.
 #
 # Compare the two curves and the maxima printed under the plot. The writer's gauge is
 # the high watermark (re-read every 200 ms) minus the next offset the *table* needs
@@ -461,11 +484,27 @@ print(
 # where on the plot it was reached. Alert on lag from the broker's side, which does not
 # depend on the consumer being alive; read the gauge to see what the writer believes.
 #
-# The table printed at the kill compares two records of progress per partition: the
-# next offset the table needs (its `txn` version + 1) and the group's committed offset
-# (Kafka's convention: the next offset to read). The writer writes the second right
-# after the first, so they agree unless the process dies in between. If Kafka's were
-# behind and the writer resumed from it, it would write those messages a second time.
+# ### The kill landed between the two records of progress
+#
+# Look again at the table printed at the kill. Per partition it shows two records of
+# how far the writer got: the next offset the table needs (its `txn` version + 1) and
+# the group's committed offset (Kafka's convention: the next offset to read). The
+# writer writes them in that order: the Delta commit first, then, when the reader hands
+# over its next batch (up to a flush interval later), the commit to Kafka. They agree
+# only when the stream pauses; during a stream Kafka is about one batch behind most of
+# the time, so "dies in between" is not a rare accident but the usual case. The
+# notebook killed ingest right after it saw a new table version: `kafka_behind_by` is
+# how many messages per partition the table holds that Kafka does not know about (the
+# last batch, about one second of messages; the line under the table adds them up).
+#
+# Which record wins on restart? The table's. The restarted writer opens the table, reads
+# each partition's `txn` version and seeks to `version + 1`; it never asks Kafka where
+# to start. Had it trusted Kafka, it would have read those `kafka_behind_by` messages
+# again and committed them a second time: the count below would show duplicates. The
+# table's `txn` is the truth because it is written **in the same atomic commit** as the
+# rows it describes: if the rows are in the table, so is the offset, and if the commit
+# failed, neither is. Kafka's offset is a second write, and nothing makes two writes to
+# two systems atomic. (The opposite order, Kafka first, would lose the batch instead.)
 #
 # ### Did we lose or duplicate anything?
 #
@@ -491,7 +530,8 @@ assert dead.height == stream["malformed"], "lost or duplicated dead letters"
 # %% [markdown]
 # Same numbers: the restarted writer read its txn versions and continued at the next
 # offset. The batch it was collecting when it died was never committed, so it was
-# simply read again. The group's committed offsets played no part.
+# simply read again. The group's committed offsets played no part: had they, the
+# `kafka_behind_by` messages of the table at the kill would be here twice.
 #
 # ## 6 · Dead letters: why, fix, replay once
 #
@@ -610,13 +650,17 @@ print(
     round(metric("neuralake_writer_freshness_seconds"), 3),
     "s",
 )
+FLUSH_S = 1.0  # the writer's default --flush-ms, in seconds
+assert FLUSH_S / 2 <= summary["p50_s"] < FLUSH_S + 1, "p50: half a flush plus the commit"
+assert 0.8 * FLUSH_S <= summary["p99_s"] < 3, "p99: about one flush plus the commit, under 3 s"
 
 # %% [markdown]
 # The histogram is roughly flat between the fastest and the slowest rows: a message
 # that arrives just before a flush waits almost nothing, one that arrives just after
 # waits a whole flush interval. So expect the median near half the flush interval plus
 # the commit and poll time, and p99 near one whole interval plus those: compare with
-# the p50 and p99 printed above. Freshness is bought with commits: `--flush-ms 200`
+# the p50 and p99 printed above (the cell above asserts that rule of thumb).
+# Freshness is bought with commits: `--flush-ms 200`
 # would be fresher, at five times the commits and small files (exercise 4 below).
 #
 # ## 8 · How fast can it catch up?
@@ -710,6 +754,7 @@ print(
     f"Rust writer: {rust / python:.1f}x the Python baseline, "
     f"{rust / ceiling:.0%} of a read-only rdkafka consumer"
 )
+assert python < rust < ceiling, "the Python baseline falls behind; reading alone is the ceiling"
 
 # %% [markdown]
 # The line above is the comparison at this scale on this machine; start-up (opening
