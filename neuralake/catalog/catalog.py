@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from types import ModuleType
 
 from neuralake.catalog.database import Database, ModuleDatabase
-from neuralake.catalog.errors import CatalogError, UnknownNameError
+from neuralake.catalog.errors import CatalogError, UnknownNameError, lookup
 from neuralake.catalog.functions import FunctionTable
 from neuralake.catalog.names import check_name
 from neuralake.catalog.quality import QualityReport, run_checks, unreadable
@@ -70,10 +70,7 @@ class Catalog:
 
     def db(self, name: str) -> Database:
         """The database ``name``; an unknown name lists the databases that exist."""
-        try:
-            return self._dbs[name]
-        except KeyError:
-            raise UnknownNameError("database", name, self._dbs) from None
+        return lookup("database", name, self._dbs)
 
     def items(self) -> Iterator[tuple[str, Table]]:
         """Every ``(db name, table)`` pair, in declaration order."""

@@ -12,24 +12,30 @@ ROAPI two tables of that name. To re-export a table on purpose, name it in the m
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
 from types import ModuleType
-from typing import Protocol, runtime_checkable
 
 import polars as pl
 
-from neuralake.catalog.errors import CatalogError, UnknownNameError
+from neuralake.catalog.errors import CatalogError, lookup
 from neuralake.catalog.filters import Filters
 from neuralake.catalog.tables import Table
 from neuralake.settings import Settings
 
 
-@runtime_checkable
-class Database(Protocol):
-    """What the catalog needs from a database: its tables, by name."""
+class Database(ABC):
+    """A set of tables by name. A subclass says which tables (:meth:`tables`); reading
+    them by name (:meth:`get`, :meth:`table`) is the same for every database."""
 
-    def tables(self) -> dict[str, Table]: ...
+    @abstractmethod
+    def tables(self) -> dict[str, Table]:
+        """The tables by name, in declaration order."""
+
+    def get(self, name: str) -> Table:
+        """The table object ``name``; an unknown name lists the tables that exist."""
+        return lookup("table", name, self.tables())
 
     def table(
         self,
@@ -40,10 +46,22 @@ class Database(Protocol):
         *,
         version: int | None = None,
         timestamp: datetime | str | None = None,
-    ) -> pl.LazyFrame: ...
+    ) -> pl.LazyFrame:
+        """A lazy read of table ``name``: see :meth:`Table.scan` for every argument.
+
+        ``db.table("sessions", filters=[Filter("task", "=", "rest")], columns=[...])``;
+        ``db.table("sessions", version=0)`` reads the first version (Delta tables).
+        """
+        return self.get(name).scan(
+            filters=filters,
+            columns=columns,
+            settings=settings,
+            version=version,
+            timestamp=timestamp,
+        )
 
 
-class ModuleDatabase:
+class ModuleDatabase(Database):
     """The tables a Python module declares (or lists in ``__all__``), in declaration order.
 
     ``ModuleDatabase(neuro)``; the description is the module's docstring. A notebook is a
@@ -72,35 +90,4 @@ class ModuleDatabase:
         return f"ModuleDatabase({self.module.__name__}, {len(self._tables)} tables)"
 
     def tables(self) -> dict[str, Table]:
-        """The tables by name."""
         return dict(self._tables)
-
-    def get(self, name: str) -> Table:
-        """The table object ``name``; an unknown name lists the tables that exist."""
-        try:
-            return self._tables[name]
-        except KeyError:
-            raise UnknownNameError("table", name, self._tables) from None
-
-    def table(
-        self,
-        name: str,
-        filters: Filters | None = None,
-        columns: Sequence[str] | None = None,
-        settings: Settings | None = None,
-        *,
-        version: int | None = None,
-        timestamp: datetime | str | None = None,
-    ) -> pl.LazyFrame:
-        """A lazy read of table ``name``: see :meth:`Table.scan` for every argument.
-
-        ``db.table("sessions", filters=[Filter("task", "=", "rest")], columns=[...])``;
-        ``db.table("sessions", version=0)`` reads the first version (Delta tables).
-        """
-        return self.get(name).scan(
-            filters=filters,
-            columns=columns,
-            settings=settings,
-            version=version,
-            timestamp=timestamp,
-        )

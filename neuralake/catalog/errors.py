@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
 from neuralake.errors import NeuralakeError
 
@@ -18,3 +19,14 @@ class UnknownNameError(CatalogError, LookupError):
         choices = ", ".join(sorted(known)) or "(none)"
         super().__init__(f"unknown {kind} {name!r}: choose one of {choices}")
         self.name = name
+
+
+T = TypeVar("T")
+
+
+def lookup(kind: str, name: str, known: Mapping[str, T]) -> T:
+    """``known[name]``; an unknown name raises :class:`UnknownNameError` listing the known ones."""
+    try:
+        return known[name]
+    except KeyError:
+        raise UnknownNameError(kind, name, known) from None

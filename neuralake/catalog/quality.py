@@ -14,6 +14,7 @@ data however many checks there are.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -51,8 +52,36 @@ def _counted(check: Check, failing: int, what: str) -> CheckResult:
     return CheckResult(check.label, check.column, ok, "ok" if ok else f"{failing} rows {what}")
 
 
+class RowCheck(ABC):
+    """A check every row passes or fails on its own (the ELT keeps the rows that pass).
+
+    A subclass says what a passing row is (:meth:`row_ok`) and how a failing one is
+    described (:meth:`failing`); the check's aggregate counts the rows that fail.
+    """
+
+    column: str
+
+    @property
+    @abstractmethod
+    def label(self) -> str: ...
+
+    @abstractmethod
+    def row_ok(self) -> pl.Expr:
+        """Whether one row passes."""
+
+    @abstractmethod
+    def failing(self) -> str:
+        """What the failing rows are, e.g. ``are null``."""
+
+    def aggregate(self) -> pl.Expr:
+        return (~self.row_ok()).sum()
+
+    def verdict(self, value: int) -> CheckResult:
+        return _counted(self, value, self.failing())
+
+
 @dataclass(frozen=True)
-class NotNull:
+class NotNull(RowCheck):
     """No value of ``column`` is null."""
 
     column: str
@@ -62,14 +91,10 @@ class NotNull:
         return f"not_null({self.column})"
 
     def row_ok(self) -> pl.Expr:
-        """Whether one row passes (the ELT keeps the rows that pass every such check)."""
         return pl.col(self.column).is_not_null()
 
-    def aggregate(self) -> pl.Expr:
-        return (~self.row_ok()).sum()
-
-    def verdict(self, value: int) -> CheckResult:
-        return _counted(self, value, "are null")
+    def failing(self) -> str:
+        return "are null"
 
 
 @dataclass(frozen=True)
@@ -92,7 +117,7 @@ class Unique:
 
 
 @dataclass(frozen=True)
-class Range:
+class Range(RowCheck):
     """Every non-null value of ``column`` lies in ``[min, max]`` (either bound optional)."""
 
     column: str
@@ -104,7 +129,7 @@ class Range:
         return f"range({self.column}, {self.min}..{self.max})"
 
     def row_ok(self) -> pl.Expr:
-        """Whether one row passes: a null does (``NotNull`` is the check for nulls)."""
+        """A null passes (``NotNull`` is the check for nulls)."""
         col = pl.col(self.column)
         inside = col.is_not_null()
         if self.min is not None:
@@ -113,15 +138,12 @@ class Range:
             inside = inside & (col <= self.max)
         return col.is_null() | inside
 
-    def aggregate(self) -> pl.Expr:
-        return (~self.row_ok()).sum()
-
-    def verdict(self, value: int) -> CheckResult:
-        return _counted(self, value, f"outside [{self.min}, {self.max}]")
+    def failing(self) -> str:
+        return f"outside [{self.min}, {self.max}]"
 
 
 @dataclass(frozen=True)
-class AcceptedValues:
+class AcceptedValues(RowCheck):
     """Every non-null value of ``column`` is one of ``values``."""
 
     column: str
@@ -132,15 +154,12 @@ class AcceptedValues:
         return f"accepted_values({self.column})"
 
     def row_ok(self) -> pl.Expr:
-        """Whether one row passes: a null does (``NotNull`` is the check for nulls)."""
+        """A null passes (``NotNull`` is the check for nulls)."""
         col = pl.col(self.column)
         return col.is_null() | col.is_in(list(self.values))
 
-    def aggregate(self) -> pl.Expr:
-        return (~self.row_ok()).sum()
-
-    def verdict(self, value: int) -> CheckResult:
-        return _counted(self, value, f"not in {list(self.values)}")
+    def failing(self) -> str:
+        return f"not in {list(self.values)}"
 
 
 @dataclass(frozen=True)

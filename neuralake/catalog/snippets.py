@@ -24,7 +24,19 @@ from neuralake.catalog.errors import CatalogError
 from neuralake.catalog.filters import Filter, Filters, normalize
 from neuralake.catalog.tables import parquet_source
 
-_PY_OPS = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+# Each filter operator as a condition in Python (Polars) and in SQL (DataFusion), side by
+# side: ``{col}`` is the quoted column, ``{value}`` the value as a literal of that language.
+_CONDITIONS = {
+    "=": ("({col} == {value})", "{col} = {value}"),
+    "!=": ("({col} != {value})", "{col} <> {value}"),
+    "<": ("({col} < {value})", "{col} < {value}"),
+    "<=": ("({col} <= {value})", "{col} <= {value}"),
+    ">": ("({col} > {value})", "{col} > {value}"),
+    ">=": ("({col} >= {value})", "{col} >= {value}"),
+    "in": ("{col}.is_in({value})", "{col} IN {value}"),
+    "not in": ("~{col}.is_in({value})", "{col} NOT IN {value}"),
+    "contains": ("{col}.str.contains({value}, literal=True)", "strpos({col}, {value}) > 0"),
+}
 _PLAIN_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -65,14 +77,7 @@ def _imports(groups: list[list[Filter]]) -> list[str]:
 
 
 def _py_condition(f: Filter) -> str:
-    col = f"pl.col({f.column!r})"
-    if f.op in _PY_OPS:
-        return f"({col} {_PY_OPS[f.op]} {py_literal(f.value)})"
-    if f.op == "in":
-        return f"{col}.is_in({py_literal(list(f.value))})"
-    if f.op == "not in":
-        return f"~{col}.is_in({py_literal(list(f.value))})"
-    return f"{col}.str.contains({f.value!r}, literal=True)"
+    return _CONDITIONS[f.op][0].format(col=f"pl.col({f.column!r})", value=py_literal(f.value))
 
 
 def _py_predicate(groups: list[list[Filter]]) -> str:
@@ -190,14 +195,7 @@ def sql_literal(value: Any) -> str:
 
 
 def _sql_condition(f: Filter) -> str:
-    col = sql_identifier(f.column)
-    if f.op == "in":
-        return f"{col} IN {sql_literal(f.value)}"
-    if f.op == "not in":
-        return f"{col} NOT IN {sql_literal(f.value)}"
-    if f.op == "contains":
-        return f"strpos({col}, {sql_literal(f.value)}) > 0"
-    return f"{col} {'<>' if f.op == '!=' else f.op} {sql_literal(f.value)}"
+    return _CONDITIONS[f.op][1].format(col=sql_identifier(f.column), value=sql_literal(f.value))
 
 
 def sql_where(filters: Filters | None) -> str:

@@ -37,6 +37,23 @@ class Tracked:
     cmdline: list[str]
     log_from: int = 0  # where this start's lines begin in its log file (bytes)
 
+    def is_running(self) -> bool:
+        """Whether this very process still runs (same pid *and* start time, not a zombie)."""
+        try:
+            proc = psutil.Process(self.pid)
+            same = abs(proc.create_time() - self.create_time) < 0.5
+            return same and proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def exit_code(self) -> int | None:
+        """Reap it if it finished and is our child; None when unknown (not our child)."""
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        return os.waitstatus_to_exitcode(status) if pid else None
+
 
 def start(
     cmd: list[str],
@@ -78,15 +95,7 @@ def recorded(pid_file: Path) -> Tracked | None:
 def running(pid_file: Path) -> Tracked | None:
     """The process recorded in ``pid_file`` if it is still that very process."""
     tracked = recorded(pid_file)
-    if tracked is None:
-        return None
-    try:
-        proc = psutil.Process(tracked.pid)
-        same = abs(proc.create_time() - tracked.create_time) < 0.5
-        alive = proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return None
-    return tracked if same and alive else None
+    return tracked if tracked is not None and tracked.is_running() else None
 
 
 def stop(pid_file: Path, timeout: float = 30.0) -> bool:
@@ -105,15 +114,9 @@ def stop(pid_file: Path, timeout: float = 30.0) -> bool:
 
 
 def exit_code(pid_file: Path) -> int | None:
-    """Reap a finished child if it is ours; None when unknown (not our child)."""
+    """The exit code of the finished child ``pid_file`` names; None when unknown."""
     tracked = recorded(pid_file)
-    if tracked is None:
-        return None
-    try:
-        pid, status = os.waitpid(tracked.pid, os.WNOHANG)
-    except ChildProcessError:
-        return None
-    return os.waitstatus_to_exitcode(status) if pid else None
+    return tracked.exit_code() if tracked is not None else None
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
