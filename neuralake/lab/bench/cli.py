@@ -49,8 +49,8 @@ def bench(
     out: Annotated[Path, typer.Option(help="Folder for results.json and the plots.")] = Path(
         "build/bench"
     ),
-    ceiling: Annotated[
-        bool, typer.Option(help="Also measure the Parquet scan ceiling (tpch only).")
+    plain_read: Annotated[
+        bool, typer.Option(help="Also time a plain pyarrow read of Q1's columns (tpch only).")
     ] = True,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -63,15 +63,7 @@ def bench(
         raise ConfigError(f"unknown suite {suite!r}: choose tpch or neural")
     numbers = _query_numbers(queries)
     path = run_and_report(
-        suite=suite,
-        scale=scale,
-        engines=engines,
-        runs=runs,
-        numbers=numbers,
-        out=out,
-        with_ceiling=ceiling,
-        progress=progress,
-        echo=typer.echo,
+        suite, scale, engines, runs, out, numbers, plain_read, progress, echo=typer.echo
     )
     document = compare_mod.load(path)
     typer.echo(report.markdown_table(document))
