@@ -5,28 +5,26 @@ each one with what its grader found."""
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import polars as pl
 import pytest
 from lab_runs import assert_solution_passes_every_check, assert_student_fails_every_check
 
-from neuralake import delta
 from neuralake.lab.graders import lab04
-from neuralake.lab.writer import binary, control
-from neuralake.streaming import replay, topics
-from neuralake.streaming.schemas import EXAMPLE_MESSAGE, dead_letter_uri
+from neuralake.lab.writer import binary
+from neuralake.streaming.schemas import EXAMPLE_MESSAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB04 = ROOT / "labs" / "04_kafka" / "04_kafka.ipynb"
 
 # What each check reports when its exercise was not done.
 HINTS = [
-    "dead_fields is None",
+    "culprit is None",
     "the writer's ingest process is running",
-    "no stream was started since setup",
+    "doubled_version is None",
     "nothing was replayed",
     "p99 is None",
 ]
@@ -63,6 +61,31 @@ def test_expected_fix_repairs_only_what_is_knowable() -> None:
     assert lab04.expected_fix(_payload(spike="yes", channel=70_000)) is None  # still broken
 
 
+def test_dead_by_source_tells_one_device_from_the_trickle() -> None:
+    rows = [(_payload(session_id=7, timestamp=10**18), "timestamp")] * 5
+    rows += [(_payload(spike="yes"), "spike"), (_payload(channel=70_000), "channel")] * 3
+    rows += [(b'{"session_id": 7, "cha', "payload")] * 2  # not JSON: no sender
+    found = lab04.dead_by_source(pl.DataFrame(rows, schema=["payload", "field"], orient="row"))
+    assert found.row(0) == (7, "timestamp", 5)
+    assert found.filter(pl.col("session_id").is_null())["len"].to_list() == [2]
+
+
+def test_doubling_finds_the_commit_that_added_known_offsets_again(tmp_path) -> None:
+    uri = (tmp_path / "bronze").as_uri()
+    first = pl.DataFrame(
+        {"kafka_partition": [0, 0, 1, 1], "kafka_offset": [0, 1, 0, 1]},
+        schema={"kafka_partition": pl.Int32, "kafka_offset": pl.Int64},
+    )
+    first.write_delta(uri)
+    first.filter(pl.col("kafka_offset") == 1).write_delta(uri, mode="append")  # v1: copies
+    first.with_columns(pl.col("kafka_offset") + 2).write_delta(uri, mode="append")  # v2: new
+    found = lab04.doubling(uri, {})
+    assert found.select("version", "kafka_partition", "rows", "txn").rows() == [
+        (1, 0, 1, False),
+        (1, 1, 1, False),
+    ]
+
+
 @pytest.fixture
 def lab_prefix(stack_settings, monkeypatch) -> Iterator[str]:
     """Unique names, the kernel pointed at the stack, and everything removed after."""
@@ -70,14 +93,7 @@ def lab_prefix(stack_settings, monkeypatch) -> Iterator[str]:
     monkeypatch.setenv("NEURALAKE_PROFILE", stack_settings.profile)
     prefix = f"test_lab04_{uuid.uuid4().hex[:8]}_"
     yield prefix
-    s, table = stack_settings, f"{prefix}bronze"
-    control.down(s, table, echo=lambda _: None)
-    topics.delete_topic(s, f"{prefix}signals")
-    uri = s.table_uri(table)
-    for name in (uri, dead_letter_uri(uri), replay.ledger_uri(dead_letter_uri(uri))):
-        delta.drop_table(name, s.storage_options)
-    shutil.rmtree(s.state_dir / "writer" / table, ignore_errors=True)
-    shutil.rmtree(s.state_dir / "labs" / "04" / prefix.rstrip("_"), ignore_errors=True)
+    lab04.drop(stack_settings, prefix)
 
 
 @pytest.mark.stack

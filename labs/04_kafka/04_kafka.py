@@ -18,13 +18,23 @@
 #
 # You run a streaming pipeline: a topic of neural-signal messages, the Rust writer
 # turning it into a bronze Delta table, a dead-letter table for what it could not read.
-# Five exercises, the last a stretch: find out why messages died, read lag while
-# nobody consumes, prove a `kill -9` loses nothing, repair what can be repaired, and
-# measure freshness from the log itself.
+# Two of the exercises are incidents to diagnose from what the pipeline left behind;
+# the others ask you to act on a running pipeline and prove the result.
 #
-# **Time:** about 60 minutes, plus 20 for the stretch exercise.
-# **Prerequisites:** lesson 04 (`notebooks/04_kafka_exactly_once`): every API you need
-# is shown there. The stack running (`make up`) and the Rust writer built (`make setup`).
+# **You will be able to**
+#
+# 1. find which device and which field fill a dead-letter table, and tell an incident
+#    from background noise;
+# 2. measure lag from Kafka and from the table, and say when the two differ;
+# 3. find, from the Delta log alone, the commit that doubled rows and why it could;
+# 4. repair the dead letters whose true value is known and replay each exactly once;
+# 5. (stretch) measure freshness from the log, and say what a percentile over a whole
+#    table measures.
+#
+# **Time:** about 60 minutes, plus 20 for the stretch exercise (the notebook runs in
+# about two minutes). **Prerequisites:** lesson 04 (`notebooks/04_kafka_exactly_once`):
+# every API you need is shown there. The stack running (`make up`) and the Rust writer
+# built (`make setup`).
 #
 # **How it is graded.** After each exercise, run its **check** cell. The check never
 # trusts a number you report: it reads every message of the topic back, asks Kafka for
@@ -32,17 +42,15 @@
 # found and a hint: the first failure gives the **concept**, the second the **API**, the
 # third the **call**. Ask for a tier any time with `hint("lab04.ex2", 2)`.
 #
-# **Starting over.** The setup cell rebuilds everything (topic, tables, writer).
-# `lab.reset("ex3")` puts the writer back for one exercise and restarts its hints.
+# **Starting over.** Each exercise has its own topic, table and writer (`lab.ex1` ...
+# `lab.ex6`). `lab.reset("ex3")` rebuilds exercise 3's alone and restarts its hints; the
+# setup cell rebuilds everything.
 
 # %% tags=["parameters"]
 PREFIX = "lab04_"  # topic and table names start with this
-MESSAGES = 20_000  # messages in the topic at the start
 
 # %%
 import json
-import os
-import signal
 import time
 from datetime import UTC, datetime
 from urllib.parse import unquote
@@ -59,62 +67,80 @@ from neuralake.streaming.schemas import app_id
 
 s = neuralake.settings()
 opts = s.storage_options
-lab = lab04.setup(s, prefix=PREFIX, messages=MESSAGES)
-print(f"topic {lab.topic} -> {lab.bronze_uri}\ndead letters: {lab.dead_uri}")
-topics.describe(s, lab.topic)
+start = time.perf_counter()
+lab = lab04.setup(s, prefix=PREFIX)
+print(f"profile {s.profile}; topics and tables start with {PREFIX}")
+print(f"every exercise staged in {time.perf_counter() - start:.0f} s")
 
 # %% [markdown]
-# ## Exercise 1 · Why did they die?
+# ## Exercise 1 · Whose firmware is it? (diagnosis)
 #
-# The writer put some messages in the dead-letter table. For each field that broke a
-# message, how many? Store a dict `dead_fields`, field name -> number of dead letters,
-# with `"payload"` for messages that are not even JSON.
+# This morning a firmware update went out to some of the recording devices, and the
+# dead-letter table of `lab.ex1` started to grow. The topic also carries a trickle of
+# unrelated broken messages, as every real topic does. Which device's session sends
+# the messages the writer cannot store since the rollout, and which field breaks them?
+# Store `culprit = {"session_id": ..., "field": ...}`.
 #
-# *Why it matters:* "which field" tells you which producer or firmware to chase.
+# *Why it matters:* "which field, from whom" tells you which firmware to roll back and
+# which team to call; a count per field alone mixes an incident with the noise.
 
 # %%
-lab.dead_letters().select("kafka_partition", "kafka_offset", "reason").head(5)
+lab.ex1.dead_letters().select("kafka_partition", "kafka_offset", "reason", "payload").head(5)
+
 
 # %% tags=["solution"]
-# Store in dead_fields a dict: field name -> dead letters it broke ("payload" if not JSON).
-dead_fields = dict(
-    lab.dead_letters()
-    .with_columns(field=pl.col("reason").str.extract(r"field '(\w+)'").fill_null("payload"))
-    .group_by("field")
+# Store in culprit a dict {"session_id": int, "field": str}: the device session and the
+# field behind the rollout's dead letters.
+def session_of(payload: bytes) -> int | None:
+    try:
+        return json.loads(payload)["session_id"]
+    except (ValueError, KeyError, TypeError):
+        return None  # not JSON: the sender cannot be told
+
+
+by_source = (
+    lab.ex1.dead_letters()
+    .with_columns(
+        session_id=pl.col("payload").map_elements(session_of, return_dtype=pl.Int64),
+        field=pl.col("reason").str.extract(r"field '(\w+)'").fill_null("payload"),
+    )
+    .group_by("session_id", "field")
     .len()
-    .iter_rows()
+    .sort("len", descending=True)
 )
-dead_fields
+print(by_source)
+culprit = {"session_id": by_source["session_id"][0], "field": by_source["field"][0]}
 
 # %%
-lab04.check_dead_fields(lab, dead_fields)
+lab04.check_culprit(lab, culprit)
 
 # %% [markdown]
 # ## Exercise 2 · Lag, while nobody consumes
 #
-# Stop the writer (all its processes), then produce a burst of `lab04.BURST` messages
-# with `lab.start_stream(count, rate)` and wait for it with `lab.wait_stream()`. Now
-# measure how far behind the writer is, per partition, in two ways:
+# `lab.ex2`'s writer is running and caught up. Stop it (`control.down`), then produce a
+# burst of `lab04.BURST` messages with `lab.ex2.start_stream(count, rate)` and wait for
+# it with `lab.ex2.wait_stream()`. Now measure how far behind the writer is, per
+# partition, in two ways:
 #
 # - `lag`: from Kafka, the high watermark minus the writer group's committed offset
-#   (the group is `lab.group`);
+#   (the group is `lab.ex2.group`);
 # - `lag_from_table`: from the bronze table, the high watermark minus the next offset
 #   its `txn` versions say it needs.
 #
 # Both are dicts partition -> messages. Are they equal? Why, and when would they
-# differ? (Think of a crash between the writer's two commits.)
+# differ? (Think of a crash between the writer's two commits: exercise 3 is one.)
 
 # %% tags=["solution"]
-# Stop the writer, produce lab04.BURST messages, then store lag and lag_from_table
+# Stop lab.ex2's writer, produce lab04.BURST messages, then store lag and lag_from_table
 # (dicts partition -> messages behind).
-control.down(s, lab.table)
-lab.start_stream(lab04.BURST, rate=20_000)
-lab.wait_stream()
-kafka = topics.group_lag(s, lab.group, lab.topic)
+control.down(s, lab.ex2.table)
+lab.ex2.start_stream(lab04.BURST, rate=20_000)
+lab.ex2.wait_stream()
+kafka = topics.group_lag(s, lab.ex2.group, lab.ex2.topic)
 lag = dict(kafka.select("partition", "lag").iter_rows())
-table = DeltaTable(lab.bronze_uri, storage_options=opts)
+table = DeltaTable(lab.ex2.uri, storage_options=opts)
 lag_from_table = {
-    p: high - 1 - table.transaction_version(app_id("neuralake-writer", lab.topic, p))
+    p: high - 1 - table.transaction_version(app_id("neuralake-writer", lab.ex2.topic, p))
     for p, high in kafka.select("partition", "high").iter_rows()
 }
 print(lag, lag_from_table)
@@ -123,44 +149,76 @@ print(lag, lag_from_table)
 lab04.check_lag(lab, lag, lag_from_table)
 
 # %% [markdown]
-# ## Exercise 3 · `kill -9` mid-stream, lose nothing
+# ## Exercise 3 · Who doubled the rows? (diagnosis)
 #
-# Start a stream (`lab.start_stream(30_000, rate=6_000)`, about 5 s), bring the writer
-# up, and while the stream runs kill its ingest process with `SIGKILL`. Start it again,
-# wait for the stream to end and the table to catch up (`lab.wait_stream()`,
-# `lab.wait_caught_up()`). The check reads every message of the topic back and counts
-# them in the tables: every good one in bronze once, every malformed one in the
-# dead-letter table once.
-
-# %% tags=["solution"]
-# Stream, writer up, kill -9 its ingest mid-stream, restart it, wait until caught up.
-lab.start_stream(30_000, rate=6_000)
-control.up(s, topic=lab.topic, table=lab.table)
-time.sleep(1.5)
-pid = next(w.pid for w in control.status(s, lab.table) if w.name == "ingest")
-os.kill(pid, signal.SIGKILL)
-time.sleep(1)
-control.up(s, topic=lab.topic, table=lab.table)
-print(lab.wait_stream())
-print(f"caught up {lab.wait_caught_up():.1f} s after the stream ended")
+# Last night `lab.ex3`'s ingest process was killed in the middle of its work. The
+# on-call engineer saw the consumer group's offsets behind the topic, feared a loss,
+# and ran a recovery script that re-read the topic from those offsets and appended
+# what it found to bronze. The writer was restarted and ran on. This morning the row
+# count is too high.
+#
+# From the table's log, find the commit that added rows a second time. Store its
+# version in `doubled_version`, the rows it doubled per Kafka partition in `doubled`
+# (`{partition: rows}`), and in `cause` the key of `lab04.CAUSES` that explains how
+# those rows could get in.
+#
+# *Why it matters:* a duplicate is found by its Kafka coordinates, and its commit tells
+# you who wrote it. The fix (and the post-mortem) depend on which process it was.
 
 # %%
-lab04.check_restart(lab)
+print(json.dumps(lab04.CAUSES, indent=2))
+delta.history(lab.ex3.uri, opts).select("version", "timestamp", "operation").sort("version")
+
+# %% tags=["solution"]
+# Store in doubled_version the version that added rows a second time, in doubled
+# {partition: rows doubled}, and in cause one key of lab04.CAUSES.
+uri = lab.ex3.uri
+seen, doubled_version, doubled, cause = None, None, None, None
+for version in range(DeltaTable(uri, storage_options=opts).version() + 1):
+    actions = delta.read_commit(uri, version, opts)
+    added = [
+        f"{uri}/{unquote(a['add']['path'])}"
+        for a in actions
+        if "add" in a and a["add"].get("dataChange", True)
+    ]
+    if not added:
+        continue
+    keys = pl.read_parquet(added, columns=["kafka_partition", "kafka_offset"], storage_options=opts)
+    if seen is not None:
+        copies = keys.join(seen, on=["kafka_partition", "kafka_offset"], how="semi")
+        if copies.height:
+            doubled_version = version
+            doubled = dict(copies.group_by("kafka_partition").len().iter_rows())
+            writer_commit = any("txn" in a for a in actions)
+            cause = "resumed_from_kafka" if writer_commit else "append_without_txn"
+            break
+    seen = keys if seen is None else pl.concat([seen, keys])
+print(doubled_version, doubled, cause)
+
+# %%
+lab04.check_doubled(lab, doubled_version, doubled, cause)
 
 # %% [markdown]
+# The writer itself could not have done this: before each commit it checks that the
+# table's `txn` versions are the ones it expects, and it resumes from them, never from
+# the group's offsets. The script wrote no `txn` action, so nothing stopped it. The fix
+# is a delete of the copies by `(kafka_partition, kafka_offset)`, and the lesson: after
+# a crash, restart the writer and let the table say where it was.
+#
 # ## Exercise 4 · Repair what can be repaired, replay it once
 #
-# Some dead letters can be fixed because their true value is known: a `spike` sent as
-# `"yes"`/`"no"`, a `voltage_uv` sent as text (`"-12.5"`), a `timestamp` without its
-# offset (the devices send UTC). The others (not JSON, a missing `quality`, a channel
-# that does not exist) cannot: inventing a value is worse than keeping the letter.
+# Some of `lab.ex4`'s dead letters can be fixed because their true value is known: a
+# `spike` sent as `"yes"`/`"no"`, a `voltage_uv` sent as text (`"-12.5"`), a `timestamp`
+# without its offset (the devices send UTC). The others (not JSON, a missing `quality`,
+# a channel that does not exist) cannot: inventing a value is worse than keeping the
+# letter. Its writer is running, so a replayed message lands in bronze.
 #
 # Fix the fixable ones and replay them so each lands in bronze **exactly once**, even if
 # this cell runs twice. Leave the others dead.
 
 # %%
 # One example per broken field: which of these could you repair?
-examples = lab.dead_letters().with_columns(
+examples = lab.ex4.dead_letters().with_columns(
     field=pl.col("reason").str.extract(r"field '(\w+)'").fill_null("payload")
 )
 for row in examples.unique("field").sort("field").iter_rows(named=True):
@@ -188,43 +246,41 @@ def fix(payload: bytes) -> bytes | None:
     return json.dumps(fixed).encode() if fixed != message else None
 
 
-todo = replay.pending(lab.dead_uri, opts)
+todo = replay.pending(lab.ex4.dead_uri, opts)
 fixed = todo.with_columns(
     pl.col("payload").map_elements(fix, return_dtype=pl.Binary, skip_nulls=True)
 )
-print(
-    replay.replay(
-        fixed, dead_letter_uri=lab.dead_uri, kafka_config=s.kafka_config, storage_options=opts
-    )
-)
+options = {"kafka_config": s.kafka_config, "storage_options": opts}
+print(replay.replay(fixed, dead_letter_uri=lab.ex4.dead_uri, **options))
 
 # %%
 lab04.check_replayed(lab)
 
 # %% [markdown]
-# ## Exercise 5 (stretch) · Freshness p99, from the log alone
+# ## Exercise 6 (stretch) · Freshness p99, from the log alone
 #
 # Lesson 04 measured freshness by polling. The log can answer too, after the fact: a
-# row became readable at the commit that **first added** its file. Over every row the
-# bronze log ever added, compute `commit timestamp - kafka_timestamp` in seconds and
-# store the 99th percentile in `p99`.
+# row became readable at the commit that **first added** its file. Over every row
+# `lab.ex6`'s log ever added, compute `commit timestamp - kafka_timestamp` in seconds
+# and store the 99th percentile in `p99`.
 #
-# Careful: the writer's `compact` process rewrites small files into big ones; those
-# rows were readable long before. Then look at your number: what does the p99 of this
-# table measure, given what you did in exercises 2 and 3?
+# Careful: a compactor ran beside the writer; it rewrites small files into big ones,
+# and those rows were readable long before. Then look at your number: `lab04.BACKLOG`
+# messages waited `lab04.OUTAGE_S` s in Kafka before the writer started, then a steady
+# stream followed. What does the p99 of this table measure?
 
 # %% tags=["solution"]
 # Store in p99 the 99th percentile, in seconds, of (commit time - kafka_timestamp).
-history = delta.history(lab.bronze_uri, opts)
+history = delta.history(lab.ex6.uri, opts)
 frames = []
 for version, committed in history.select("version", "timestamp").iter_rows():
     added = [
         action["add"]["path"]
-        for action in delta.read_commit(lab.bronze_uri, version, opts)
+        for action in delta.read_commit(lab.ex6.uri, version, opts)
         if "add" in action and action["add"].get("dataChange", True)
     ]
     if added:
-        files = [f"{lab.bronze_uri}/{unquote(path)}" for path in added]
+        files = [f"{lab.ex6.uri}/{unquote(path)}" for path in added]
         stamps = pl.read_parquet(files, columns=["kafka_timestamp"], storage_options=opts)
         frames.append(
             stamps.select(
@@ -240,16 +296,17 @@ print(f"p50 {freshness.quantile(0.5):.2f} s, p99 {p99:.2f} s over {freshness.len
 lab04.check_freshness(lab, p99)
 
 # %% [markdown]
-# Compare your p50 and p99 with the lesson's steady stream (section 7). Every row that
-# waited in Kafka while no writer ran counts here too: the backlog setup produced before
-# the writer started, the burst of exercise 2, the seconds after your `kill -9`.
-# Percentiles over a whole table measure your outages as much as your flush interval;
-# to see the flush alone, measure a steady stream, as the lesson does.
+# Compare your p50 and p99 with the lesson's steady stream (section 7). The backlog is a
+# fifth of the rows here, so the p99 is the outage plus the time the writer took to
+# start, not the flush interval: the p50 is the steady stream. Percentiles over a whole
+# table measure your outages as much as your flush interval; to see the flush alone,
+# measure a steady stream, as the lesson does.
 #
-# ## Stop the writer
+# ## Stop the writers
 #
-# Last cell: stop the lab's writer processes and any stream still running.
+# Last cell: stop the lab's writer processes.
 
 # %%
 lab.stop()
-print("writer processes still running:", [w.name for w in control.status(s, lab.table) if w.alive])
+running = [w.table for w in control.status(s) if w.alive and w.table.startswith(PREFIX)]
+print("lab writer processes still running:", running)

@@ -39,9 +39,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from deltalake import DeltaTable
+
 from neuralake import delta
 from neuralake.errors import NeuralakeError
-from neuralake.lab.graders.checks import reset_attempts
+from neuralake.lab.graders.checks import Grading, Hint, reset_attempts
 from neuralake.settings import Settings
 from neuralake.streaming import topics
 
@@ -70,6 +72,20 @@ class Lab:
     def forget_attempts(cls) -> None:
         """Restart every exercise's hints at 1/3 (``setup`` does this first)."""
         reset_attempts(f"lab{cls.number}.")
+
+    @classmethod
+    def grading(cls, exercise: str) -> Grading:
+        """What a check of ``exercise`` fails through: ``cls.grading("ex3").expect(...)``."""
+        return Grading(cls.key(exercise))
+
+    def require_table(self, exercise: str, uri: str, hint: Hint, made_by: str) -> None:
+        """Fail ``exercise``'s check unless a Delta table is at ``uri``; ``made_by`` says
+        which step makes it (``"exercise 1 writes it"``)."""
+        self.grading(exercise).expect(
+            DeltaTable.is_deltatable(uri, storage_options=self.storage_options),
+            f"there is no Delta table at {uri}: {made_by}",
+            hint,
+        )
 
     def reset(self, exercise: str) -> None:
         """Rebuild one exercise's starting state and forget its attempts."""

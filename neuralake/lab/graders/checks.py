@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import nbformat
 
@@ -56,6 +57,25 @@ def expect(condition: bool, found: str, hint: Hint, *, key: str) -> None:
     level = min(_attempts[key], 3)
     more = " Run the check again for a more specific hint." if level < 3 else ""
     raise CheckFailed(f"{found}. {hint.tier(level)}{more}")
+
+
+@dataclass(frozen=True)
+class Grading:
+    """The checks of one exercise: :func:`expect` with its attempt key filled in.
+
+    ``grading = Lab07.grading("ex1")``, then ``grading.expect(condition, found, HINT)``
+    in place of ``expect(condition, found, HINT, key="lab07.ex1")`` at every check.
+    """
+
+    key: str
+
+    def expect(self, condition: bool, found: str, hint: Hint) -> None:
+        expect(condition, found, hint, key=self.key)
+
+    def fail(self, found: str, hint: Hint) -> NoReturn:
+        """Fail the check unconditionally (a branch already knows it is wrong)."""
+        expect(False, found, hint, key=self.key)
+        raise AssertionError("unreachable")  # expect(False, ...) always raises
 
 
 def hint(key: str, level: int = 3) -> str:

@@ -1,258 +1,273 @@
-"""Lab 04, Kafka into Delta exactly once: the lab's topic and writer, and the graders.
+"""Lab 04, Kafka into Delta exactly once: each exercise's topic and writer, and the graders.
 
-``setup()`` creates a topic, fills it with neural-signal messages (some broken on
-purpose, a few of them in ways that *can* be fixed), starts the Rust writer on it and
-waits until the bronze table holds everything. The graders never trust a number the
-student reports: the truth comes from the topic itself (every message read back and
-checked with :func:`neuralake.streaming.wire.decode`), from the AdminClient, and from
-the tables' own logs.
+Every exercise owns a topic, a bronze table, its dead letters and the writer's consumer
+group (:class:`Pipeline`), staged by its own builder, so ``lab.reset("ex3")`` rebuilds
+exercise 3 alone. The graders never trust a number the student reports: the truth
+comes from the topic itself (every message read back and checked with
+:func:`neuralake.streaming.wire.decode`), from the AdminClient, and from the tables'
+own logs.
+
+1. ``check_culprit``: diagnosis. Which device's session, and which field, fill the
+   dead-letter table since a firmware rollout (a trickle of other broken messages runs
+   beside it).
+2. ``check_lag``: lag while nobody consumes, from Kafka and from the table.
+3. ``check_doubled``: diagnosis. A recovery script ran after a crash; which commit
+   doubled rows, how many per partition, and why.
+4. ``check_replayed``: repair what can be repaired, replay it exactly once.
+5. ``check_scaled``: add a worker to a running consumer group; nothing doubled or lost.
+6. ``check_freshness`` (stretch): freshness p99 from the log alone.
+
+No lab process runs in the background except the writer, through
+:mod:`neuralake.lab.writer.control`; a stream is :func:`~neuralake.streaming.produce.produce`
+in a thread of the kernel.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import ClassVar
-from urllib.parse import unquote
 
 import polars as pl
 import psutil
 from confluent_kafka import Consumer, Producer, TopicPartition
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 from neuralake import delta
-from neuralake.errors import NeuralakeError
+from neuralake.errors import ConfigError, NeuralakeError
 from neuralake.lab.graders.base import Lab, fresh_topic
-from neuralake.lab.graders.checks import Hint, expect, passed
-from neuralake.lab.stack import processes
+from neuralake.lab.graders.checks import Hint, passed
+from neuralake.lab.graders.logs import data_adds, read_added
 from neuralake.lab.writer import control
 from neuralake.settings import Settings
 from neuralake.streaming import replay, topics, wire
-from neuralake.streaming.produce import produce
+from neuralake.streaming.produce import Produced, produce
 from neuralake.streaming.schemas import EXAMPLE_MESSAGE, app_id, dead_letter_uri, message_key
+from neuralake.waiting import NotYet, wait_until
 
 PARTITIONS = 3
 APP = "neuralake-writer"  # the writer's default --app-id
 SEED = 11
-FAULTS_PER_KIND = 6  # hand-made broken messages per kind below
-FAULT_SESSION = 9  # their session_id: no generated message uses it
-FIXABLE = ("spike", "voltage_uv", "timestamp")  # fields whose true value can be recovered
-SPIKE_WORDS = {"yes": True, "no": False}
 CATCH_UP_S = 60.0
+INGEST_ONLY = ["ingest"]  # the lab's writers: no background compaction or vacuum
 
 
-@dataclass
-class Lab04(Lab):
-    """Lab 04's run (see :class:`~neuralake.lab.graders.base.Lab`): where its topic, tables and
-    writer are. All five exercises share them."""
+def _quiet(_: str) -> None:
+    return None
 
-    number: ClassVar[str] = "04"
-    exercises: ClassVar[tuple[str, ...]] = ("ex1", "ex2", "ex3", "ex4", "ex5")
 
+# -- one exercise's pipeline ----------------------------------------------------------------
+
+_streams: dict[str, Future[Produced]] = {}  # topic -> the stream producing into it
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One exercise's topic, bronze table and dead letters, and the writer's group."""
+
+    settings: Settings = field(repr=False)
     topic: str
-    table: str
-    bronze_uri: str
+    table: str  # the name control.up(table=...) takes
+    uri: str
     dead_uri: str
     group: str  # the writer's consumer group (for lag tools)
-    work: Path  # pid files and logs of the streams this lab starts
-    messages: int
 
     def bronze(self) -> pl.DataFrame:
-        return pl.read_delta(self.bronze_uri, storage_options=self.storage_options or None)
+        return pl.read_delta(self.uri, storage_options=self.settings.storage_options or None)
 
     def dead_letters(self) -> pl.DataFrame:
-        return pl.read_delta(self.dead_uri, storage_options=self.storage_options or None)
+        return pl.read_delta(self.dead_uri, storage_options=self.settings.storage_options or None)
 
     def ingest(self) -> tuple[int, float] | None:
-        """(pid, start time) of the lab writer's running ingest process, if any."""
+        """(pid, start time) of a running ingest process of this table, if any."""
         for row in control.status(self.settings, self.table):
             if row.name == "ingest" and row.alive and row.pid:
                 return row.pid, psutil.Process(row.pid).create_time()
         return None
 
-    def rebuild(self, exercise: str) -> None:
-        """ex1, ex5: nothing to rebuild. ex2, ex3: no stream running, the writer up and
-        caught up. ex4: replayed messages cannot be taken back out of Kafka, so the whole
-        lab is set up again (``setup`` with the same prefix)."""
-        if exercise in ("ex2", "ex3"):
-            processes.stop(self._stream_pid)
-            (self.work / "stream.json").unlink(missing_ok=True)
-            control.up(self.settings, topic=self.topic, table=self.table, echo=lambda _: None)
-            self.wait_caught_up()
-            self._record_ingest()
-        elif exercise == "ex4":
-            setup(self.settings, prefix=self.prefix, messages=self.messages)
-
-    def _record_ingest(self) -> None:
-        ingest = self.ingest()
-        if ingest is None:
-            raise NeuralakeError("the lab's writer did not start: see control.status(s)")
-        (self.work / "setup.json").write_text(json.dumps({"ingest_started": ingest[1]}))
-
-    def start_stream(self, count: int, rate: float) -> None:
-        """Start ``neuralake produce`` into the lab's topic in the background (tracked)."""
-        if processes.running(self._stream_pid) is not None:
-            raise RuntimeError("a stream is still running: wait for it (lab.wait_stream())")
-        log = self.work / "stream.log"
-        log.unlink(missing_ok=True)
-        cmd = [str(Path(sys.executable).with_name("neuralake")), "produce", "--topic", self.topic]
-        cmd += ["--count", str(count), "--rate", str(rate), "--seed", str(SEED + 1)]
-        cmd += ["--malformed-ratio", "0.01", "--partitions", str(PARTITIONS)]
-        tracked = processes.start(
-            cmd, pid_file=self._stream_pid, log_file=log, env=dict(os.environ), cwd=self.work
+    def start_stream(self, count: int, rate: float, malformed_ratio: float = 0.01) -> None:
+        """Produce ``count`` messages at ``rate`` a second in a thread; returns at once."""
+        if self.topic in _streams and not _streams[self.topic].done():
+            raise ConfigError("a stream is still running: wait for it (wait_stream())")
+        pool = ThreadPoolExecutor(max_workers=1)
+        _streams[self.topic] = pool.submit(
+            produce,
+            self.settings,
+            topic=self.topic,
+            count=count,
+            rate=rate,
+            malformed_ratio=malformed_ratio,
+            seed=SEED + 1,
+            partitions=PARTITIONS,
         )
-        (self.work / "stream.json").write_text(json.dumps({"started": tracked.create_time}))
+        pool.shutdown(wait=False)
 
-    def wait_stream(self, timeout: float = 120) -> dict:
-        """Wait until the stream started by :meth:`start_stream` is done; its summary."""
-
-        def finished() -> None:
-            if processes.running(self._stream_pid) is not None:
-                raise TimeoutError(f"the stream is still running after {timeout:.0f} s")
-
-        processes.wait_until(finished, timeout=timeout, interval=0.2, retry_on=TimeoutError)
-        processes.exit_code(self._stream_pid)  # reap it
-        lines = (self.work / "stream.log").read_text().splitlines()
-        return json.loads(lines[-1])
-
-    def wait_caught_up(self, timeout: float = CATCH_UP_S) -> float:
-        """Wait until the bronze table holds every partition up to its end; seconds."""
-        started = time.monotonic()
-        while (behind := self.behind()) and time.monotonic() - started < timeout:
-            time.sleep(0.25)
-        if behind:
-            partition, (done, high) = next(iter(behind.items()))
-            raise TimeoutError(
-                f"the table holds partition {partition} up to offset {done}, the topic ends "
-                f"at {high - 1}, after {timeout:.0f} s: is the writer running? "
-                "(control.status(s, lab.table))"
-            )
-        return time.monotonic() - started
+    def wait_stream(self, timeout: float = 120) -> Produced:
+        """Wait until the stream :meth:`start_stream` started has sent everything."""
+        if self.topic not in _streams:
+            raise ConfigError("no stream was started on this topic: start_stream(count, rate)")
+        return _streams[self.topic].result(timeout=timeout)
 
     def behind(self) -> dict[int, tuple[int, int]]:
         """Partitions the table does not hold to their end: partition -> (txn version, high)."""
-        table = DeltaTable(self.bronze_uri, storage_options=self.storage_options or None)
+        if not DeltaTable.is_deltatable(self.uri, self.settings.storage_options):
+            done_by = {}
+        else:
+            table = DeltaTable(self.uri, storage_options=self.settings.storage_options or None)
+            done_by = {
+                p: table.transaction_version(app_id(APP, self.topic, p))
+                for p in topics.partitions(self.settings, self.topic)
+            }
         highs = topics.describe(self.settings, self.topic).select("partition", "high").iter_rows()
         out = {}
         for partition, high in highs:
-            done = table.transaction_version(app_id(APP, self.topic, partition))
+            done = done_by.get(partition)
             done = -1 if done is None else done
             if done < high - 1:
                 out[partition] = (done, high)
         return out
 
+    def wait_caught_up(self, timeout: float = CATCH_UP_S) -> float:
+        """Wait until the bronze table holds every partition to its end; seconds waited."""
+        started = time.monotonic()
+
+        def caught_up() -> None:
+            if behind := self.behind():
+                partition, (done, high) = next(iter(behind.items()))
+                raise NotYet(
+                    f"the table holds partition {partition} up to offset {done}, the topic "
+                    f"ends at {high - 1}, after {timeout:.0f} s: is the writer running? "
+                    f"(control.status(s, {self.table!r}))"
+                )
+
+        try:
+            wait_until(caught_up, timeout=timeout, interval=0.25, retry_on=NotYet)
+        except NotYet as late:
+            raise TimeoutError(str(late)) from None
+        return time.monotonic() - started
+
     def stop(self) -> None:
-        """Stop the lab's writer and any stream still running."""
-        control.down(self.settings, self.table, echo=lambda _: None)
-        processes.stop(self._stream_pid)
-
-    @property
-    def _stream_pid(self) -> Path:
-        return self.work / "stream.pid"
+        """Stop this exercise's writer (and wait for a stream still producing)."""
+        control.down(self.settings, self.table, echo=_quiet)
+        if self.topic in _streams:
+            _streams.pop(self.topic).exception(timeout=120)
 
 
-def setup(
-    settings: Settings,
-    *,
-    prefix: str = "lab04_",
-    messages: int = 20_000,
-    malformed_ratio: float = 0.02,
-) -> Lab04:
-    """(Re)create the lab: topic, messages, writer running and caught up."""
+EXERCISES = ("ex1", "ex2", "ex3", "ex4", "ex5", "ex6")
+
+
+@dataclass
+class Lab04(Lab):
+    """Lab 04's run (see :class:`~neuralake.lab.graders.base.Lab`): one :class:`Pipeline`
+    per exercise, each staged by its own builder."""
+
+    number: ClassVar[str] = "04"
+    exercises: ClassVar[tuple[str, ...]] = EXERCISES
+    tables: ClassVar[tuple[str, ...]] = tuple(f"{ex}_bronze" for ex in EXERCISES)
+
+    ex1: Pipeline
+    ex2: Pipeline
+    ex3: Pipeline
+    ex4: Pipeline
+    ex5: Pipeline
+    ex6: Pipeline
+
+    def rebuild(self, exercise: str) -> None:
+        setattr(self, exercise, BUILDERS[exercise](self.settings, self.prefix))
+
+    def stop(self) -> None:
+        """Stop every writer of the lab and wait for any stream still producing."""
+        for exercise in self.exercises:
+            getattr(self, exercise).stop()
+
+
+def setup(settings: Settings, *, prefix: str = "lab04_") -> Lab04:
+    """(Re)create every exercise's topic, table and writer from scratch; forget attempts."""
+    if settings.profile == "local":
+        raise ConfigError("lab 04 needs Kafka and S3: start the stack (make up), then rerun")
     Lab04.forget_attempts()
-    table = f"{prefix}bronze"
-    bronze_uri = settings.table_uri(table)
-    lab = Lab04(
-        settings=settings,
-        topic=f"{prefix}signals",
-        table=table,
-        bronze_uri=bronze_uri,
-        dead_uri=dead_letter_uri(bronze_uri),
-        group=f"{APP}.{table}",
-        work=settings.state_dir / "labs" / "04" / prefix.rstrip("_"),
-        prefix=prefix,
-        messages=messages,
-    )
-    lab.work.mkdir(parents=True, exist_ok=True)
-    lab.stop()
-    for uri in (lab.bronze_uri, lab.dead_uri, replay.ledger_uri(lab.dead_uri)):
-        delta.drop_table(uri, settings.storage_options)
-    fresh_topic(settings, lab.topic, PARTITIONS)
-    (lab.work / "stream.json").unlink(missing_ok=True)
-    produce(
-        settings,
-        topic=lab.topic,
-        count=messages,
-        malformed_ratio=malformed_ratio,
-        seed=SEED,
-        partitions=PARTITIONS,
-    )
-    _produce_fixable_faults(settings, lab.topic)
-    control.up(settings, topic=lab.topic, table=lab.table, echo=lambda _: None)
-    lab.wait_caught_up()
-    lab._record_ingest()
-    return lab
+    built = {name: build(settings, prefix) for name, build in BUILDERS.items()}
+    return Lab04(settings, prefix, **built)
 
 
-def _produce_fixable_faults(settings: Settings, topic: str) -> None:
-    """Broken messages whose true value is known: a yes/no spike, a voltage as text, a
-    timestamp without its UTC offset (the devices send UTC)."""
-    start = datetime.now(UTC)
+def drop(settings: Settings, prefix: str = "lab04_") -> None:
+    """Stop the lab's writers; delete its tables, dead letters, ledgers and topics."""
+    for exercise in EXERCISES:
+        table = f"{prefix}{exercise}_bronze"
+        control.down(settings, table, echo=_quiet)
+        control.forget(settings, table, echo=_quiet)
+        ledger = replay.ledger_uri(dead_letter_uri(settings.table_uri(table)))
+        delta.drop_table(ledger, settings.storage_options)
+        topics.delete_topic(settings, f"{prefix}{exercise}_signals")
+
+
+def _pipeline(settings: Settings, prefix: str, exercise: str, partitions: int = PARTITIONS):
+    """A fresh, empty pipeline for ``exercise``: no writer, no table, an empty topic."""
+    table = f"{prefix}{exercise}_bronze"
+    control.down(settings, table, echo=_quiet)
+    control.forget(settings, table, echo=_quiet)
+    uri = settings.table_uri(table)
+    dead = dead_letter_uri(uri)
+    delta.drop_table(replay.ledger_uri(dead), settings.storage_options)
+    topic = fresh_topic(settings, f"{prefix}{exercise}_signals", partitions)
+    return Pipeline(settings, topic, table, uri, dead, f"{APP}.{table}")
+
+
+def _ingest_all(pipe: Pipeline, *, keep_running: bool = False, **options: int) -> None:
+    """Start the pipeline's writer, wait until the table holds the whole topic."""
+    control.up(pipe.settings, topic=pipe.topic, table=pipe.table, echo=_quiet, only=INGEST_ONLY,
+               **options)  # fmt: skip
+    pipe.wait_caught_up()
+    if not keep_running:
+        control.down(pipe.settings, pipe.table, echo=_quiet)
+
+
+def _send(settings: Settings, topic: str, messages: list[dict]) -> None:
+    """Produce hand-made messages (dicts, sent as JSON), keyed by session and channel."""
     producer = Producer({**settings.kafka_config, "enable.idempotence": True})
     failures: list[str] = []
-    for i in range(FAULTS_PER_KIND * len(FIXABLE)):
-        moment = start + timedelta(milliseconds=i)
-        message = {
-            **EXAMPLE_MESSAGE,
-            "timestamp": moment.isoformat().replace("+00:00", "Z"),
-            "session_id": FAULT_SESSION,
-            "channel": i,
-            "voltage_uv": round(-20 + i * 1.5, 1),
-        }
-        kind = FIXABLE[i % len(FIXABLE)]
-        if kind == "spike":
-            message["spike"] = "yes" if i % 2 else "no"
-        elif kind == "voltage_uv":
-            message["voltage_uv"] = str(message["voltage_uv"])
-        else:
-            message["timestamp"] = moment.replace(tzinfo=None).isoformat()
+    for message in messages:
         producer.produce(
             topic,
-            key=message_key(FAULT_SESSION, i),
+            key=message_key(message["session_id"], message["channel"]),
             value=json.dumps(message).encode(),
             on_delivery=lambda error, _: failures.append(str(error)) if error else None,
         )
     left = producer.flush(15)
     if left or failures:
-        raise RuntimeError(f"producing the lab's messages failed: {failures or left}")
+        raise NeuralakeError(f"producing the lab's messages failed: {failures or left}")
 
 
-# -- the truth: every message of the topic, read back and checked -------------------------
+def _message(moment: datetime, session: int, channel: int, **changes: object) -> dict:
+    stamp = moment.isoformat().replace("+00:00", "Z")
+    return {**EXAMPLE_MESSAGE, "timestamp": stamp, "session_id": session, "channel": channel,
+            **changes}  # fmt: skip
 
 
-def topic_truth(lab: Lab04) -> pl.DataFrame:
+# -- the truth: every message of a topic, read back and checked ------------------------------
+
+
+def topic_truth(pipe: Pipeline) -> pl.DataFrame:
     """One row per message: partition, offset, good (bool), field (what is broken), payload."""
-    consumer = Consumer({**lab.settings.kafka_config, "group.id": f"{lab.group}.grader"})
+    consumer = Consumer({**pipe.settings.kafka_config, "group.id": f"{pipe.group}.grader"})
     rows: list[dict] = []
     try:
         ends = {}
-        for partition in range(PARTITIONS):
+        for partition in topics.partitions(pipe.settings, pipe.topic):
             low, high = consumer.get_watermark_offsets(
-                TopicPartition(lab.topic, partition), timeout=10
+                TopicPartition(pipe.topic, partition), timeout=10
             )
             if high > low:
                 ends[partition] = (low, high)
-        consumer.assign([TopicPartition(lab.topic, p, low) for p, (low, _) in ends.items()])
+        consumer.assign([TopicPartition(pipe.topic, p, low) for p, (low, _) in ends.items()])
         left = {p: high - low for p, (low, high) in ends.items()}
         deadline = time.monotonic() + 60
         while any(left.values()):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"Kafka did not serve {lab.topic} to its end in 60 s")
+                raise TimeoutError(f"Kafka did not serve {pipe.topic} to its end in 60 s")
             for msg in consumer.consume(num_messages=10_000, timeout=0.2):
                 if msg.error() is None and msg.offset() < ends[msg.partition()][1]:
                     rows.append(_classify(msg.partition(), msg.offset(), msg.value()))
@@ -275,14 +290,14 @@ def topic_truth(lab: Lab04) -> pl.DataFrame:
 def _classify(partition: int, offset: int, payload: bytes | None) -> dict:
     try:
         wire.decode(payload)
-        field, good = None, True
+        field_name, good = None, True
     except wire.Malformed as reason:
-        field, good = reason_field(str(reason)), False
+        field_name, good = reason_field(str(reason)), False
     return {
         "kafka_partition": partition,
         "kafka_offset": offset,
         "good": good,
-        "field": field,
+        "field": field_name,
         "payload": None if good else payload,
     }
 
@@ -295,114 +310,177 @@ def reason_field(reason: str) -> str:
     return reason[start + 7 : reason.index("'", start + 7)]
 
 
-# -- exercise 1: why are they dead? ---------------------------------------------------------
+def _session_of(payload: bytes | None) -> int | None:
+    try:
+        message = json.loads(payload or b"")
+    except ValueError:
+        return None
+    session = message.get("session_id") if isinstance(message, dict) else None
+    return session if isinstance(session, int) else None
 
 
-DEAD_PER_FIELD = Hint(
-    concept="Every dead letter's reason names the field that broke it; count per field.",
-    api="The dead-letter table (pl.read_delta(lab.dead_uri)) and str.extract on reason, "
-    "as lesson 04 section 6 does.",
-    call="lab.dead_letters().with_columns(field=pl.col('reason').str.extract(r\"field "
-    "'(\\w+)'\").fill_null('payload')).group_by('field').len()",
-)
-UNREADABLE_PAYLOAD = Hint(
-    concept="Messages whose whole payload is unreadable (not JSON) name no field: count "
-    "them under 'payload'.",
-    api="Polars str.extract returns null when the pattern is absent: fill_null('payload').",
-    call="dict(frame.group_by('field').len().iter_rows())",
-)
-
-
-def check_dead_fields(lab: Lab04, dead_fields: dict[str, int] | None) -> None:
-    key = "lab04.ex1"
-    truth_frame = topic_truth(lab).filter(~pl.col("good"))
-    truth = dict(truth_frame.group_by("field").len().iter_rows())
-    expect(
-        isinstance(dead_fields, dict) and len(dead_fields) > 0,
-        f"dead_fields is {dead_fields!r}, not a dict of field -> dead letters",
-        DEAD_PER_FIELD,
-        key=key,
+def dead_by_source(broken: pl.DataFrame) -> pl.DataFrame:
+    """Broken messages (columns payload, field) counted per (session_id, field): session
+    null when the payload is not JSON. Sorted, most first."""
+    return (
+        broken.select(
+            pl.col("payload")
+            .map_elements(_session_of, return_dtype=pl.Int64, skip_nulls=False)
+            .alias("session_id"),
+            "field",
+        )
+        .group_by("session_id", "field")
+        .len()
+        .sort("len", "session_id", "field", descending=[True, False, False], nulls_last=True)
     )
-    counted = {str(k): int(v) for k, v in dead_fields.items()}
-    wrong = {f: (counted.get(f, 0), n) for f, n in truth.items() if counted.get(f, 0) != n}
-    extra = sorted(set(counted) - set(truth))
-    expect(
-        not wrong and not extra,
-        f"dead_fields disagrees with the topic: (yours, true) per field {wrong}"
-        + (f"; fields no message has broken: {extra}" if extra else ""),
-        UNREADABLE_PAYLOAD,
-        key=key,
+
+
+# -- exercise 1 (diagnosis): whose firmware fills the dead-letter table? ---------------------
+
+EX1_MESSAGES = 4_000  # ~1% of them broken in four ways: the background trickle
+CULPRIT_SESSION = 7
+CULPRIT_MESSAGES = 36  # since the rollout: timestamps in epoch nanoseconds
+
+
+def build_dead(settings: Settings, prefix: str) -> Pipeline:
+    """Session 1 streams with a trickle of broken messages of every kind; then a firmware
+    rollout on session CULPRIT_SESSION's device sends its timestamps in nanoseconds."""
+    pipe = _pipeline(settings, prefix, "ex1")
+    produce(settings, topic=pipe.topic, count=EX1_MESSAGES, malformed_ratio=0.01, seed=SEED,
+            partitions=PARTITIONS)  # fmt: skip
+    start = datetime.now(UTC)
+    rollout = []
+    for i in range(CULPRIT_MESSAGES):
+        moment = start + timedelta(milliseconds=i)
+        nanoseconds = int(moment.timestamp() * 1e6) * 1_000
+        rollout.append(_message(moment, CULPRIT_SESSION, i % 64, timestamp=nanoseconds))
+    _send(settings, pipe.topic, rollout)
+    _ingest_all(pipe)
+    return pipe
+
+
+FIND_THE_SOURCE = Hint(
+    concept="A dead letter keeps the message's bytes as they came: who sent it is in "
+    "there, beside the reason that says what broke.",
+    api="The dead-letter table's reason and payload columns (lesson 04, section 6); "
+    "json.loads reads a payload, when it is JSON at all.",
+    call="dead.with_columns(session_id=pl.col('payload').map_elements(lambda p: "
+    "json.loads(p)['session_id'], return_dtype=pl.Int64), field=pl.col('reason')"
+    ".str.extract(r\"field '(\\w+)'\")).group_by('session_id', 'field').len()",
+)
+NOT_THE_TRICKLE = Hint(
+    concept="A broken firmware breaks the same field of every message its device sends; "
+    "a background trickle spreads over many fields.",
+    api="Count the dead letters per session and per field together (group_by on both), "
+    "not per field alone.",
+    call="culprit = dict(session_id=..., field=...) from the (session_id, field) pair "
+    "with the most dead letters",
+)
+
+
+def check_culprit(lab: Lab04, culprit: dict | None) -> None:
+    grading, pipe = Lab04.grading("ex1"), lab.ex1
+    grading.expect(
+        isinstance(culprit, dict) and {"session_id", "field"} <= set(culprit),
+        f"culprit is {culprit!r}, not a dict with session_id and field",
+        FIND_THE_SOURCE,
     )
-    passed(f"{sum(truth.values())} dead letters, by field: {dict(sorted(truth.items()))}")
+    assert isinstance(culprit, dict)
+    truth = dead_by_source(topic_truth(pipe).filter(~pl.col("good")))
+    top = truth.row(0, named=True)
+    session, field_name = culprit["session_id"], str(culprit["field"])
+    if session != top["session_id"]:
+        theirs = truth.filter(pl.col("session_id") == session)
+        grading.fail(
+            f"session {session!r} sent {theirs['len'].sum()} dead letters over "
+            f"{theirs.height} field(s), at most {theirs['len'].max() or 0} for one field; "
+            f"another session sent {top['len']} of one kind",
+            NOT_THE_TRICKLE,
+        )
+    grading.expect(
+        field_name == top["field"],
+        f"session {session}'s dead letters do not name {field_name!r}",
+        FIND_THE_SOURCE,
+    )
+    passed(
+        f"session {session}'s device sent {top['len']} messages the writer could not store, "
+        f"all for field {field_name!r}; the other {truth['len'].sum() - top['len']} dead "
+        "letters are the background trickle"
+    )
 
 
 # -- exercise 2: lag while nobody consumes -------------------------------------------------
 
-
+EX2_MESSAGES = 3_000
 BURST = 5_000  # messages the lab asks to produce while the writer is stopped
+
+
+def build_lag(settings: Settings, prefix: str) -> Pipeline:
+    """A topic and its writer, running and caught up."""
+    pipe = _pipeline(settings, prefix, "ex2")
+    produce(settings, topic=pipe.topic, count=EX2_MESSAGES, seed=SEED, partitions=PARTITIONS)
+    _ingest_all(pipe, keep_running=True)
+    return pipe
+
+
 STOP_FIRST = Hint(
-    concept="Lag holds still only while nobody consumes: stop the writer first.",
-    api="neuralake.lab.writer.control.down (lesson 04 section 9).",
-    call="control.down(s, lab.table)",
+    concept="Lag holds still only while nobody consumes.",
+    api="neuralake.lab.writer.control.down (lesson 04, section 10).",
+    call="control.down(s, lab.ex2.table)",
 )
 BURST_FIRST = Hint(
     concept="Lag is what the log holds beyond what the consumer confirmed.",
-    api="lab.start_stream(count, rate) then lab.wait_stream().",
-    call=f"lab.start_stream({BURST}, rate=20_000); lab.wait_stream()",
+    api="lab.ex2.start_stream(count, rate) then lab.ex2.wait_stream().",
+    call=f"lab.ex2.start_stream({BURST}, rate=20_000); lab.ex2.wait_stream()",
 )
 LAG_PER_PARTITION = Hint(
-    concept="Per partition: high watermark minus the group's committed offset.",
-    api="AdminClient.list_consumer_group_offsets and list_offsets, or "
-    "topics.group_lag (lesson 04 section 3).",
-    call="dict(topics.group_lag(s, lab.group, lab.topic).select('partition', 'lag').iter_rows())",
+    concept="Per partition: the high watermark against the group's committed offset.",
+    api="AdminClient.list_consumer_group_offsets (lesson 03, section 0), or topics.group_lag "
+    "(lesson 04, section 3).",
+    call="dict(topics.group_lag(s, lab.ex2.group, lab.ex2.topic).select('partition', "
+    "'lag').iter_rows())",
 )
-RESUME_AFTER_TXN = Hint(
-    concept="The table records the last offset it holds per partition: the next one "
-    "it needs is version + 1.",
-    api="DeltaTable.transaction_version(app_id(APP, topic, partition)) (lesson 04 section 4).",
+LAG_FROM_TABLE = Hint(
+    concept="The table itself records how far it got in each partition, in the same "
+    "commit as the rows.",
+    api="DeltaTable.transaction_version(app_id(APP, topic, partition)) (lesson 04, section 4).",
     call="{p: high - 1 - table.transaction_version(app_id('neuralake-writer', "
-    "lab.topic, p)) for p, high in ...}",
+    "lab.ex2.topic, p)) for p, high in ...}",
 )
 
 
 def check_lag(
     lab: Lab04, lag: dict[int, int] | None, lag_from_table: dict[int, int] | None
 ) -> None:
-    key = "lab04.ex2"
-    ingest = lab.ingest()
-    expect(
+    grading, pipe = Lab04.grading("ex2"), lab.ex2
+    ingest = pipe.ingest()
+    grading.expect(
         ingest is None,
         f"the writer's ingest process is running (pid {ingest[0] if ingest else '-'}): its lag "
         "changes while you read it",
         STOP_FIRST,
-        key=key,
     )
-    kafka = topics.group_lag(lab.settings, lab.group, lab.topic)
+    kafka = topics.group_lag(lab.settings, pipe.group, pipe.topic)
     truth = {int(p): int(n) for p, n in kafka.select("partition", "lag").iter_rows()}
-    expect(
+    grading.expect(
         sum(truth.values()) >= BURST,
         f"the writer's group is only {sum(truth.values())} messages behind: the burst of "
         f"{BURST:,} was not produced while the writer was stopped",
         BURST_FIRST,
-        key=key,
     )
-    expect(
-        _as_counts(lag) == truth,
-        f"lag is {lag!r}; the AdminClient says {truth}",
-        LAG_PER_PARTITION,
-        key=key,
+    grading.expect(
+        _as_counts(lag) == truth, f"lag is {lag!r}; the AdminClient says {truth}", LAG_PER_PARTITION
     )
-    table = DeltaTable(lab.bronze_uri, storage_options=lab.storage_options or None)
+    table = DeltaTable(pipe.uri, storage_options=lab.storage_options or None)
     highs = dict(kafka.select("partition", "high").iter_rows())
     from_table = {
-        int(p): int(high - 1 - _or(table.transaction_version(app_id(APP, lab.topic, p)), -1))
+        int(p): int(high - 1 - _or(table.transaction_version(app_id(APP, pipe.topic, p)), -1))
         for p, high in highs.items()
     }
-    expect(
+    grading.expect(
         _as_counts(lag_from_table) == from_table,
         f"lag_from_table is {lag_from_table!r}; the table's txn versions give {from_table}",
-        RESUME_AFTER_TXN,
-        key=key,
+        LAG_FROM_TABLE,
     )
     passed(f"{sum(truth.values()):,} messages behind, by Kafka and by the table alike: {truth}")
 
@@ -420,123 +498,163 @@ def _or(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
-# -- exercise 3: kill -9 mid-stream, lose nothing ------------------------------------------
+# -- exercise 3 (diagnosis): what did the recovery script do? -------------------------------
+
+EX3_RUNS = (3_000, 2_500, 1_500)  # messages before the crash, in the lost batch, after
+CAUSES = {
+    "resumed_from_kafka": "the writer resumed from the consumer group's offsets",
+    "append_without_txn": "a commit appended rows without the writer's txn actions",
+    "compaction": "a compaction added its rewritten files as new data",
+}
 
 
-STREAM_RUNNING = Hint(
-    concept="A restart proves something only while messages keep arriving.",
-    api="lab.start_stream(count, rate), then the writer's pid from control.status.",
-    call="lab.start_stream(30_000, rate=6_000)",
+def build_doubled(settings: Settings, prefix: str) -> Pipeline:
+    """The writer ingests a batch; the next one reaches the table but (as if the process
+    died in between) not the group's offsets; an on-call script re-reads the topic from
+    those offsets and appends what it finds; then the writer runs on."""
+    pipe = _pipeline(settings, prefix, "ex3")
+    first, lost, after = EX3_RUNS
+    produce(settings, topic=pipe.topic, count=first, malformed_ratio=0.01, seed=SEED)
+    _ingest_all(pipe)
+    committed = dict(
+        topics.group_lag(settings, pipe.group, pipe.topic).select("partition", "committed")
+        .iter_rows()
+    )  # fmt: skip
+    produce(settings, topic=pipe.topic, count=lost, malformed_ratio=0.01, seed=SEED + 1)
+    _ingest_all(pipe)
+    again = pipe.bronze().filter(
+        pl.col("kafka_offset")
+        >= pl.col("kafka_partition").replace_strict(committed, return_dtype=pl.Int64)
+    )
+    write_deltalake(pipe.uri, again.to_arrow(), mode="append", partition_by=["date"],
+                    storage_options=settings.storage_options)  # fmt: skip
+    produce(settings, topic=pipe.topic, count=after, malformed_ratio=0.01, seed=SEED + 2)
+    _ingest_all(pipe)
+    return pipe
+
+
+def doubling(uri: str, storage_options: dict[str, str]) -> pl.DataFrame:
+    """Per version that added a (kafka_partition, kafka_offset) an earlier version had
+    added: version, kafka_partition, rows doubled, and whether it carried txn actions."""
+    latest = DeltaTable(uri, storage_options=storage_options or None).version()
+    seen: pl.DataFrame | None = None
+    found = []
+    for version in range(latest + 1):
+        adds, _ = data_adds(uri, version, storage_options)
+        if not adds:
+            continue
+        keys = read_added(uri, adds, storage_options, ["kafka_partition", "kafka_offset"])
+        if seen is not None:
+            again = keys.join(seen, on=["kafka_partition", "kafka_offset"], how="semi")
+            txn = any("txn" in a for a in delta.read_commit(uri, version, storage_options))
+            for partition, rows in again.group_by("kafka_partition").len().iter_rows():
+                found.append((version, partition, rows, txn))
+        seen = keys if seen is None else pl.concat([seen, keys])
+    return pl.DataFrame(
+        found,
+        schema={"version": pl.Int64, "kafka_partition": pl.Int32, "rows": pl.UInt32,
+                "txn": pl.Boolean},
+        orient="row",
+    ).sort("version", "kafka_partition")  # fmt: skip
+
+
+WHICH_COMMIT = Hint(
+    concept="Each Kafka message is one (partition, offset): a row whose pair an earlier "
+    "commit already added is a copy, and the log says which commit added it.",
+    api="delta.read_commit(uri, version) lists a commit's add and txn actions (lesson 03, "
+    "section 7); pl.read_parquet reads the files a commit added.",
+    call="for each version v: keys of the files read_commit(uri, v) added, joined (how="
+    "'semi') with the keys of every earlier version; doubled_version = the v that finds some",
 )
-KILL_AND_RESTART = Hint(
-    concept="Kill the ingest process while the stream runs, then start it again.",
-    api="control.status(s, lab.table) gives the pid; os.kill(pid, signal.SIGKILL); "
-    "control.up restarts what is dead (lesson 04 section 5).",
-    call="os.kill(next(w.pid for w in control.status(s, lab.table) if w.name == 'ingest'), "
-    "signal.SIGKILL); time.sleep(1); control.up(s, topic=lab.topic, table=lab.table)",
+PER_PARTITION = Hint(
+    concept="Offsets are per partition: count the copies per kafka_partition.",
+    api="group_by('kafka_partition').len() on the rows the doubling commit added again.",
+    call="doubled = dict(copies.group_by('kafka_partition').len().iter_rows())",
 )
-CAUGHT_UP = Hint(
-    concept="Check once the stream is over and the writer caught up.",
-    api="lab.wait_stream() and lab.wait_caught_up().",
-    call="lab.wait_stream(); lab.wait_caught_up()",
-)
-ROWS_EXACTLY_ONCE = Hint(
-    concept="The writer resumes from the table's txn versions; a gap or a duplicate "
-    "means something else wrote to the table or the run was cut short.",
-    api="Run the setup cell again, then redo the exercise with control.up only.",
-    call="lab = lab04.setup(s, prefix=PREFIX)",
-)
-DEAD_EXACTLY_ONCE = Hint(
-    concept="Dead letters follow the same exactly-once rule: their own txn actions.",
-    api="Run the setup cell again, then redo the exercise.",
-    call="lab = lab04.setup(s, prefix=PREFIX)",
+WHY_DOUBLED = Hint(
+    concept="The writer's own commits carry txn actions and check them before they commit; "
+    "a commit without them was not made by the writer.",
+    api="The txn actions delta.read_commit(uri, version) lists (lesson 03, section 7), and "
+    "the commitInfo beside them.",
+    call="cause = 'append_without_txn' when the doubling commit has no txn action",
 )
 
 
-def check_restart(lab: Lab04) -> None:
-    key = "lab04.ex3"
-    stream = _stream_window(lab)
-    expect(
-        stream is not None,
-        "no stream was started since setup",
-        STREAM_RUNNING,
-        key=key,
+def check_doubled(
+    lab: Lab04, doubled_version: int | None, doubled: dict | None, cause: str | None
+) -> None:
+    grading, pipe = Lab04.grading("ex3"), lab.ex3
+    truth = doubling(pipe.uri, lab.storage_options)
+    versions = sorted(set(truth["version"]))
+    grading.expect(
+        doubled_version in versions,
+        f"doubled_version is {doubled_version!r}, and no commit but "
+        f"{' and '.join(map(str, versions)) or 'none'} added a row an earlier commit had added",
+        WHICH_COMMIT,
     )
-    started, ended = stream
-    ingest = lab.ingest()
-    restart_hint = KILL_AND_RESTART
-    expect(ingest is not None, "the writer's ingest process is not running", restart_hint, key=key)
-    expect(
-        ended is not None,
-        "the stream is still running",
-        CAUGHT_UP,
-        key=key,
+    rows = truth.filter(pl.col("version") == doubled_version)
+    want = {int(p): int(n) for _, p, n, _ in rows.iter_rows()}
+    grading.expect(
+        _as_counts(doubled) == want,
+        f"doubled is {doubled!r}; version {doubled_version} added again {want} rows per partition",
+        PER_PARTITION,
     )
-    setup_start = json.loads((lab.work / "setup.json").read_text())["ingest_started"]
-    pid, created = ingest
-    expect(
-        created != setup_start and started < created < ended,
-        f"the ingest process (pid {pid}) started {created - started:+.1f} s from the stream's "
-        f"start; the stream ran for {ended - started:.1f} s"
-        + (" (it is the one setup started)" if created == setup_start else ""),
-        restart_hint,
-        key=key,
+    writer = bool(rows["txn"].any())
+    right = "resumed_from_kafka" if writer else "append_without_txn"
+    grading.expect(
+        cause in CAUSES,
+        f"cause is {cause!r}, not one of {sorted(CAUSES)}",
+        WHY_DOUBLED,
     )
-    commits = delta.history(lab.bronze_uri, lab.storage_options)["timestamp"]
-    before = commits.filter(
-        (commits > datetime.fromtimestamp(started, UTC))
-        & (commits < datetime.fromtimestamp(created, UTC))
-    ).len()
-    expect(
-        before > 0,
-        f"no commit landed between the stream's start and the ingest process's start "
-        f"({created - started:+.1f} s): no writer was killed while it was writing the stream",
-        restart_hint,
-        key=key,
-    )
-    try:
-        lab.wait_caught_up(timeout=30)
-    except TimeoutError as err:
-        expect(False, str(err), restart_hint, key=key)
-    truth = topic_truth(lab)
-    bronze = lab.bronze().select("kafka_partition", "kafka_offset")
-    good = truth.filter("good").select("kafka_partition", "kafka_offset")
-    missing = good.join(bronze, on=["kafka_partition", "kafka_offset"], how="anti").height
-    duplicated = bronze.height - bronze.n_unique()
-    expect(
-        missing == 0 and duplicated == 0 and bronze.height == good.height,
-        f"bronze has {bronze.height:,} rows for {good.height:,} good messages: {missing} "
-        f"missing, {duplicated} duplicated",
-        ROWS_EXACTLY_ONCE,
-        key=key,
-    )
-    dead = lab.dead_letters().select("kafka_partition", "kafka_offset")
-    malformed = truth.height - good.height
-    expect(
-        dead.height == dead.n_unique() == malformed,
-        f"the dead-letter table has {dead.height} rows ({dead.n_unique()} unique) for "
-        f"{malformed} malformed messages",
-        DEAD_EXACTLY_ONCE,
-        key=key,
+    grading.expect(
+        cause == right,
+        f"cause is {cause!r}, but version {doubled_version} "
+        + ("carries" if writer else "carries no")
+        + " txn actions",
+        WHY_DOUBLED,
     )
     passed(
-        f"restarted {created - started:.1f} s into a {ended - started:.1f} s stream: "
-        f"{good.height:,} good messages once each, {malformed} dead letters once each"
+        f"version {doubled_version} added {sum(want.values()):,} rows a second time "
+        f"({want} per partition): {CAUSES[right]}"
     )
-
-
-def _stream_window(lab: Lab04) -> tuple[float, float | None] | None:
-    """(start, end) of the latest stream as epoch seconds; end None while it runs."""
-    try:
-        started = json.loads((lab.work / "stream.json").read_text())["started"]
-    except FileNotFoundError:
-        return None
-    if processes.running(lab._stream_pid) is not None:
-        return started, None
-    return started, (lab.work / "stream.log").stat().st_mtime
 
 
 # -- exercise 4: fix what can be fixed, replay each once ------------------------------------
+
+EX4_MESSAGES = 3_000
+FAULTS_PER_KIND = 6  # hand-made broken messages per kind below
+FAULT_SESSION = 9  # their session_id: no generated message uses it
+FIXABLE = ("spike", "voltage_uv", "timestamp")  # fields whose true value can be recovered
+SPIKE_WORDS = {"yes": True, "no": False}
+
+
+def build_repair(settings: Settings, prefix: str) -> Pipeline:
+    """Broken messages of every kind, a few of them fixable; the writer left running (a
+    replayed message must be ingested)."""
+    pipe = _pipeline(settings, prefix, "ex4")
+    produce(settings, topic=pipe.topic, count=EX4_MESSAGES, malformed_ratio=0.02, seed=SEED,
+            partitions=PARTITIONS)  # fmt: skip
+    _send(settings, pipe.topic, fixable_faults())
+    _ingest_all(pipe, keep_running=True)
+    return pipe
+
+
+def fixable_faults() -> list[dict]:
+    """Broken messages whose true value is known: a yes/no spike, a voltage as text, a
+    timestamp without its UTC offset (the devices send UTC)."""
+    start, out = datetime.now(UTC), []
+    for i in range(FAULTS_PER_KIND * len(FIXABLE)):
+        moment = start + timedelta(milliseconds=i)
+        message = _message(moment, FAULT_SESSION, i, voltage_uv=round(-20 + i * 1.5, 1))
+        kind = FIXABLE[i % len(FIXABLE)]
+        if kind == "spike":
+            message["spike"] = "yes" if i % 2 else "no"
+        elif kind == "voltage_uv":
+            message["voltage_uv"] = str(message["voltage_uv"])
+        else:
+            message["timestamp"] = moment.replace(tzinfo=None).isoformat()
+        out.append(message)
+    return out
 
 
 def expected_fix(payload: bytes) -> dict | None:
@@ -573,13 +691,13 @@ def expected_fix(payload: bytes) -> dict | None:
 
 
 FIX_WHAT_IS_KNOWABLE = Hint(
-    concept="Only a value you can know may be fixed: a yes/no spike, a number sent as "
-    "text, a UTC timestamp without its offset; leave the rest dead.",
+    concept="Only a value you can know may be fixed; a guessed value is worse than a "
+    "dead letter that waits for a human.",
     api="replay.pending, a fixed payload column (null = leave alone), replay.replay "
-    "(lesson 04 section 6).",
-    call="replay.replay(replay.pending(lab.dead_uri, opts).with_columns(pl.col('payload')"
-    ".map_elements(fix, return_dtype=pl.Binary, skip_nulls=True)), dead_letter_uri="
-    "lab.dead_uri, kafka_config=s.kafka_config, storage_options=opts)",
+    "(lesson 04, section 6).",
+    call="replay.replay(replay.pending(lab.ex4.dead_uri, opts).with_columns(pl.col("
+    "'payload').map_elements(fix, return_dtype=pl.Binary, skip_nulls=True)), "
+    "dead_letter_uri=lab.ex4.dead_uri, kafka_config=s.kafka_config, storage_options=opts)",
 )
 REPLAY_ONCE = Hint(
     concept="A replay is a new message: replaying twice makes two rows.",
@@ -589,39 +707,36 @@ REPLAY_ONCE = Hint(
 
 
 def check_replayed(lab: Lab04) -> None:
-    key = "lab04.ex4"
-    dead = lab.dead_letters()
+    grading, pipe = Lab04.grading("ex4"), lab.ex4
+    dead = pipe.dead_letters()
     fixes = {
         (p, o): expected_fix(payload)
         for p, o, payload in dead.select("kafka_partition", "kafka_offset", "payload").iter_rows()
     }
     fixable = {coords: row for coords, row in fixes.items() if row is not None}
-    ledger = replay.replayed(lab.dead_uri, lab.storage_options)
-    replay_hint = FIX_WHAT_IS_KNOWABLE
+    ledger = replay.replayed(pipe.dead_uri, lab.storage_options)
     invented = [
         (p, o)
         for p, o in ledger.select("kafka_partition", "kafka_offset").iter_rows()
         if (p, o) in fixes and fixes[(p, o)] is None
     ]
-    expect(
+    grading.expect(
         not invented,
         f"{len(invented)} replayed dead letter(s) had no knowable fix (e.g. partition "
         f"{invented[0][0] if invented else '-'} offset {invented[0][1] if invented else '-'}): "
         "their replayed values are invented",
-        replay_hint,
-        key=key,
+        FIX_WHAT_IS_KNOWABLE,
     )
-    expect(
+    grading.expect(
         ledger.height > 0,
         f"nothing was replayed: {len(fixable)} dead letters can be fixed",
-        replay_hint,
-        key=key,
+        FIX_WHAT_IS_KNOWABLE,
     )
     try:
-        lab.wait_caught_up(timeout=30)
+        pipe.wait_caught_up(timeout=30)
     except TimeoutError as err:
-        expect(False, str(err), replay_hint, key=key)
-    bronze = lab.bronze()
+        grading.fail(str(err), FIX_WHAT_IS_KNOWABLE)
+    bronze = pipe.bronze()
     keys = ["timestamp", "session_id", "channel"]
     want = pl.DataFrame(list(fixable.values())).with_columns(
         pl.col("timestamp").cast(pl.Datetime("us", "UTC")),
@@ -632,53 +747,85 @@ def check_replayed(lab: Lab04) -> None:
         pl.col("len").fill_null(0)
     )
     missing, twice = found.filter(pl.col("len") == 0), found.filter(pl.col("len") > 1)
-    expect(
+    grading.expect(
         missing.height == 0,
         f"{missing.height} of {len(fixable)} fixable dead letters are not in bronze",
-        replay_hint,
-        key=key,
+        FIX_WHAT_IS_KNOWABLE,
     )
-    expect(
+    grading.expect(
         twice.height == 0,
         f"{twice.height} fixed dead letters are in bronze more than once (up to "
         f"{found['len'].max()} times)",
         REPLAY_ONCE,
-        key=key,
     )
     landed = want.join(bronze, on=keys, suffix="_bronze")
     wrong = landed.filter(
         (pl.col("spike") != pl.col("spike_bronze"))
         | ((pl.col("voltage_uv") - pl.col("voltage_uv_bronze")).abs() > 1e-3)
     )
-    expect(
+    grading.expect(
         wrong.height == 0,
         f"{wrong.height} replayed rows carry other values than their dead letter",
-        replay_hint,
-        key=key,
+        FIX_WHAT_IS_KNOWABLE,
     )
     left = len(fixes) - len(fixable)
     passed(f"{len(fixable)} fixable dead letters in bronze once each; {left} left dead")
 
 
-# -- exercise 5 (stretch): freshness p99 from the log ---------------------------------------
+# -- exercise 5: add a worker, nothing doubled or lost ---------------------------------------
 
 
-def commit_freshness(lab: Lab04) -> pl.DataFrame:
+def build_scale(settings: Settings, prefix: str) -> Pipeline:
+    """A fresh topic of SCALE_PARTITIONS partitions; no writer yet."""
+    return _pipeline(settings, prefix, "ex5", partitions=SCALE_PARTITIONS)
+
+
+SCALE_PARTITIONS = 6
+
+
+# -- exercise 6 (stretch): freshness p99 from the log ---------------------------------------
+
+BACKLOG = 2_000  # produced while no writer runs
+OUTAGE_S = 2.0  # how long they wait before the writer starts
+STEADY = (3_000, 1_500)  # then messages at a rate per second, the writer running
+FLUSH_MS = 500
+
+
+def build_freshness(settings: Settings, prefix: str) -> Pipeline:
+    """A backlog that waited OUTAGE_S for the writer, then a steady stream it ingests live,
+    with a compactor that rewrites the small files."""
+    pipe = _pipeline(settings, prefix, "ex6")
+    produce(settings, topic=pipe.topic, count=BACKLOG, seed=SEED, partitions=PARTITIONS)
+    time.sleep(OUTAGE_S)
+    control.up(settings, topic=pipe.topic, table=pipe.table, echo=_quiet,
+               only=["ingest", "compact"], flush_ms=FLUSH_MS, compact_interval_s=1,
+               min_files=2)  # fmt: skip
+    count, rate = STEADY
+    produce(settings, topic=pipe.topic, count=count, rate=rate, seed=SEED + 1)
+    pipe.wait_caught_up()
+    deadline = time.monotonic() + 30
+    while not _compacted(pipe) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    control.down(settings, pipe.table, echo=_quiet)
+    if not _compacted(pipe):
+        raise NeuralakeError(f"the compactor of {pipe.table} did not commit within 30 s")
+    return pipe
+
+
+def _compacted(pipe: Pipeline) -> bool:
+    history = delta.history(pipe.uri, pipe.settings.storage_options)
+    return history["operation"].str.contains("(?i)optimize|compact").any()
+
+
+def commit_freshness(uri: str, storage_options: dict[str, str]) -> pl.DataFrame:
     """Per row the log ever added (dataChange): commit time - kafka_timestamp, in seconds."""
-    history = delta.history(lab.bronze_uri, lab.storage_options)
+    history = delta.history(uri, storage_options)
     frames = []
     for version, stamp in history.select("version", "timestamp").iter_rows():
-        added = [
-            action["add"]["path"]
-            for action in delta.read_commit(lab.bronze_uri, version, lab.storage_options)
-            if "add" in action and action["add"].get("dataChange", True)
-        ]
-        if not added:
+        adds, _ = data_adds(uri, version, storage_options)
+        if not adds:
             continue
-        files = [f"{lab.bronze_uri.rstrip('/')}/{unquote(path)}" for path in added]
-        stamps = pl.read_parquet(
-            files, columns=["kafka_timestamp"], storage_options=lab.storage_options or None
-        )
+        stamps = read_added(uri, adds, storage_options, ["kafka_timestamp"])
         frames.append(
             stamps.select(
                 version=pl.lit(version),
@@ -690,18 +837,17 @@ def commit_freshness(lab: Lab04) -> pl.DataFrame:
 
 
 COMMIT_FRESHNESS = Hint(
-    concept="A row becomes readable at the commit that added its file; freshness = that "
-    "commit's time - the row's kafka_timestamp.",
+    concept="A row becomes readable at the commit that added its file; its freshness is "
+    "the time from Kafka receiving it to that commit.",
     api="delta.history gives each commit's time (lesson 01, section 4); delta.read_commit "
     "lists a commit's add actions (lesson 01, section 2), compaction's with dataChange "
-    "false (lesson 03, section 3); pl.read_parquet reads the added files; "
-    "freshness.measure polls for the same number instead (lesson 04, section 7).",
+    "false (lesson 03, section 3); pl.read_parquet reads the added files.",
     call="for each version: files = [add['path'] for adds with dataChange]; "
     "(commit_ts - pl.read_parquet(files)['kafka_timestamp']), then .quantile(0.99)",
 )
 DATA_CHANGE_ONLY = Hint(
     concept="Count each row once, at the commit that first added it: compaction "
-    "rewrites files (dataChange false) with rows that were already readable.",
+    "rewrites files with rows that were already readable.",
     api="Skip add actions whose dataChange is false.",
     call="[a['add']['path'] for a in delta.read_commit(uri, v, opts) if 'add' in a "
     "and a['add'].get('dataChange', True)]",
@@ -709,18 +855,29 @@ DATA_CHANGE_ONLY = Hint(
 
 
 def check_freshness(lab: Lab04, p99: float | None) -> None:
-    key = "lab04.ex5"
-    hint = COMMIT_FRESHNESS
-    expect(isinstance(p99, int | float), f"p99 is {p99!r}, not a number of seconds", hint, key=key)
-    truth = commit_freshness(lab)
+    grading, pipe = Lab04.grading("ex6"), lab.ex6
+    grading.expect(
+        isinstance(p99, int | float), f"p99 is {p99!r}, not a number of seconds", COMMIT_FRESHNESS
+    )
+    assert isinstance(p99, int | float)
+    truth = commit_freshness(pipe.uri, lab.storage_options)
     true_p99 = truth["freshness_s"].quantile(0.99)
-    expect(
+    grading.expect(
         abs(p99 - true_p99) <= max(0.01 * true_p99, 0.005),
         f"p99={p99:.3f} s; over the {truth.height:,} rows the log added, it is {true_p99:.3f} s",
         DATA_CHANGE_ONLY,
-        key=key,
     )
     passed(
         f"p99 freshness {true_p99:.2f} s over {truth.height:,} rows (p50 "
         f"{truth['freshness_s'].quantile(0.5):.2f} s)"
     )
+
+
+BUILDERS = {
+    "ex1": build_dead,
+    "ex2": build_lag,
+    "ex3": build_doubled,
+    "ex4": build_repair,
+    "ex5": build_scale,
+    "ex6": build_freshness,
+}
