@@ -49,8 +49,8 @@ PREFIX = "lab02_"  # table names start with this
 # %%
 import sys
 
+import httpx
 import polars as pl
-import requests
 from deltalake import DeltaTable
 
 import neuralake
@@ -229,9 +229,9 @@ print("refreshed: version", catalog.refresh("session_spikes").version)
 export = export_catalog(catalog, "lab02", s)
 served_config = write_roapi(export, lab.out / "roapi-view.yaml")
 with roapi(roapi_config(export)["tables"], s, lab.out / "roapi-view") as listeners:
-    answer = requests.post(
+    answer = httpx.post(
         f"http://{listeners.http}/api/sql",
-        data="SELECT * FROM session_spikes ORDER BY session_id",
+        content="SELECT * FROM session_spikes ORDER BY session_id",
         headers={"Accept": "application/vnd.apache.arrow.stream"},  # keeps the types
         timeout=30,
     )

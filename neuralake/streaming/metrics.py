@@ -9,8 +9,8 @@ The writer's three processes (ingest, compact, vacuum) serve the Prometheus text
 
 from __future__ import annotations
 
+import httpx
 import polars as pl
-import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from neuralake.errors import StackError
@@ -19,9 +19,8 @@ from neuralake.errors import StackError
 def scrape(url: str, timeout: float = 3.0) -> str:
     """The text of ``url`` (e.g. ``http://127.0.0.1:9464/metrics``); ``StackError`` if down."""
     try:
-        response = requests.get(url, timeout=timeout)
-        response.raise_for_status()
-    except requests.RequestException as err:
+        response = httpx.get(url, timeout=timeout).raise_for_status()
+    except httpx.HTTPError as err:
         raise StackError(
             f"no metrics at {url} ({type(err).__name__}): is the writer running? "
             "(neuralake writer status)"

@@ -22,16 +22,15 @@ executor of 1 GiB (``spark.executor.memory``) that runs 2 tasks at a time.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 
 from neuralake.errors import ConfigError, StackError
@@ -162,7 +161,7 @@ def up(c: Cluster, *, echo: Callable[[str], None] = print) -> dict:
             name = f"worker-{index}"
             if _start(c, name, worker_command(c, index), [_worker_ui_port(c, index)], echo):
                 started.append(name)
-        _wait_alive(c, c.workers)
+        _wait_alive(c)
     except BaseException:
         for name in reversed(started):
             processes.stop(c.pid_file(name))
@@ -195,13 +194,13 @@ def status(c: Cluster) -> dict:
     else:
         try:
             state = master_state(c)
-        except (OSError, ValueError) as err:  # refused, timed out, or not JSON (yet)
+        except (httpx.HTTPError, ValueError) as err:  # refused, timed out, or not JSON (yet)
             error = f"master does not answer at {c.master_ui}/json/: {err}"
     listed = {w.get("webuiaddress"): w for w in state.get("workers", [])}
     workers = []
     for name in sorted(_tracked_workers(c)):
         tracked = processes.running(c.pid_file(name))
-        ui = f"http://{HOST}:{_worker_ui_port(c, int(name.split('-')[1]))}"
+        ui = _worker_ui(c, int(name.split("-")[1]))
         seen = listed.get(ui, {})
         workers.append(
             {
@@ -236,15 +235,7 @@ def status(c: Cluster) -> dict:
 
 def master_state(c: Cluster, timeout: float = 3.0) -> dict:
     """The master's own JSON status: workers, their state, cores, memory, applications."""
-    with urllib.request.urlopen(f"{c.master_ui}/json/", timeout=timeout) as response:
-        return json.loads(response.read())
-
-
-def alive_workers(c: Cluster) -> int:
-    """How many of this cluster's workers the master lists as ALIVE (by their web UI)."""
-    ours = {f"http://{HOST}:{_worker_ui_port(c, i)}" for i in range(1, c.workers + 1)}
-    listed = master_state(c).get("workers", [])
-    return sum(1 for w in listed if w.get("state") == "ALIVE" and w.get("webuiaddress") in ours)
+    return httpx.get(f"{c.master_ui}/json/", timeout=timeout).raise_for_status().json()
 
 
 def pids(c: Cluster) -> dict[str, list[int]]:
@@ -267,8 +258,7 @@ def app_api(spark, path: str):
     ``stages``, ``jobs``: ``/api/v1/applications/<app id>/<path>``."""
     context = spark.sparkContext
     url = f"{context.uiWebUrl}/api/v1/applications/{context.applicationId}/{path}"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
+    return httpx.get(url, timeout=5).raise_for_status().json()
 
 
 def wait_for_executors(spark, count: int, timeout: float = 120.0) -> list[dict]:
@@ -325,6 +315,11 @@ def _worker_ui_port(c: Cluster, index: int) -> int:
     return c.worker_ui_port + index - 1
 
 
+def _worker_ui(c: Cluster, index: int) -> str:
+    """Worker ``index``'s web UI: the address the master lists it by."""
+    return f"http://{HOST}:{_worker_ui_port(c, index)}"
+
+
 def _start(
     c: Cluster, name: str, cmd: list[str], ports: list[int], echo: Callable[[str], None]
 ) -> bool:
@@ -356,34 +351,40 @@ def _start(
     return True
 
 
-def _wait_alive(c: Cluster, wanted: int) -> None:
-    """Until the master lists ``wanted`` of our workers as ALIVE, or one line saying why not."""
-    names = ["master", *(f"worker-{i}" for i in range(1, wanted + 1))]
+def _wait_alive(c: Cluster) -> None:
+    """Until the master answers ALIVE, then until it lists each worker ALIVE.
 
-    def died() -> None:
-        for name in names:
-            if processes.running(c.pid_file(name)) is None:
-                code = processes.exit_code(c.pid_file(name))
-                raise StackError(
-                    f"the Spark {name} exited during start (exit code {code}): "
-                    f"see {c.log_file(name)}: {_last_line(c.log_file(name))}"
-                )
+    :func:`processes.wait_healthy` waits for each daemon in turn: a daemon that exits
+    fails the wait at once, with the line of its log that says why.
+    """
 
-    def check() -> None:
-        alive = alive_workers(c)
-        if alive < wanted:
-            raise RuntimeError(f"{alive} of {wanted} workers ALIVE")
+    def master_alive() -> None:
+        state = master_state(c).get("status")
+        if state != "ALIVE":
+            raise RuntimeError(f"master status {state}")
 
-    try:
-        processes.wait_until(check, timeout=c.start_timeout, died=died)
-    except StackError:
-        raise
-    except Exception as err:
-        raise StackError(
-            f"the Spark master did not list {wanted} ALIVE worker(s) within "
-            f"{c.start_timeout:.0f} s ({' '.join(str(err).split())[:120]}): "
-            f"see {c.log_file('master')} and {c.log_file('worker-1')}"
-        ) from err
+    processes.wait_healthy(
+        "the Spark master",
+        c.pid_file("master"),
+        c.log_file("master"),
+        master_alive,
+        timeout=c.start_timeout,
+    )
+    for index in range(1, c.workers + 1):
+        name, ui = f"worker-{index}", _worker_ui(c, index)
+
+        def worker_alive(ui: str = ui) -> None:
+            listed = {w.get("webuiaddress"): w.get("state") for w in master_state(c)["workers"]}
+            if listed.get(ui) != "ALIVE":
+                raise RuntimeError(f"the master lists {ui} as {listed.get(ui, 'absent')}")
+
+        processes.wait_healthy(
+            f"the Spark {name}",
+            c.pid_file(name),
+            c.log_file(name),
+            worker_alive,
+            timeout=c.start_timeout,
+        )
 
 
 def _tracked_workers(c: Cluster) -> list[str]:
@@ -422,11 +423,3 @@ def _validate(c: Cluster) -> None:
             f"{ENV_VARS['master_port']}, {ENV_VARS['master_ui_port']} and "
             f"{ENV_VARS['worker_ui_port']} to separate free ports"
         )
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except FileNotFoundError:
-        return "(no log)"
-    return lines[-1][:200] if lines else "(empty log)"
