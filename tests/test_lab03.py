@@ -86,6 +86,22 @@ def test_row_accounting_passes_compaction_and_catches_a_lost_row(stack_settings,
 
 
 @pytest.mark.stack
+def test_flush_grader_wants_enough_commits_for_a_p90(stack_settings, lab_prefix):
+    lab = _lab(stack_settings, lab_prefix, "ex2")
+    options, uri = stack_settings.storage_options, lab.ex2.uri
+    with pytest.raises(CheckFailed, match="has 0 commits with rows"):
+        lab03.check_flush(lab)
+    day = datetime.now(UTC).date()
+    for batch in range(6):  # a long flush: a handful of commits in the whole run
+        rows = lab03.bronze_rows(100, day, first_offset=batch * 100)
+        write_deltalake(uri, rows, mode="append", partition_by=["date"], storage_options=options)
+    with pytest.raises(
+        CheckFailed, match="made 5 commits after its first; a p90 needs at least 20"
+    ):
+        lab03.check_flush(lab)
+
+
+@pytest.mark.stack
 def test_compaction_grader_wants_the_hot_partition_small_and_the_cold_one_untouched(
     stack_settings, lab_prefix, capsys
 ):

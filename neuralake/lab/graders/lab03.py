@@ -18,9 +18,6 @@ are compared with the truth the grader computes.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -33,17 +30,25 @@ from deltalake import DeltaTable
 
 from neuralake import delta
 from neuralake.datagen import Simulation, write_frames
-from neuralake.errors import ConfigError, NeuralakeError, StackError
+from neuralake.errors import ConfigError, NeuralakeError
 from neuralake.lab.graders.base import Lab, fresh_topic
-from neuralake.lab.graders.checks import Hint, expect, passed
-from neuralake.lab.stack.processes import free_port
-from neuralake.lab.writer import binary, control
+from neuralake.lab.graders.checks import Hint, passed
+from neuralake.lab.graders.logs import data_adds, stats
+from neuralake.lab.writer import control
 from neuralake.settings import Settings
 from neuralake.streaming import topics
 from neuralake.streaming.produce import produce
 from neuralake.streaming.schemas import BRONZE, PARTITION_BY, app_id, dead_letter_uri
+from neuralake.waiting import NotYet, wait_until
 
 TOPICS = ("ex1_signals", "ex2_live", "ex5_stress")
+TABLES = {  # exercise -> its table, after the prefix
+    "ex1": "ex1_bronze",
+    "ex2": "ex2_tuned",
+    "ex3": "ex3_signals",
+    "ex4": "ex4_signals",
+    "ex5": "ex5_stress",
+}
 PARTITIONS = 3  # of every topic the lab creates
 APP = "neuralake-writer"  # the writer's default --app-id
 
@@ -51,9 +56,9 @@ APP = "neuralake-writer"  # the writer's default --app-id
 EX1_MESSAGES = (12_000, 9_000)
 
 # Exercise 2: the bounds a good flush setting meets at the lab's steady rate.
-FILES_PER_MINUTE_MAX = 30
-FRESHNESS_P90_MAX_S = 4.0
-MIN_COMMITS = 4  # a run with fewer commits than this is not a measurement
+FILES_PER_MINUTE_MAX = 90
+FRESHNESS_P90_MAX_S = 2.5
+MIN_COMMITS = 20  # a p90 over fewer commits than this is not a measurement
 
 # Exercise 3: today's partition arrives as many small files; yesterday's is compacted.
 HOT_FILES, HOT_ROWS = 80, 160_000
@@ -80,8 +85,8 @@ class Resume:
 
 
 @dataclass(frozen=True)
-class Flush:
-    """Exercise 2: a fresh topic and table for a writer you tune."""
+class Live:
+    """Exercises 2 and 5: a fresh topic and table for a writer you start."""
 
     topic: str
     table: str  # the name control.up(table=...) takes
@@ -92,6 +97,7 @@ class Flush:
 class Compact:
     """Exercise 3: yesterday's partition compacted, today's in many small files."""
 
+    table: str  # the name control.run_once(table=...) takes
     uri: str
     hot_day: date
     cold_day: date
@@ -104,20 +110,12 @@ class Compact:
 class Vacuum:
     """Exercise 4: compacted twice; ``keep_version`` (between the two) must stay readable."""
 
+    table: str
     uri: str
     keep_version: int
     keep_files: tuple[str, ...] = field(repr=False)
     keep_rows: int = 0
     garbage: tuple[str, ...] = field(default=(), repr=False)  # removed by the first compaction
-
-
-@dataclass(frozen=True)
-class Stress:
-    """Exercise 5: a topic and a table for ingest and compaction at once."""
-
-    topic: str
-    table: str
-    uri: str
 
 
 @dataclass
@@ -127,25 +125,19 @@ class Lab03(Lab):
 
     number: ClassVar[str] = "03"
     exercises: ClassVar[tuple[str, ...]] = ("ex1", "ex2", "ex3", "ex4", "ex5")
-    tables: ClassVar[tuple[str, ...]] = (
-        "ex1_bronze",
-        "ex2_tuned",
-        "ex3_signals",
-        "ex4_signals",
-        "ex5_stress",
-    )
+    tables: ClassVar[tuple[str, ...]] = tuple(TABLES.values())
 
     ex1: Resume
-    ex2: Flush
+    ex2: Live
     ex3: Compact
     ex4: Vacuum
-    ex5: Stress
+    ex5: Live
 
     def rebuild(self, exercise: str) -> None:
         setattr(self, exercise, BUILDERS[exercise](self.settings, self.prefix))
 
 
-key = Lab03.key  # key("ex3") == "lab03.ex3": the graders count attempts per exercise
+grading = Lab03.grading  # grading("ex3").expect(...): attempts count per exercise
 
 
 def setup(settings: Settings, *, prefix: str = "lab03_") -> Lab03:
@@ -159,8 +151,8 @@ def setup(settings: Settings, *, prefix: str = "lab03_") -> Lab03:
 
 def drop(settings: Settings, prefix: str = "lab03_") -> None:
     """Stop the lab's writers, delete its tables (and their dead letters) and topics."""
-    for name in ("ex2_tuned", "ex5_stress"):  # the exercises that run a writer
-        control.down(settings, prefix + name, echo=lambda _: None)
+    for name in Lab03.tables:  # every exercise's table may have had a writer
+        control.down(settings, prefix + name, echo=_quiet)
     Lab03.drop_tables(settings, prefix)
     for name in Lab03.tables:
         dead = dead_letter_uri(settings.table_uri(prefix + name))
@@ -170,31 +162,6 @@ def drop(settings: Settings, prefix: str = "lab03_") -> None:
 
 
 # -- shared helpers ----------------------------------------------------------------------
-
-
-def writer(settings: Settings, *args: str) -> dict:
-    """Run one pass of ``neuralake-writer`` (``compact --once``, ``vacuum --once``,
-    ``ingest --stop-at-end``) and return the JSON line it prints.
-
-    The S3 and Kafka addresses come from ``settings`` (the binary reads the same
-    ``NEURALAKE_*`` variables); the metrics port is a free one, so a pass never collides
-    with a writer process that is already serving metrics.
-    """
-    env = {
-        **os.environ,
-        "NEURALAKE_S3_ENDPOINT": settings.s3_endpoint or "",
-        "NEURALAKE_S3_REGION": settings.region,
-        "NEURALAKE_S3_ACCESS_KEY_ID": settings.access_key_id or "",
-        "NEURALAKE_S3_SECRET_ACCESS_KEY": settings.secret_access_key or "",
-        "NEURALAKE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
-        "NEURALAKE_WRITER_METRICS_ADDR": f"127.0.0.1:{free_port()}",
-    }
-    cmd = [str(binary.find(settings.cache_dir)), *args]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise StackError(f"neuralake-writer {' '.join(args[:2])} failed: {last}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def bronze_rows(
@@ -250,6 +217,33 @@ def _fresh_topic(settings: Settings, prefix: str, name: str) -> str:
     return fresh_topic(settings, prefix + name, PARTITIONS)
 
 
+def _ingest_to_end(settings: Settings, table: str, topic: str, uri: str) -> None:
+    """Run the writer's ingest on ``topic`` until the table and the group's offsets hold
+    the whole topic, then stop it."""
+    control.up(settings, topic=topic, table=table, only=["ingest"], echo=_quiet)
+    highs = dict(topics.describe(settings, topic).select("partition", "high").iter_rows())
+    group = f"{APP}.{table}"
+
+    def at_end() -> None:
+        if not DeltaTable.is_deltatable(uri, settings.storage_options):
+            raise NotYet(f"the writer has not created {uri}")
+        txn = txn_versions(uri, settings.storage_options)
+        confirmed = group_offsets(settings, group, topic)
+        for p, high in highs.items():
+            done = txn.get(app_id(APP, topic, p), -1)
+            if high and (done < high - 1 or confirmed.get(p) != high):
+                raise NotYet(f"the writer of {table} is behind on partition {p}")
+
+    try:
+        wait_until(at_end, timeout=60, interval=0.25, retry_on=NotYet)
+    finally:
+        control.down(settings, table, echo=_quiet)
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
 def _files(uri: str, storage_options: dict[str, str], version: int | None = None) -> list[str]:
     """Paths (relative to the table) of the data files of ``version`` (default: latest)."""
     table = DeltaTable(uri, version=version, storage_options=storage_options)
@@ -271,10 +265,6 @@ def _write_files(uri: str, frame: pl.DataFrame, files: int, options: dict[str, s
     )
 
 
-def _stats(add: dict) -> dict:
-    return json.loads(add["stats"])
-
-
 def _dead_letters(uri: str, storage_options: dict[str, str]) -> int:
     dead = dead_letter_uri(uri)
     if not DeltaTable.is_deltatable(dead, storage_options):
@@ -288,13 +278,13 @@ def _dead_letters(uri: str, storage_options: dict[str, str]) -> int:
 def build_resume(settings: Settings, prefix: str) -> Resume:
     """Two ingest runs to the end of the topic; then the second run's offset confirmation
     is undone, as if the writer had crashed between its Delta commit and telling Kafka."""
-    uri = _fresh_table(settings, prefix, "ex1_bronze")
+    uri = _fresh_table(settings, prefix, TABLES["ex1"])
     topic = _fresh_topic(settings, prefix, "ex1_signals")
-    group = f"{APP}.{prefix}ex1_bronze"
+    group = f"{APP}.{prefix}{TABLES['ex1']}"
     confirmed: dict[int, int] = {}
     for run, count in enumerate(EX1_MESSAGES):
         produce(settings, topic=topic, count=count, malformed_ratio=0.01, seed=run)
-        writer(settings, "ingest", "--stop-at-end", "--table-uri", uri, "--topic", topic)
+        _ingest_to_end(settings, prefix + TABLES["ex1"], topic, uri)
         if run == 0:
             confirmed = group_offsets(settings, group, topic)
     rewind = ConsumerGroupTopicPartitions(
@@ -337,24 +327,23 @@ REPLAYED = Hint(
 
 
 def check_offsets(lab: Lab03, resume_at: dict | None, replayed: int | None) -> None:
+    grade = grading("ex1")
     ex, s = lab.ex1, lab.settings
     txn = txn_versions(ex.uri, lab.storage_options)
     parts = topics.partitions(s, ex.topic)
     truth = {p: txn[app_id(APP, ex.topic, p)] + 1 for p in parts}
     group = group_offsets(s, ex.group, ex.topic)
     truth_replayed = sum(truth[p] - group.get(p, 0) for p in parts)
-    expect(
+    grade.expect(
         isinstance(resume_at, dict),
         f"resume_at is {resume_at!r}, not a dict {{partition: offset}}",
         RESUME_FROM_THE_TABLE,
-        key=key("ex1"),
     )
     given = {int(p): o for p, o in resume_at.items()}
-    expect(
+    grade.expect(
         sorted(given) == parts,
         f"resume_at has partitions {sorted(given)}; the topic has {parts}",
         EVERY_PARTITION,
-        key=key("ex1"),
     )
     if given != truth:
         found = f"resume_at={given}, but the writer resumes at {truth}"
@@ -362,18 +351,12 @@ def check_offsets(lab: Lab03, resume_at: dict | None, replayed: int | None) -> N
             found += " (yours are the last offsets the table holds; it resumes after them)"
         if all(given[p] == group.get(p) for p in parts):
             found += " (yours are the consumer group's offsets, which lag behind the table)"
-        expect(
-            False,
-            found,
-            RESUME_AFTER_TXN,
-            key=key("ex1"),
-        )
-    expect(
+        grade.expect(False, found, RESUME_AFTER_TXN)
+    grade.expect(
         replayed == truth_replayed,
         f"replayed={replayed!r}, but a consumer that trusted the group's offsets {group} "
         f"would write {truth_replayed:,} messages a second time",
         REPLAYED,
-        key=key("ex1"),
     )
     passed(
         f"the writer resumes at {truth}; trusting the consumer group would have written "
@@ -384,11 +367,16 @@ def check_offsets(lab: Lab03, resume_at: dict | None, replayed: int | None) -> N
 # -- exercise 2: tune the flush ------------------------------------------------------------
 
 
-def build_flush(settings: Settings, prefix: str) -> Flush:
-    control.down(settings, prefix + "ex2_tuned", echo=lambda _: None)
-    uri = _fresh_table(settings, prefix, "ex2_tuned")
-    topic = _fresh_topic(settings, prefix, "ex2_live")
-    return Flush(topic, prefix + "ex2_tuned", uri)
+def build_live(settings: Settings, prefix: str, exercise: str, topic: str) -> Live:
+    """Exercises 2 and 5: no writer running, an empty table name and topic."""
+    table = prefix + TABLES[exercise]
+    control.down(settings, table, echo=_quiet)
+    uri = _fresh_table(settings, prefix, TABLES[exercise])
+    return Live(_fresh_topic(settings, prefix, topic), table, uri)
+
+
+def build_flush(settings: Settings, prefix: str) -> Live:
+    return build_live(settings, prefix, "ex2", "ex2_live")
 
 
 def commit_stats(uri: str, storage_options: dict[str, str]) -> pl.DataFrame:
@@ -397,19 +385,17 @@ def commit_stats(uri: str, storage_options: dict[str, str]) -> pl.DataFrame:
     latest = DeltaTable(uri, storage_options=storage_options).version()
     rows = []
     for version in range(latest + 1):
-        actions = delta.read_commit(uri, version, storage_options)
-        adds = [a["add"] for a in actions if "add" in a and a["add"].get("dataChange", True)]
-        info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+        adds, info = data_adds(uri, version, storage_options)
         if not adds or "timestamp" not in info:
             continue
-        oldest = min(_stats(a)["minValues"]["kafka_timestamp"] for a in adds)
+        oldest = min(stats(a)["minValues"]["kafka_timestamp"] for a in adds)
         committed = datetime.fromtimestamp(info["timestamp"] / 1000, tz=UTC)
         rows.append(
             {
                 "version": version,
                 "committed": committed,
                 "files": len(adds),
-                "rows": sum(_stats(a)["numRecords"] for a in adds),
+                "rows": sum(stats(a)["numRecords"] for a in adds),
                 "freshness_s": (committed - datetime.fromisoformat(oldest)).total_seconds(),
             }
         )
@@ -438,11 +424,20 @@ def flush_summary(commits: pl.DataFrame) -> dict:
 
 UNDER_LOAD = Hint(
     concept="Measure a writer under load: run it on the topic while a steady producer feeds it.",
-    api="control.up(s, topic=..., table=..., flush_ms=...) and produce(s, topic=..., "
-    "count=..., rate=...) (lesson 03, sections 1 and 2).",
+    api="control.up(s, topic=..., table=..., flush_ms=...) (lesson 03, section 1), then "
+    "produce(s, topic=..., count=..., rate=...), which the lesson's stream() runs "
+    "(section 2).",
     call="control.up(s, topic=lab.ex2.topic, table=lab.ex2.table, flush_ms=FLUSH_MS); "
     "produce(s, topic=lab.ex2.topic, count=RATE * SECONDS, rate=RATE); "
     "control.down(s, lab.ex2.table)",
+)
+TOO_FEW_COMMITS = Hint(
+    concept="A percentile says little over a handful of values: the run must make enough "
+    "commits to measure.",
+    api="The number of commits is the run's length divided by the flush interval plus a "
+    "commit (lesson 03, section 2 counts them).",
+    call=f"lab.reset('ex2'); a flush_ms short enough for {MIN_COMMITS} commits in "
+    "SECONDS seconds, within the files-per-minute bound",
 )
 TOO_MANY_FILES = Hint(
     concept="Every flush is a commit, and every commit writes at least one file.",
@@ -461,31 +456,35 @@ TOO_STALE = Hint(
 
 
 def check_flush(lab: Lab03) -> None:
+    grade = grading("ex2")
     ex = lab.ex2
     exists = DeltaTable.is_deltatable(ex.uri, lab.storage_options)
     commits = commit_stats(ex.uri, lab.storage_options) if exists else None
-    count = 0 if commits is None else commits.height
-    expect(
-        count >= MIN_COMMITS,
-        f"the table {ex.table} has {count} commits with rows; a measurement needs at "
-        f"least {MIN_COMMITS}",
+    grade.expect(
+        commits is not None and commits.height > 1,
+        f"the table {ex.table} has {0 if commits is None else commits.height} commits with "
+        "rows: no writer ran on it under load",
         UNDER_LOAD,
-        key=key("ex2"),
+    )
+    assert commits is not None
+    measured = commits.height - 1  # the first commit only starts the clock
+    grade.expect(
+        measured >= MIN_COMMITS,
+        f"the run made {measured} commits after its first; a p90 needs at least {MIN_COMMITS}",
+        TOO_FEW_COMMITS,
     )
     summary = flush_summary(commits)
     fpm, fresh = summary["files_per_minute"], summary["freshness_p90_s"]
     numbers = f"{fpm} files per minute, freshness p90 {fresh} s over {summary['commits']} commits"
-    expect(
+    grade.expect(
         fpm <= FILES_PER_MINUTE_MAX,
         f"{numbers}: more than {FILES_PER_MINUTE_MAX} files per minute",
         TOO_MANY_FILES,
-        key=key("ex2"),
     )
-    expect(
+    grade.expect(
         fresh <= FRESHNESS_P90_MAX_S,
         f"{numbers}: rows wait more than {FRESHNESS_P90_MAX_S} s to be readable",
         TOO_STALE,
-        key=key("ex2"),
     )
     passed(f"{numbers}: both within their bounds")
 
@@ -497,7 +496,7 @@ def build_compact(settings: Settings, prefix: str) -> Compact:
     """Yesterday: COLD_FILES files of about a megabyte (compacted last night). Today:
     HOT_FILES small files, as a writer that flushes every second leaves them."""
     options = settings.storage_options
-    uri = _fresh_table(settings, prefix, "ex3_signals")
+    uri = _fresh_table(settings, prefix, TABLES["ex3"])
     today = datetime.now(UTC).date()
     yesterday = today - timedelta(days=1)
     cold = bronze_rows(COLD_ROWS, yesterday, seed=11)
@@ -506,6 +505,7 @@ def build_compact(settings: Settings, prefix: str) -> Compact:
     _write_files(uri, hot, HOT_FILES, options)
     files = pl.DataFrame(DeltaTable(uri, storage_options=options).get_add_actions(flatten=True))
     return Compact(
+        table=prefix + TABLES["ex3"],
         uri=uri,
         hot_day=today,
         cold_day=yesterday,
@@ -522,24 +522,25 @@ ROWS_KEPT = Hint(
 )
 HOT_COMPACTED = Hint(
     concept="Compaction bin-packs a partition's small files into files of about a target size.",
-    api="neuralake-writer compact --once --target-size BYTES --min-files N (lesson 03, section 3).",
-    call="lab03.writer(s, 'compact', '--once', '--table-uri', lab.ex3.uri, "
-    "'--target-size', str(TARGET_SIZE), '--min-files', '4'), with a TARGET_SIZE "
-    "that fewer than 4 of yesterday's files are smaller than, and today's bytes "
-    "fill only a few times",
+    api="control.run_once(s, 'compact', table=..., target_size=..., min_files=...): one pass "
+    "(lesson 03, section 3).",
+    call="control.run_once(s, 'compact', table=lab.ex3.table, target_size=TARGET_SIZE, "
+    "min_files=4), with a TARGET_SIZE that fewer than 4 of yesterday's files are smaller "
+    "than, and today's bytes fill only a few times",
 )
 COLD_UNTOUCHED = Hint(
     concept="A partition whose files are already big enough should be left alone: "
     "rewriting it costs I/O and buys little.",
     api="Only files smaller than --target-size are candidates, and a partition needs "
     "--min-files of them (lesson 03, section 3).",
-    call="lab.reset('ex3'); then choose --target-size and --min-files so that fewer "
-    "than --min-files of yesterday's files are smaller than the target (see the "
+    call="lab.reset('ex3'); then choose target_size and min_files so that fewer "
+    "than min_files of yesterday's files are smaller than the target (see the "
     "sizes above), while today's partition still fits in a few files",
 )
 
 
 def check_compacted(lab: Lab03) -> None:
+    grade = grading("ex3")
     ex = lab.ex3
     files = pl.DataFrame(
         DeltaTable(ex.uri, storage_options=lab.storage_options).get_add_actions(flatten=True)
@@ -552,29 +553,24 @@ def check_compacted(lab: Lab03) -> None:
     }
     for day, rows in ex.rows.items():
         now = per_day.get(day, (0, 0, 0))[1]
-        expect(
-            now == rows,
-            f"partition date={day} has {now:,} rows, it had {rows:,}",
-            ROWS_KEPT,
-            key=key("ex3"),
+        grade.expect(
+            now == rows, f"partition date={day} has {now:,} rows, it had {rows:,}", ROWS_KEPT
         )
     hot = per_day[ex.hot_day][0]
-    expect(
+    grade.expect(
         hot <= HOT_FILES_MAX,
         f"today's partition (date={ex.hot_day}) is in {hot} files, and a one-partition read "
         f"opens each one; the budget is {HOT_FILES_MAX}",
         HOT_COMPACTED,
-        key=key("ex3"),
     )
     cold_now = tuple(sorted(files.filter(pl.col("partition.date") == ex.cold_day)["path"]))
     cold_bytes = per_day[ex.cold_day][2]
-    expect(
+    grade.expect(
         cold_now == ex.cold_files,
         f"yesterday's partition (date={ex.cold_day}) was rewritten: its "
         f"{len(ex.cold_files)} files became {len(cold_now)}, {cold_bytes / 1e6:.1f} MB "
         "written again to save no request worth having",
         COLD_UNTOUCHED,
-        key=key("ex3"),
     )
     passed(
         f"today's partition is in {hot} file(s) (it was {ex.hot_files}); yesterday's "
@@ -589,7 +585,7 @@ def build_vacuum(settings: Settings, prefix: str) -> Vacuum:
     """v0: small files; v1: compacted (v0's files become garbage); GAP_S later, v2: more
     small files; v3: compacted again (v2's files are removed, but v2 must stay readable)."""
     options = settings.storage_options
-    uri = _fresh_table(settings, prefix, "ex4_signals")
+    uri = _fresh_table(settings, prefix, TABLES["ex4"])
     today = datetime.now(UTC).date()
     _write_files(uri, bronze_rows(40_000, today, seed=21), 8, options)
     DeltaTable(uri, storage_options=options).optimize.compact()
@@ -599,6 +595,7 @@ def build_vacuum(settings: Settings, prefix: str) -> Vacuum:
     keep = DeltaTable(uri, storage_options=options).version()
     DeltaTable(uri, storage_options=options).optimize.compact()
     return Vacuum(
+        table=prefix + TABLES["ex4"],
         uri=uri,
         keep_version=keep,
         keep_files=tuple(sorted(_files(uri, options, keep))),
@@ -608,20 +605,20 @@ def build_vacuum(settings: Settings, prefix: str) -> Vacuum:
 
 
 KEEP_VERSION = Hint(
-    concept="Vacuum deletes a removed file once its removal is older than the "
-    "retention; that version's files were removed by the last compaction.",
+    concept="Vacuum deletes a removed file once its removal is older than the retention, "
+    "whatever version still reads it.",
     api="The deletionTimestamp of the remove actions in _delta_log (lesson 03, "
-    "section 3) and vacuum --retention-hours (section 4).",
+    "section 3) and control.run_once(s, 'vacuum', retention_hours=...) (section 4).",
     call="lab.reset('ex4'); then retention_hours = more than the age of the second "
     "compaction's removes, less than the age of the first one's",
 )
 GARBAGE_GONE = Hint(
     concept="Files removed long enough ago are garbage: vacuum deletes them once "
     "their removal is older than the retention.",
-    api="neuralake-writer vacuum --once --retention-hours HOURS, a float (lesson 03, section 4).",
-    call="lab03.writer(s, 'vacuum', '--once', '--table-uri', lab.ex4.uri, "
-    "'--retention-hours', str(hours)) with hours between the ages of the two "
-    "compactions' removes",
+    api="control.run_once(s, 'vacuum', table=..., retention_hours=HOURS), a float "
+    "(lesson 03, section 4).",
+    call="control.run_once(s, 'vacuum', table=lab.ex4.table, retention_hours=hours) with "
+    "hours between the ages of the two compactions' removes",
 )
 VERSION_UNCHANGED = Hint(
     concept="Vacuum must not change what a version holds.",
@@ -631,31 +628,29 @@ VERSION_UNCHANGED = Hint(
 
 
 def check_vacuumed(lab: Lab03) -> None:
+    grade = grading("ex4")
     ex = lab.ex4
     stored = set(delta.data_files(ex.uri, lab.storage_options)["name"])
     lost = [f for f in ex.keep_files if f not in stored]
-    expect(
+    grade.expect(
         not lost,
         f"version {ex.keep_version} no longer reads: {len(lost)} of its "
         f"{len(ex.keep_files)} files were deleted",
         KEEP_VERSION,
-        key=key("ex4"),
     )
     left = [f for f in ex.garbage if f in stored]
-    expect(
+    grade.expect(
         not left,
         f"storage still holds {len(left)} of the {len(ex.garbage)} files that no version "
         f"from {ex.keep_version} on uses",
         GARBAGE_GONE,
-        key=key("ex4"),
     )
     rows = DeltaTable(ex.uri, version=ex.keep_version, storage_options=lab.storage_options)
     count = rows.count()
-    expect(
+    grade.expect(
         count == ex.keep_rows,
         f"version {ex.keep_version} reads {count:,} rows, it had {ex.keep_rows:,}",
         VERSION_UNCHANGED,
-        key=key("ex4"),
     )
     passed(
         f"the {len(ex.garbage)} garbage files are gone and version {ex.keep_version} still "
@@ -666,11 +661,8 @@ def check_vacuumed(lab: Lab03) -> None:
 # -- exercise 5 (stretch): ingest and compaction at once, no row lost --------------------
 
 
-def build_stress(settings: Settings, prefix: str) -> Stress:
-    control.down(settings, prefix + "ex5_stress", echo=lambda _: None)
-    uri = _fresh_table(settings, prefix, "ex5_stress")
-    topic = _fresh_topic(settings, prefix, "ex5_stress")
-    return Stress(topic, prefix + "ex5_stress", uri)
+def build_stress(settings: Settings, prefix: str) -> Live:
+    return build_live(settings, prefix, "ex5", "ex5_stress")
 
 
 def version_rows(uri: str, storage_options: dict[str, str]) -> pl.DataFrame:
@@ -687,7 +679,7 @@ def version_rows(uri: str, storage_options: dict[str, str]) -> pl.DataFrame:
             if "remove" in action:
                 live.pop(action["remove"]["path"], None)
             if "add" in action:
-                records = _stats(action["add"])["numRecords"]
+                records = stats(action["add"])["numRecords"]
                 live[action["add"]["path"]] = records
                 added += records if action["add"].get("dataChange", True) else 0
         info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
@@ -735,6 +727,7 @@ ALL_COMMITTED = Hint(
 
 
 def check_no_row_lost(lab: Lab03) -> None:
+    grade = grading("ex5")
     ex, s, options = lab.ex5, lab.settings, lab.storage_options
     exists = DeltaTable.is_deltatable(ex.uri, options)
     versions = version_rows(ex.uri, options) if exists else None
@@ -745,38 +738,30 @@ def check_no_row_lost(lab: Lab03) -> None:
         interleaved = versions.filter(
             pl.col("rewrites") & ~pl.col("writer") & pl.col("version").is_between(first, last)
         ).height
-    expect(
+    grade.expect(
         interleaved >= MIN_COMPACTIONS,
         f"the table {ex.table} has {interleaved} compaction commits between its first and "
         f"last writer commits; the proof needs at least {MIN_COMPACTIONS}",
         LIVE_COMPACTION,
-        key=key("ex5"),
     )
     steps = versions.with_columns(before=pl.col("rows").shift(1, fill_value=0))
     broken = steps.filter(pl.col("rows") != pl.col("before") + pl.col("new_rows"))
-    expect(
+    grade.expect(
         broken.is_empty(),
         f"versions {broken['version'].to_list()[:5]} changed the row count by other than "
         "the rows they added",
         ONLY_THE_WRITER_ADDS,
-        key=key("ex5"),
     )
     table = pl.read_delta(ex.uri, storage_options=options)
     dead = _dead_letters(ex.uri, options)
     in_topic = int(topics.describe(s, ex.topic)["messages"].sum())
     duplicates = table.height - table.select("kafka_partition", "kafka_offset").n_unique()
-    expect(
-        duplicates == 0,
-        f"{duplicates:,} rows of {ex.table} are duplicates",
-        EXACTLY_ONCE,
-        key=key("ex5"),
-    )
-    expect(
+    grade.expect(duplicates == 0, f"{duplicates:,} rows of {ex.table} are duplicates", EXACTLY_ONCE)
+    grade.expect(
         table.height + dead == in_topic,
         f"the topic holds {in_topic:,} messages; the table has {table.height:,} rows and "
         f"the dead letters {dead:,}: {in_topic - table.height - dead:,} are in neither",
         ALL_COMMITTED,
-        key=key("ex5"),
     )
     passed(
         f"{writes.height} writer commits and {interleaved} compactions interleaved; every "
