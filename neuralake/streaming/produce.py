@@ -4,6 +4,9 @@ The rows come from :class:`neuralake.datagen.Simulation` with ``start`` = now, a
 serialized in bulk by Polars (:func:`neuralake.streaming.wire.encode`) and sent with the
 key ``"<session_id>:<channel>"``. Options:
 
+- ``sessions``: how many recording sessions the messages come from (ids 1..sessions,
+  one patient and implant each, as ``Simulation(sessions=n, patients=n)`` declares
+  them); the count is split evenly between them, the last session starting now.
 - ``rate``: steady pacing in messages per second (sent in 10 ms slices, so a consumer
   sees a smooth stream, not bursts); ``None`` sends as fast as the broker takes them.
 - ``malformed_ratio``: that share of the messages is broken on purpose, chosen by
@@ -21,7 +24,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -70,6 +73,7 @@ def produce(
     malformed_ratio: float = 0.0,
     seed: int = 0,
     partitions: int = 3,
+    sessions: int = 1,
 ) -> Produced:
     """Send ``count`` messages to ``topic`` (created with ``partitions`` if missing)."""
     if count <= 0:
@@ -78,6 +82,8 @@ def produce(
         raise ConfigError(f"rate={rate} must be positive messages per second (e.g. --rate 1000)")
     if not 0 <= malformed_ratio <= 1:
         raise ConfigError(f"malformed ratio {malformed_ratio} must be between 0 and 1 (e.g. 0.02)")
+    if sessions < 1:
+        raise ConfigError(f"sessions={sessions} must be at least 1 (e.g. sessions=8)")
     topics.ensure_topic(s, topic, partitions)
 
     failures: list[KafkaError] = []
@@ -90,7 +96,7 @@ def produce(
     rng = np.random.default_rng(seed)
     sent = malformed = 0
     started = time.perf_counter()
-    for values, keys in _batches(count, seed):
+    for values, keys in _batches(count, seed, sessions):
         broken = rng.random(len(values)) < malformed_ratio
         kinds = rng.integers(0, len(MALFORMED_KINDS), len(values))
         for i in np.flatnonzero(broken):
@@ -131,15 +137,20 @@ def break_message(value: bytes, kind: str) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode()
 
 
-def _batches(count: int, seed: int) -> Iterator[tuple[list[bytes], list[bytes]]]:
-    """(values, keys) for ``count`` rows, one generator block (262,144 rows) at a time."""
-    simulation = Simulation(rows=count, sessions=1, patients=1, seed=seed, start=_now())
-    left = count
-    for chunk in simulation.signal_chunks():
-        frame: pl.DataFrame = chunk.head(left)
-        left -= frame.height
-        yield wire.encode(frame)
-        if left == 0:
+def _batches(count: int, seed: int, sessions: int = 1) -> Iterator[tuple[list[bytes], list[bytes]]]:
+    """(values, keys) for ``count`` rows split evenly over ``sessions``, a block at a time."""
+    start = _now() - timedelta(hours=sessions - 1)  # session i starts i hours after the first
+    simulation = Simulation(
+        rows=count, sessions=sessions, patients=sessions, seed=seed, start=start
+    )
+    left = {i + 1: count // sessions + (i < count % sessions) for i in range(sessions)}
+    for chunk in simulation.signal_chunks():  # 262,144 rows, one session's, at a time
+        session = chunk["session_id"][0]
+        frame: pl.DataFrame = chunk.head(left[session])
+        left[session] -= frame.height
+        if frame.height:
+            yield wire.encode(frame)
+        if not any(left.values()):
             return
 
 
