@@ -17,12 +17,14 @@
 # # 06 · Spark, the workhorse: the cold path beside Polars
 #
 # **Time:** about 70 minutes to read and try. The notebook itself takes minutes, most
-# of them Spark starting and scheduling jobs: 1.7 minutes measured on an idle 2-core
-# machine, 3.1 at a load average of 6 to 10 (other jobs running), up to 8.4 at 14 to 33,
-# before section 7 (the cluster) was added; with it, 3.3 minutes at a load of 6 to 8
-# and 4.1 at 5 to 11, of which section 7 took 74 s and 67 s (most of it the cluster's
-# new executor JVM warming up on its first jobs); 2.1 minutes with section 7 in one
-# `make test` at a load of 2 to 3.
+# of them Spark starting and scheduling jobs: 2.1 minutes in one `make test` on a
+# quiet machine (load 2 to 3); 3.7 minutes at a load of 3 to 6, of which sections 1-4
+# took 103 s, section 5 (Spark against Polars) 36 s and section 7 (the cluster) 78 s;
+# 14 minutes at a load of 12 to 24 (five other jobs on 2 cores), section 7 alone 7.7.
+# (The first two runs timed section 5 at two scales; it now times three.)
+# **Behind schedule?** Sections 1-4 and 6 are the core. Skip the code cells of
+# section 5 and of section 7 (nothing after them needs their variables) and read
+# their results in the executed copy (`make run` writes it to `build/notebooks/`).
 # **Prerequisites:** lesson 01 (Delta tables, MERGE), lesson 02 (the catalog and its
 # quality checks), lessons 03-04 (the writer's bronze table, Kafka offsets); the stack
 # up (`make up`) and Spark's jars resolved (`make setup`).
@@ -633,7 +635,9 @@ assert wide["spark_over_polars"][-1] < wide["spark_over_polars"][0], "the gap na
 # reads into rows for its operators and exchanges partial results between stages
 # through shuffle files, while Polars runs vectorised kernels over Arrow columns. The
 # ratio of the slopes printed above is how much more work Spark spends per row on this
-# machine, at the load printed beside it.
+# machine, at the load printed beside it; it is only as good as the two lines, so read
+# `worst_miss` first (tens of percent means the points scattered: another job took the
+# cores while one scale ran, and a rerun will move the slopes).
 #
 # **So where does Spark win?** Not on one machine at these sizes, and these points do
 # not say how many cores it would take: Spark's cost per row on a cluster also pays
