@@ -24,8 +24,11 @@ from neuralake.catalog.roapi import (
     MEMORY_BATCH_ROWS,
     MEMORY_RELOAD_INTERVAL_S,
     RELOAD_INTERVAL_S,
+    WINDOW_RELOAD_INTERVAL_S,
+    WINDOW_SUFFIX,
     roapi_config,
     served_names,
+    windows,
     write_roapi,
 )
 from neuralake.lab.stack import processes
@@ -252,3 +255,43 @@ def test_memory_mode_is_set_per_table_and_refused_for_partitioned_tables() -> No
         export_catalog(
             Catalog({"db": ModuleDatabase(_module("db", wide))}), "m", neuralake.settings("local")
         )
+
+
+def test_a_serving_window_is_set_per_table_and_served_from_memory_every_second() -> None:
+    live = DeltalakeTable(
+        "live", schema={"x": pl.Int64, "d": pl.Date}, partition_columns=["d"], roapi_window_s=30
+    )
+    export = export_catalog(
+        Catalog({"db": ModuleDatabase(_module("db", live))}),
+        "m",
+        neuralake.settings("local"),
+        inspect=False,
+    )
+    provider, window = roapi_config(export)["tables"]
+    assert (provider["name"], provider["option"]["use_memory_table"]) == ("live", False)
+    assert window["name"] == "live" + WINDOW_SUFFIX
+    assert window["option"] == {"format": "parquet", "use_memory_table": True}
+    assert window["reload_interval"] == {"secs": WINDOW_RELOAD_INTERVAL_S, "nanos": 0}
+    assert window["uri"].endswith("live_recent/recent.parquet")
+    (described,) = windows(export).values()
+    assert described["seconds"] == 30 and described["live_uri"].endswith("live")
+    bad = DeltalakeTable("bad", schema={"x": pl.Int64}, roapi_window_s=0)
+    with pytest.raises(CatalogError, match="positive number of seconds"):
+        export_catalog(
+            Catalog({"db": ModuleDatabase(_module("db", bad))}), "m", neuralake.settings("local")
+        )
+
+
+def test_serve_replaces_what_another_prefix_served(tmp_path: Path) -> None:
+    """The limit, documented in docs/api.md: one ROAPI per stack, one config, so a
+    second student's ``serve`` (another PREFIX) leaves the first one's tables unserved."""
+    from neuralake.lab.api.serve import served_tables, write_config
+
+    settings = dataclasses.replace(neuralake.settings("local"), state_dir=tmp_path)
+    for prefix in ("a_", "b_"):
+        table = DeltalakeTable(f"{prefix}bronze", schema={"x": pl.Int64})
+        export = export_catalog(
+            Catalog({"db": ModuleDatabase(_module("db", table))}), "m", settings, inspect=False
+        )
+        write_config(export, settings, RELOAD_INTERVAL_S)
+        assert served_tables(settings) == {f"{prefix}bronze"}

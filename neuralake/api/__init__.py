@@ -6,6 +6,8 @@
   it, and reload ROAPI.
 - :mod:`neuralake.api.baseline`: the FastAPI + Polars service an engineer would write
   instead, for the latency comparison.
+- :mod:`neuralake.api.window`: the serving window, a live table's recent rows in one
+  small Parquet object that ROAPI holds in memory (the fresh hot path).
 - :mod:`neuralake.api.latency`: percentiles of repeated queries.
 - :mod:`neuralake.api.explain`: where a ROAPI query's time goes (``EXPLAIN ANALYZE``
   scan metrics: files, row groups, bytes, metadata loads, in-memory batches).

@@ -37,6 +37,45 @@ def queries(kind: str, table: str, rows: int, count: int, seed: int = 0) -> list
     ]
 
 
+#: The same shapes asked about recent data (the hot path's questions): the point query
+#: names a row the window holds, the others add an arrival-time bound, so a provider can
+#: prune the table's history on the Delta log's statistics.
+RECENT = {
+    "point": QUERIES["point"].replace("kafka_partition = 0", "kafka_partition = {partition}"),
+    "filter": QUERIES["filter"].replace("LIMIT", "AND kafka_timestamp >= '{since}' LIMIT"),
+    "aggregate": QUERIES["aggregate"].replace(
+        "GROUP BY", "AND kafka_timestamp >= '{since}' GROUP BY"
+    ),
+}
+
+
+def recent_queries(
+    kind: str,
+    table: str,
+    keys: Sequence[tuple[int, int]],
+    since: str,
+    count: int,
+    seed: int = 0,
+    sessions: int = 1,
+) -> list[str]:
+    """``count`` queries of one shape about recent rows: point keys drawn from ``keys``
+    (``(kafka_partition, kafka_offset)`` pairs), filter and aggregate since ``since`` for
+    a session in ``1..sessions`` (the writer's messages come from ``sessions`` sessions)."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(keys), count)
+    return [
+        RECENT[kind].format(
+            t=table,
+            partition=keys[int(i)][0],
+            offset=keys[int(i)][1],
+            since=since,
+            session=int(rng.integers(1, sessions + 1)),
+            channel=int(rng.integers(0, 64)),
+        )
+        for i in picks
+    ]
+
+
 def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:
     """p50, p95 and p99 of latencies in milliseconds, rounded to 0.1 ms."""
     p50, p95, p99 = np.percentile(np.asarray(samples_ms), [50, 95, 99])

@@ -24,6 +24,12 @@ Two ways to serve a Delta table, chosen per table (``DeltalakeTable(roapi_memory
   ``docs/benchmarks/api_latency.json``). Costs RAM and a full re-read per reload: use
   it for small, unpartitioned tables (serving copies, materialized views).
 
+A Delta table may also get a **serving window** (``DeltalakeTable(roapi_window_s=60)``):
+its last 60 seconds as ``{name}_recent``, one Parquet object kept fresh by
+:mod:`neuralake.api.window` and held in memory, reloaded every
+:data:`WINDOW_RELOAD_INTERVAL_S` seconds: the fresh hot path (``docs/api.md``, "Fresh
+and fast"). The lab's ``serve()`` starts the process that rewrites it.
+
 Names: a table is served as its own name, or as ``{database}_{table}`` when two
 databases hold tables of one name (ROAPI has a single namespace).
 
@@ -39,6 +45,7 @@ from typing import Any
 
 import yaml
 
+from neuralake.api.window import window_uri
 from neuralake.catalog.errors import CatalogError
 from neuralake.catalog.functions import FunctionTable
 from neuralake.catalog.schema import ColumnInfo
@@ -113,7 +120,21 @@ def serving(table: Table, location: str | None, columns: tuple[ColumnInfo, ...])
                 f"table {table.name!r} is partitioned: ROAPI cannot load a partitioned Delta "
                 "table into memory; drop roapi_memory_table=True (or serve an unpartitioned copy)"
             )
-        return {"served": True, "format": "delta", "uri": location, "use_memory_table": memory}
+        serve: dict[str, Any] = {
+            "served": True,
+            "format": "delta",
+            "uri": location,
+            "use_memory_table": memory,
+        }
+        window_s = getattr(table, "roapi_window_s", None)
+        if window_s is not None:
+            if window_s <= 0 or location is None:
+                raise CatalogError(
+                    f"table {table.name!r}: roapi_window_s={window_s!r} needs a positive "
+                    "number of seconds and a table location"
+                )
+            serve["window"] = {"seconds": window_s, "uri": window_uri(location)}
+        return serve
     if table.kind == "parquet":
         if getattr(table, "partitioning", "none") == "hive":
             return _hive_parquet(table, location, columns)
@@ -161,6 +182,37 @@ def delta_table_entry(name: str, uri: str, memory: bool) -> dict[str, Any]:
         entry["reload_interval"] = {"secs": MEMORY_RELOAD_INTERVAL_S, "nanos": 0}
         entry["batch_size"] = MEMORY_BATCH_ROWS
     return entry
+
+
+#: Seconds between ROAPI's re-reads of a serving window (:mod:`neuralake.api.window`):
+#: one GET of a small Parquet object, so every second.
+WINDOW_RELOAD_INTERVAL_S = 1
+
+#: The suffix of a serving window's name: ``bronze`` -> ``bronze_recent``.
+WINDOW_SUFFIX = "_recent"
+
+
+def window_table_entry(name: str, uri: str) -> dict[str, Any]:
+    """ROAPI's config entry for a serving window: a Parquet object held in memory,
+    re-read every :data:`WINDOW_RELOAD_INTERVAL_S` seconds."""
+    return {
+        "name": name,
+        "uri": _roapi_uri(uri),
+        "option": {"format": "parquet", "use_memory_table": True},
+        "reload_interval": {"secs": WINDOW_RELOAD_INTERVAL_S, "nanos": 0},
+        "batch_size": MEMORY_BATCH_ROWS,
+    }
+
+
+def windows(export: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Table id -> its serving window (``name``, ``uri``, ``seconds``, ``live_uri``)."""
+    names = served_names(export)
+    return {
+        t["id"]: {**t["roapi"]["window"], "name": names[t["id"]] + WINDOW_SUFFIX,
+                  "live_uri": t["roapi"]["uri"]}
+        for t in export["tables"]
+        if t["roapi"].get("window")
+    }  # fmt: skip
 
 
 def served_names(export: dict[str, Any]) -> dict[str, str]:
@@ -211,7 +263,11 @@ def roapi_config(
         if serve.get("partition_columns"):
             entry["partition_columns"] = serve["partition_columns"]
         tables.append(entry)
-    clashes = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
+        if serve.get("window"):
+            window = windows(export)[t["id"]]
+            tables.append(window_table_entry(window["name"], window["uri"]))
+    every = [entry["name"] for entry in tables]
+    clashes = sorted({n for n in every if every.count(n) > 1})
     if clashes:
         raise CatalogError(
             f"ROAPI has one namespace and {', '.join(clashes)} names two tables even as "

@@ -295,6 +295,9 @@ class DeltalakeTable(_FileTable):
     ``history()`` lists the versions and their commit times.
     ``roapi_memory_table`` chooses how ROAPI serves it: in memory is faster (p50 41 ms vs
     231 ms for a filtered group-by over 1.1M rows) but never sees new versions.
+    ``roapi_window_s=60`` also serves the table's last 60 seconds as ``{name}_recent``,
+    a small Parquet object kept fresh by :mod:`neuralake.api.window` and held in ROAPI's
+    memory (the fresh hot path; see ``docs/api.md``).
 
     Its old name ``DeltaTable`` shadowed ``deltalake.DeltaTable``, the log it reads; that
     name still works, with a ``DeprecationWarning``.
@@ -303,6 +306,7 @@ class DeltalakeTable(_FileTable):
     kind: ClassVar[str] = "delta"
     servable: ClassVar[bool] = True
     roapi_memory_table: bool = False
+    roapi_window_s: float | None = None
 
     def columns(self, settings: Settings | None = None) -> tuple[ColumnInfo, ...]:
         """Declared columns, or the schema in the Delta log (read once, then cached)."""

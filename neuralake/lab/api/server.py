@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from neuralake.catalog.roapi import RELOAD_INTERVAL_S, delta_table_entry
+from neuralake.errors import StackError
 from neuralake.lab.stack import processes
 from neuralake.lab.stack.processes import Tracked, free_port
 from neuralake.settings import Settings
@@ -95,6 +96,46 @@ def baseline(
     folder.mkdir(parents=True, exist_ok=True)
     with _serving("baseline", command, env, folder, f"http://127.0.0.1:{port}/health", 300):
         yield f"http://127.0.0.1:{port}"
+
+
+def window_command(live_uri: str, out_uri: str, seconds: float, every_s: float = 1.0) -> list[str]:
+    """The command that keeps a serving window (:mod:`neuralake.api.window`) fresh."""
+    command = [sys.executable, "-m", "neuralake.api.window", "--live", live_uri, "--out", out_uri]
+    return [*command, "--seconds", str(seconds), "--every", str(every_s)]
+
+
+def window_written(log: Path, since: int = 0) -> Callable[[], None]:
+    """A health check: passes once the window process logged its first write."""
+
+    def check() -> None:
+        with open(log, "rb") as lines:
+            lines.seek(since)
+            if b"version " not in lines.read():
+                raise StackError(f"the window is not written yet (see {log})")
+
+    return check
+
+
+@contextmanager
+def window(
+    live_uri: str, out_uri: str, seconds: float, settings: Settings, folder: Path
+) -> Iterator[Path]:
+    """The serving window of ``live_uri`` kept fresh until the block ends; yields its log."""
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "window.log"
+    env = {"NEURALAKE_PROFILE": settings.profile}
+    command = window_command(live_uri, out_uri, seconds)
+    with processes.serving(
+        command,
+        name="window",
+        check=window_written(log),
+        log_file=log,
+        pid_file=folder / "window.pid",
+        env={**os.environ, "NO_COLOR": "1", **env},
+        timeout=300,
+        cwd=folder,
+    ):
+        yield log
 
 
 def _serving(
