@@ -36,13 +36,15 @@ happened. A lab subclasses :class:`Lab`, names itself and its exercises, and say
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Self
 
+import polars as pl
 from deltalake import DeltaTable
 
 from neuralake import delta
-from neuralake.errors import NeuralakeError
+from neuralake.errors import ConfigError, NeuralakeError
 from neuralake.lab.graders.checks import Grading, Hint, reset_attempts
 from neuralake.settings import Settings
 from neuralake.streaming import topics
@@ -74,18 +76,47 @@ class Lab:
         reset_attempts(f"lab{cls.number}.")
 
     @classmethod
+    def build_all(
+        cls,
+        settings: Settings,
+        prefix: str,
+        builders: Mapping[str, Callable[[Settings, str], object]],
+        *,
+        needs_stack: bool = False,
+    ) -> Self:
+        """A run of the lab with every exercise built from scratch by its builder
+        (``builders``: exercise -> ``builder(settings, prefix)``); attempts forgotten."""
+        if needs_stack and settings.profile == "local":
+            raise ConfigError(
+                f"lab {cls.number} needs Kafka and S3: start the stack (make up), then rerun"
+            )
+        cls.forget_attempts()
+        built = {exercise: build(settings, prefix) for exercise, build in builders.items()}
+        return cls(settings, prefix, **built)
+
+    @classmethod
     def grading(cls, exercise: str) -> Grading:
         """What a check of ``exercise`` fails through: ``cls.grading("ex3").expect(...)``."""
         return Grading(cls.key(exercise))
 
-    def require_table(self, exercise: str, uri: str, hint: Hint, made_by: str) -> None:
-        """Fail ``exercise``'s check unless a Delta table is at ``uri``; ``made_by`` says
-        which step makes it (``"exercise 1 writes it"``)."""
+    def require_table(
+        self, exercise: str, uri: str, hint: Hint, *, what: str, made_by: str
+    ) -> DeltaTable:
+        """The Delta table at ``uri``; else fail ``exercise``'s check with "there is no
+        ``what``: ``made_by``" (``made_by`` says which step writes it)."""
         self.grading(exercise).expect(
             DeltaTable.is_deltatable(uri, storage_options=self.storage_options),
-            f"there is no Delta table at {uri}: {made_by}",
+            f"there is no {what}: {made_by}",
             hint,
         )
+        return DeltaTable(uri, storage_options=self.storage_options)
+
+    def read_table(
+        self, exercise: str, uri: str, hint: Hint, *, what: str, made_by: str
+    ) -> pl.DataFrame:
+        """The rows of the Delta table at ``uri``, checked as :meth:`require_table` does."""
+        self.require_table(exercise, uri, hint, what=what, made_by=made_by)
+        return pl.read_delta(uri, storage_options=self.storage_options or None)
 
     def reset(self, exercise: str) -> None:
         """Rebuild one exercise's starting state and forget its attempts."""
@@ -119,6 +150,28 @@ class Lab:
         """Delete every table of the lab (the tests clean up with it)."""
         for name in cls.tables:
             delta.drop_table(settings.table_uri(prefix + name), settings.storage_options)
+
+
+class TableName:
+    """A lab's attribute that reads as one of its tables' full name: in a ``Lab``
+    subclass, ``bronze = TableName("bronze")`` makes ``lab.bronze`` the prefix + "bronze"."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def __get__(self, lab: Lab | None, owner: type | None = None) -> str:
+        if lab is None:
+            raise AttributeError(f"{self.table!r} is a table of a lab run, not of its class")
+        return lab.prefix + self.table
+
+
+class TableUri(TableName):
+    """Like :class:`TableName`, for the table's URI: ``bronze_uri = TableUri("bronze")``."""
+
+    def __get__(self, lab: Lab | None, owner: type | None = None) -> str:
+        if lab is None:
+            raise AttributeError(f"{self.table!r} is a table of a lab run, not of its class")
+        return lab.settings.table_uri(lab.prefix + self.table)
 
 
 def fresh_topic(settings: Settings, topic: str, partitions: int, timeout_s: float = 30) -> str:

@@ -72,6 +72,15 @@ class Grading:
     def expect(self, condition: bool, found: str, hint: Hint) -> None:
         expect(condition, found, hint, key=self.key)
 
+    def expect_a(self, value: object, kind: type, name: str, hint: Hint) -> None:
+        """Fail unless the student's ``name`` holds a ``kind`` (None says it was not set)."""
+        self.expect(value is not None, f"{name} is None", hint)
+        self.expect(
+            isinstance(value, kind),
+            f"{name} is a {type(value).__name__}, not a {kind.__name__}",
+            hint,
+        )
+
     def fail(self, found: str, hint: Hint) -> NoReturn:
         """Fail the check unconditionally (a branch already knows it is wrong)."""
         expect(False, found, hint, key=self.key)

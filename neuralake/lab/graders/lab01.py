@@ -30,7 +30,7 @@ from neuralake.catalog.pushdown import measure
 from neuralake.datagen import Simulation, schemas, write_frames
 from neuralake.errors import NeuralakeError
 from neuralake.lab.graders.base import Lab
-from neuralake.lab.graders.checks import Hint, expect, passed
+from neuralake.lab.graders.checks import Hint, passed
 from neuralake.settings import Settings
 
 SESSIONS = 4  # sessions in the simulated study (exercise 4 partitions by them)
@@ -122,7 +122,7 @@ class Lab01(Lab):
         setattr(self, exercise, BUILDERS[exercise](self.settings, self.prefix, self.seed))
 
 
-key = Lab01.key  # key("ex3") == "lab01.ex3": the graders count attempts per exercise
+grading = Lab01.grading  # grading("ex3").expect(...): attempts count per exercise
 
 
 def setup(settings: Settings, *, prefix: str = "lab01_", seed: int = 1) -> Lab01:
@@ -159,6 +159,17 @@ def _spikes(seed: int) -> pl.DataFrame:
     )
 
 
+def _sessions_v0(
+    settings: Settings, prefix: str, name: str, seed: int
+) -> tuple[str, pl.DataFrame, DeltaTable]:
+    """Table ``name`` created afresh with the study's sessions as version 0: its URI, the
+    sessions written, and the table (for the commits a builder scripts on top)."""
+    uri = Lab01.fresh_table(settings, prefix, name)
+    sessions = _simulation(seed).sessions_table()
+    write_deltalake(uri, sessions, storage_options=settings.storage_options)
+    return uri, sessions, DeltaTable(uri, storage_options=settings.storage_options)
+
+
 # -- exercise 1: which commit changed a value? ---------------------------------------------
 
 
@@ -166,10 +177,7 @@ def build_audit(settings: Settings, prefix: str, seed: int) -> Audit:
     """v0 four sessions; v1 session 3's task renamed; v2 session 1's task renamed;
     v3 session 5 added; v4 session 2 deleted."""
     options = settings.storage_options
-    uri = Lab01.fresh_table(settings, prefix, "ex1_sessions")
-    sessions = _simulation(seed).sessions_table()
-    write_deltalake(uri, sessions, storage_options=options)
-    table = DeltaTable(uri, storage_options=options)
+    uri, sessions, table = _sessions_v0(settings, prefix, "ex1_sessions", seed)
     table.update(predicate="session_id = 3", updates={"task": "'free_play_v2'"})
     table.update(predicate="session_id = 1", updates={"task": "'cursor_control_v2'"})
     fifth = sessions.filter(pl.col("session_id") == 4).with_columns(
@@ -204,24 +212,22 @@ AUDIT = Hint(
 
 
 def check_changed_in(lab: Lab01, changed_in: int | None) -> None:
-    k = key("ex1")
+    grade = grading("ex1")
     history = task_history(lab)
     truth = next(v for (_, before), (v, task) in pairwise(history) if task != before)
-    expect(changed_in is not None, "changed_in is None", AUDIT, key=k)
-    expect(
+    grade.expect(changed_in is not None, "changed_in is None", AUDIT)
+    grade.expect(
         isinstance(changed_in, int) and 0 <= changed_in < len(history),
         f"changed_in={changed_in!r} is not a version of the table (0 to {len(history) - 1})",
         AUDIT,
-        key=k,
     )
     if changed_in != truth:
         before = history[changed_in - 1][1] if changed_in > 0 else None
-        expect(
+        grade.expect(
             False,
             f"version {changed_in} did not change session 1's task ({before!r} before, "
             f"{history[changed_in][1]!r} after)",
             AUDIT,
-            key=k,
         )
     passed(f"version {truth} changed session 1's task")
 
@@ -236,10 +242,7 @@ def build_restore(settings: Settings, prefix: str, seed: int) -> Restore:
     """v0 four sessions; v1 session 2's task corrected (good); v2 a backfill overwrote the
     table with two half-empty rows (bad); v3 a hurried UPDATE on top of the bad data."""
     options = settings.storage_options
-    uri = Lab01.fresh_table(settings, prefix, "ex2_sessions")
-    sessions = _simulation(seed).sessions_table()
-    write_deltalake(uri, sessions, storage_options=options)
-    table = DeltaTable(uri, storage_options=options)
+    uri, sessions, table = _sessions_v0(settings, prefix, "ex2_sessions", seed)
     table.update(predicate="session_id = 2", updates={"task": "'webgrid_v2'"})
     backfill = sessions.head(2).with_columns(task=pl.lit(None, pl.String), samples=pl.lit(0))
     write_deltalake(uri, backfill, mode="overwrite", storage_options=options)
@@ -262,7 +265,7 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def check_restored(lab: Lab01) -> None:
-    k, uri, options = key("ex2"), lab.ex2.uri, lab.storage_options
+    grade, uri, options = grading("ex2"), lab.ex2.uri, lab.storage_options
     table = DeltaTable(uri, storage_options=options)
     now = _sorted(pl.read_delta(uri, storage_options=options))
     versions = {
@@ -272,13 +275,12 @@ def check_restored(lab: Lab01) -> None:
     same_as = [v for v, frame in versions.items() if frame.equals(now)]
     if not versions[RESTORE_GOOD_VERSION].equals(now):
         what = f"the data of version {same_as[-1]}" if same_as else "data no setup version had"
-        expect(False, f"the table holds {now.height} sessions, {what}", RESTORE, key=k)
+        grade.expect(False, f"the table holds {now.height} sessions, {what}", RESTORE)
     last = table.history(limit=1)[0]["operation"]
-    expect(
+    grade.expect(
         last == "RESTORE",
         f"the data is right but the commit that made it so is a {last}, not a RESTORE",
         RESTORE,
-        key=k,
     )
     passed(f"the table is version {RESTORE_GOOD_VERSION} again, restored in one commit")
 
@@ -315,31 +317,29 @@ DEDUPE = Hint(
 
 
 def check_deduplicated(lab: Lab01) -> None:
-    k, uri, options = key("ex3"), lab.ex3.uri, lab.storage_options
+    grade, uri, options = grading("ex3"), lab.ex3.uri, lab.storage_options
     table = DeltaTable(uri, storage_options=options)
     before = pl.read_delta(uri, version=0, storage_options=options)
     now = pl.read_delta(uri, storage_options=options)
     expected = pl.concat([before, lab.ex3.batch]).unique()
     new = expected.join(before, on=SPIKE_KEY, how="anti")
     lost = before.join(now, on=SPIKE_KEY, how="anti").height
-    expect(lost == 0, f"{lost:,} of the table's original spikes are gone", DEDUPE, key=k)
+    grade.expect(lost == 0, f"{lost:,} of the table's original spikes are gone", DEDUPE)
     missing = new.join(now, on=SPIKE_KEY, how="anti").height
-    expect(
+    grade.expect(
         missing == 0,
         f"the table lacks {missing:,} of the batch's {new.height:,} new spikes",
         DEDUPE,
-        key=k,
     )
     copies = now.height - now.unique(subset=SPIKE_KEY).height
-    expect(copies == 0, f"{copies:,} spikes are in the table more than once", DEDUPE, key=k)
+    grade.expect(copies == 0, f"{copies:,} spikes are in the table more than once", DEDUPE)
     changed = now.height - now.join(expected, on=now.columns, how="semi").height
-    expect(changed == 0, f"{changed:,} rows differ from the original spikes", DEDUPE, key=k)
+    grade.expect(changed == 0, f"{changed:,} rows differ from the original spikes", DEDUPE)
     since = [c["operation"] for c in table.history() if c["version"] > 0]
-    expect(
+    grade.expect(
         since and set(since) == {"MERGE"},
         f"the rows are right, but the commits since setup are {since}, not a MERGE",
         DEDUPE,
-        key=k,
     )
     passed(f"{new.height:,} new spikes landed once each, by MERGE; {before.height:,} kept")
 
@@ -388,47 +388,47 @@ def dashboard_query(lab: Lab01, uri: str) -> pl.LazyFrame:
 
 
 def check_partitioned(lab: Lab01, files_skipped: int | None) -> None:
-    k, ex, options = key("ex4"), lab.ex4, lab.storage_options
-    exists = DeltaTable.is_deltatable(ex.target_uri, storage_options=options)
-    expect(exists, f"there is no table at lab.ex4.target_uri ({ex.target_uri})", PARTITION, key=k)
-    table = DeltaTable(ex.target_uri, storage_options=options)
+    grade, ex, options = grading("ex4"), lab.ex4, lab.storage_options
+    table = lab.require_table(
+        "ex4",
+        ex.target_uri,
+        PARTITION,
+        what=f"table at lab.ex4.target_uri ({ex.target_uri})",
+        made_by="your partitioned copy goes there",
+    )
     per_session = {
         uri: pl.scan_delta(uri, storage_options=options).group_by("session_id").len().collect()
         for uri in (ex.source_uri, ex.target_uri)
     }
     source, target = (_sorted(f) for f in per_session.values())
-    expect(
+    grade.expect(
         source.equals(target),
         f"the copy has {target['len'].sum():,} rows, the source {source['len'].sum():,} "
         "(or the sessions differ)",
         PARTITION,
-        key=k,
     )
     columns = table.metadata().partition_columns
     files = len(table.file_uris())
-    expect(
+    grade.expect(
         files <= MAX_PARTITIONED_FILES,
         f"partitioned by {columns}, the copy has {files:,} files (at most "
         f"{MAX_PARTITIONED_FILES} make sense for {source.height} sessions)",
         PARTITION,
-        key=k,
     )
     _, scan = measure(dashboard_query(lab, ex.target_uri), local=ex.target_uri.startswith("file:"))
     most = math.ceil(scan.files_total / SESSIONS)
-    expect(
+    grade.expect(
         bool(columns) and scan.files_opened <= most,
         f"partitioned by {columns}, the query for session {ex.session} opened "
         f"{scan.files_opened} of {scan.files_total} files",
         PARTITION,
-        key=k,
     )
-    expect(files_skipped is not None, "the copy is right; files_skipped is None", PARTITION, key=k)
-    expect(
+    grade.expect(files_skipped is not None, "the copy is right; files_skipped is None", PARTITION)
+    grade.expect(
         files_skipped == scan.files_skipped,
         f"files_skipped={files_skipped!r}, but the query skipped {scan.files_skipped} of "
         f"{scan.files_total} files",
         PARTITION,
-        key=k,
     )
     passed(
         f"partitioned by {columns}: session {ex.session}'s query opened {scan.files_opened} "
@@ -482,56 +482,48 @@ CONFLICT = Hint(
 
 
 def check_conflict_resolved(lab: Lab01) -> None:
-    k, uri, options = key("ex5"), lab.ex5.uri, lab.storage_options
+    grade, uri, options = grading("ex5"), lab.ex5.uri, lab.storage_options
     read = {
         v: pl.read_delta(uri, version=v, storage_options=options).sort("channel")["gain"]
         for v in (0, CONFLICT_SETUP_VERSION, None)
     }
     original, b_only, now = read[0], read[CONFLICT_SETUP_VERSION], read[None]
 
-    expect(
+    grade.expect(
         len(now) == len(original),
         f"the table has {len(now)} channels, it had {len(original)}",
         CONFLICT,
-        key=k,
     )
 
     def matches(expected: pl.Series) -> bool:
         return bool(((now - expected).abs() < 1e-9).all())
 
-    expect(
+    grade.expect(
         not matches(b_only),
         "the gains are writer B's, without writer A's drift correction",
         CONFLICT,
-        key=k,
     )
-    expect(
+    grade.expect(
         not matches(original * DRIFT),
         f"the gains are version 0's x {DRIFT}: writer B's x2 on channels 0-7 is lost",
         CONFLICT,
-        key=k,
     )
-    expect(
+    grade.expect(
         not matches(b_only * DRIFT * DRIFT),
         f"the gains are writer B's x {DRIFT} twice: writer A's change landed twice",
         CONFLICT,
-        key=k,
     )
     wrong = int(((now - b_only * DRIFT).abs() >= 1e-9).sum())
-    expect(
-        wrong == 0,
-        f"{wrong} of {len(now)} gains are not writer B's gain x {DRIFT}",
-        CONFLICT,
-        key=k,
+    grade.expect(
+        wrong == 0, f"{wrong} of {len(now)} gains are not writer B's gain x {DRIFT}", CONFLICT
     )
     table = DeltaTable(uri, storage_options=options)
     since = [c["operation"] for c in table.history() if c["version"] > CONFLICT_SETUP_VERSION]
-    expect(
+    grade.expect(
         set(since) <= {"UPDATE", "MERGE"},
         f"the gains are right, but the commits after writer B's are {since}: an overwrite "
         "replaces what other writers commit meanwhile",
         CONFLICT,
-        key=k,
     )
     passed(f"both changes landed: writer B's x2 on channels 0-7, then writer A's x {DRIFT}")
 
@@ -589,21 +581,20 @@ def _batch_counts(lab: Lab01, last: int) -> dict[int, int]:
 
 
 def check_idempotent(lab: Lab01, append_batch: Callable[[str, int, pl.DataFrame], object]) -> None:
-    k, ex, options = key("ex6"), lab.ex6, lab.storage_options
-    expect(append_batch is not None, "append_batch is None", STREAM, key=k)
+    grade, ex, options = grading("ex6"), lab.ex6, lab.storage_options
+    grade.expect(append_batch is not None, "append_batch is None", STREAM)
     txn = DeltaTable(ex.uri, storage_options=options).transaction_version(ex.app_id)
     last = max(STREAM_BATCHES - 1, txn or 0)
     counts = _batch_counts(lab, last)
     missing = [n for n, c in counts.items() if c == 0]
     twice = [n for n, c in counts.items() if c > 1]
-    expect(not missing, f"after the replay, batches {missing} are missing", STREAM, key=k)
-    expect(not twice, f"batches {twice} are in the table more than once", STREAM, key=k)
-    expect(
+    grade.expect(not missing, f"after the replay, batches {missing} are missing", STREAM)
+    grade.expect(not twice, f"batches {twice} are in the table more than once", STREAM)
+    grade.expect(
         txn == last,
         f"every batch is in once, but the table records batch {txn} as app "
         f"{ex.app_id!r}'s last, not {last}",
         STREAM,
-        key=k,
     )
 
     def version() -> int:
@@ -611,23 +602,21 @@ def check_idempotent(lab: Lab01, append_batch: Callable[[str, int, pl.DataFrame]
 
     before = version()
     append_batch(ex.uri, 4, ex.batches[4])
-    expect(
+    grade.expect(
         version() == before,
         f"replaying batch 4 committed version {version()}: a batch that landed must be skipped",
         STREAM,
-        key=k,
     )
     new = STREAM_BATCHES
     append_batch(ex.uri, new, ex.batches[new])
     append_batch(ex.uri, new, ex.batches[new])
     counts = _batch_counts(lab, new)
     txn = DeltaTable(ex.uri, storage_options=options).transaction_version(ex.app_id)
-    expect(
+    grade.expect(
         counts[new] == 1 and txn == new,
         f"after append_batch(uri, {new}, ...) twice, batch {new} is in the table "
         f"{counts[new]} times and the recorded last batch is {txn}",
         STREAM,
-        key=k,
     )
     passed(f"batches 1-{new} are in once each; a replayed batch commits nothing")
 

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import polars as pl
 import requests
 import yaml
-from deltalake import DeltaTable, write_deltalake
+from deltalake import write_deltalake
 
 from neuralake import delta
 from neuralake.catalog import DeltalakeTable, FunctionTable
@@ -37,7 +37,7 @@ from neuralake.datagen import Simulation
 from neuralake.errors import StackError
 from neuralake.lab.api.server import roapi
 from neuralake.lab.graders.base import Lab
-from neuralake.lab.graders.checks import Hint, expect, passed
+from neuralake.lab.graders.checks import Hint, passed
 from neuralake.settings import Settings
 
 TABLE = "spike_counts"
@@ -83,7 +83,7 @@ class Lab02(Lab):
             delta.drop_table(self.view_uri, self.settings.storage_options)
 
 
-key = Lab02.key  # key("ex3") == "lab02.ex3": the graders count attempts per exercise
+grading = Lab02.grading  # grading("ex3").expect(...): attempts count per exercise
 
 
 def setup(settings: Settings, *, prefix: str = "lab02_") -> Lab02:
@@ -166,48 +166,39 @@ EXAMPLE = Hint(
 
 def check_declared(lab: Lab02, table: Any) -> None:
     """Ex1: a DeltalakeTable at lab.uri whose schema, partitioning and example match the data."""
-    k = key("ex1")
-    expect(table is not None, "spike_counts is None", DECLARE, key=k)
-    expect(
-        isinstance(table, DeltalakeTable),
-        f"spike_counts is a {type(table).__name__}, not a DeltalakeTable",
-        DECLARE,
-        key=k,
-    )
-    expect(table.name == TABLE, f"the table is named {table.name!r}, not {TABLE!r}", DECLARE, key=k)
+    grade = grading("ex1")
+    grade.expect_a(table, DeltalakeTable, "spike_counts", DECLARE)
+    grade.expect(table.name == TABLE, f"the table is named {table.name!r}, not {TABLE!r}", DECLARE)
     location = table.location(lab.settings)
-    expect(location == lab.uri, f"the table points at {location}, not lab.uri", DECLARE, key=k)
+    grade.expect(location == lab.uri, f"the table points at {location}, not lab.uri", DECLARE)
     length = len(table.description.strip())
-    expect(
+    grade.expect(
         length >= MIN_DESCRIPTION,
         f"the description has {length} characters (at least {MIN_DESCRIPTION}: a sentence "
         "that says what one row is)",
         DECLARE,
-        key=k,
     )
     actual = lab.data().schema
     declared = {c.name: c.dtype for c in table.declared_columns()}
     missing = [c for c in actual if c not in declared]
-    expect(not missing, f"the schema does not declare {missing}", TYPES, key=k)
+    grade.expect(not missing, f"the schema does not declare {missing}", TYPES)
     extra = [c for c in declared if c not in actual]
-    expect(not extra, f"the data has no column {extra}", TYPES, key=k)
+    grade.expect(not extra, f"the data has no column {extra}", TYPES)
     wrong = [f"{c} is {actual[c]}, not {declared[c]}" for c in actual if actual[c] != declared[c]]
-    expect(not wrong, f"declared types differ from the data: {'; '.join(wrong)}", TYPES, key=k)
+    grade.expect(not wrong, f"declared types differ from the data: {'; '.join(wrong)}", TYPES)
     undescribed = [c.name for c in table.declared_columns() if not c.description.strip()]
-    expect(not undescribed, f"columns {undescribed} have no description", DECLARE, key=k)
-    expect(
+    grade.expect(not undescribed, f"columns {undescribed} have no description", DECLARE)
+    grade.expect(
         list(table.partition_columns) == ["session_id"],
         f"partition_columns is {list(table.partition_columns)}, the data is laid out differently",
         PARTITIONS,
-        key=k,
     )
-    expect(len(table.docs_filters) > 0, "docs_filters is empty", EXAMPLE, key=k)
+    grade.expect(len(table.docs_filters) > 0, "docs_filters is empty", EXAMPLE)
     example = table.scan(filters=list(table.docs_filters), settings=lab.settings).collect()
-    expect(
+    grade.expect(
         example.height > 0,
         f"the example filter {list(table.docs_filters)} matches no rows",
         EXAMPLE,
-        key=k,
     )
     passed(
         f"spike_counts is documented: {len(declared)} columns described, the example "
@@ -237,37 +228,31 @@ PRUNE = Hint(
 
 def check_filtered(lab: Lab02, frame: Any) -> None:
     """Ex2: a LazyFrame of the right rows whose scan opens fewer files than the table has."""
-    k = key("ex2")
-    expect(frame is not None, "session_two is None", LAZY, key=k)
-    expect(
+    grade = grading("ex2")
+    grade.expect(frame is not None, "session_two is None", LAZY)
+    grade.expect(
         isinstance(frame, pl.LazyFrame),
         f"session_two is a {type(frame).__name__}, not a LazyFrame",
         LAZY,
-        key=k,
     )
     result, scan = measure(frame, local=lab.settings.warehouse_uri.startswith("file://"))
     wanted = (pl.col("session_id") == SESSION) & (pl.col("channel") < CHANNELS_BELOW)
     expected = lab.data().filter(wanted)
-    expect(
+    grade.expect(
         result.height == expected.height,
         f"session_two has {result.height} rows; session {SESSION}, channels "
         f"0-{CHANNELS_BELOW - 1} has {expected.height}",
         LAZY,
-        key=k,
     )
     on = ["session_id", "channel"]
-    expect(
+    grade.expect(
         set(result.columns) >= set(on)
         and result.select(on).sort(on).equals(expected.select(on).sort(on)),
         "session_two has the right number of rows but not the right ones",
         LAZY,
-        key=k,
     )
-    expect(
-        scan.files_opened < scan.files_total,
-        f"the scan opened all {scan.files_total} files",
-        PRUNE,
-        key=k,
+    grade.expect(
+        scan.files_opened < scan.files_total, f"the scan opened all {scan.files_total} files", PRUNE
     )
     passed(f"{result.height} rows; the scan opened {scan.files_opened} of {scan.files_total} files")
 
@@ -304,23 +289,22 @@ def broken_rows(lab: Lab02) -> dict[str, pl.DataFrame]:
 
 def check_quality(lab: Lab02, checks: Any) -> None:
     """Ex3: checks that pass on the clean table and fail on each kind of broken row."""
-    k = key("ex3")
-    expect(checks is not None, "checks is None", CHECKS, key=k)
-    expect(
+    grade = grading("ex3")
+    grade.expect(checks is not None, "checks is None", CHECKS)
+    grade.expect(
         isinstance(checks, list | tuple) and len(checks) > 0,
         f"checks is {checks!r}, not a list of checks",
         CHECKS,
-        key=k,
     )
     odd = [type(c).__name__ for c in checks if not hasattr(c, "aggregate")]
-    expect(not odd, f"checks holds {odd}, which are not checks", CHECKS, key=k)
+    grade.expect(not odd, f"checks holds {odd}, which are not checks", CHECKS)
     table = pl.scan_delta(lab.uri, storage_options=lab.storage_options)
     good = run_checks(TABLE, table, checks)
     failing = [r.check for r in good.results if not r.passed]
-    expect(not failing, f"{failing} fail on the real (clean) data", TOO_STRICT, key=k)
+    grade.expect(not failing, f"{failing} fail on the real (clean) data", TOO_STRICT)
     for label, bad in broken_rows(lab).items():
         report = run_checks(TABLE, bad.lazy(), checks)
-        expect(not report.passed, f"your checks let {label} through", CHECKS, key=k)
+        grade.expect(not report.passed, f"your checks let {label} through", CHECKS)
     passed(
         f"{len(checks)} checks pass on the data and catch all {len(broken_rows(lab))} kinds "
         "of broken rows"
@@ -363,47 +347,42 @@ REEXPORT = Hint(
 
 def check_published(lab: Lab02, site_index: Any, roapi_path: Any) -> None:
     """Ex4: the site, its catalog.json (with a passing quality report) and the ROAPI config."""
-    k = key("ex4")
-    expect(site_index is not None, "site_index is None", PUBLISH, key=k)
-    expect(roapi_path is not None, "roapi_path is None", PUBLISH, key=k)
+    grade = grading("ex4")
+    grade.expect(site_index is not None, "site_index is None", PUBLISH)
+    grade.expect(roapi_path is not None, "roapi_path is None", PUBLISH)
     site = Path(site_index).parent
-    expect(
+    grade.expect(
         site.resolve() == (lab.out / "site").resolve(),
         f"the site is in {site}, not in lab.out / 'site'",
         PUBLISH,
-        key=k,
     )
     export_file = site / "catalog.json"
-    expect(export_file.exists(), f"{export_file.name} is missing from the site", PUBLISH, key=k)
+    grade.expect(export_file.exists(), f"{export_file.name} is missing from the site", PUBLISH)
     tables = {t["name"]: t for t in json.loads(export_file.read_text())["tables"]}
-    expect(TABLE in tables, f"the export lists {sorted(tables)}, not {TABLE}", REEXPORT, key=k)
+    grade.expect(TABLE in tables, f"the export lists {sorted(tables)}, not {TABLE}", REEXPORT)
     entry = tables[TABLE]
-    expect(
+    grade.expect(
         bool(entry["description"]) and all(c["description"] for c in entry["columns"]),
         "the exported table or one of its columns has no description",
         REEXPORT,
-        key=k,
     )
     quality = entry["quality"]
-    expect(quality is not None, f"the export has no quality report for {TABLE}", ATTACH, key=k)
+    grade.expect(quality is not None, f"the export has no quality report for {TABLE}", ATTACH)
     broken = [r["check"] for r in quality["results"] if not r["passed"]]
-    expect(
+    grade.expect(
         quality["passed"],
         f"the quality report for {TABLE} fails: {broken or quality['error']}",
         ATTACH,
-        key=k,
     )
     page = site / "tables" / f"{entry['id']}.html"
-    expect(page.exists(), f"the table page {page.name} is missing", PUBLISH, key=k)
+    grade.expect(page.exists(), f"the table page {page.name} is missing", PUBLISH)
     config = yaml.safe_load(Path(roapi_path).read_text())
     served = {t["name"]: t for t in config["tables"]}
-    expect(
-        TABLE in served, f"the ROAPI config serves {sorted(served)}, not {TABLE}", PUBLISH, key=k
-    )
+    grade.expect(TABLE in served, f"the ROAPI config serves {sorted(served)}, not {TABLE}", PUBLISH)
     expected_uri = lab.uri.removeprefix("file://")
     got_uri = served[TABLE]["uri"]
-    expect(
-        got_uri == expected_uri, f"ROAPI would read {got_uri}, not {expected_uri}", PUBLISH, key=k
+    grade.expect(
+        got_uri == expected_uri, f"ROAPI would read {got_uri}, not {expected_uri}", PUBLISH
     )
     passed(f"{TABLE} is on the site ({page.name}), in catalog.json and in the ROAPI config")
 
@@ -474,78 +453,70 @@ def _same_rows(frame: pl.DataFrame, truth: pl.DataFrame) -> bool:
 
 def check_view(lab: Lab02, view: Any, served_config: Any, served: Any) -> None:
     """Ex5: a refreshed materialized view, served by a ROAPI the grader starts, read typed."""
-    k = key("ex5")
-    expect(view is not None, f"{VIEW} is None", VIEW_DECLARE, key=k)
-    expect(
+    grade = grading("ex5")
+    grade.expect(view is not None, f"{VIEW} is None", VIEW_DECLARE)
+    grade.expect(
         isinstance(view, FunctionTable) and view.materialize,
         f"{VIEW} is a {getattr(view, 'kind_label', type(view).__name__)}, not a materialized view",
         VIEW_DECLARE,
-        key=k,
     )
-    expect(view.name == VIEW, f"the view is named {view.name!r}, not {VIEW!r}", VIEW_DECLARE, key=k)
+    grade.expect(view.name == VIEW, f"the view is named {view.name!r}, not {VIEW!r}", VIEW_DECLARE)
     location = view.location(lab.settings)
-    expect(
+    grade.expect(
         location == lab.view_uri,
         f"the view is stored at {location}, not lab.view_uri",
         VIEW_DECLARE,
-        key=k,
     )
     length = len(view.description.strip())
-    expect(
+    grade.expect(
         length >= MIN_DESCRIPTION,
         f"the view's description (its docstring) has {length} characters, not a sentence",
         VIEW_DECLARE,
-        key=k,
     )
-    expect(
+    grade.expect(
         TABLE in view.upstream,
         f"the view's upstream is {list(view.upstream)}: its lineage does not name {TABLE}",
         VIEW_DECLARE,
-        key=k,
     )
-    options = lab.storage_options
-    expect(
-        DeltaTable.is_deltatable(lab.view_uri, storage_options=options),
-        "there is no Delta table at lab.view_uri: the view was never refreshed",
+    stored = lab.read_table(
+        "ex5",
+        lab.view_uri,
         VIEW_DATA,
-        key=k,
+        what="Delta table at lab.view_uri",
+        made_by="the view was never refreshed",
     )
     truth = view_truth(lab)
-    stored = pl.read_delta(lab.view_uri, storage_options=options)
-    expect(
+    grade.expect(
         _same_rows(stored, truth),
         f"the stored view has {stored.height} rows and columns {stored.columns}; it should "
         f"hold {truth.height} sessions with session_id, spikes, mean_quality",
         VIEW_DATA,
-        key=k,
     )
-    expect(served_config is not None, "served_config is None", VIEW_SERVE, key=k)
+    grade.expect(served_config is not None, "served_config is None", VIEW_SERVE)
     config = yaml.safe_load(Path(served_config).read_text())
     tables = {t["name"]: t for t in config["tables"]}
-    expect(
-        VIEW in tables, f"the ROAPI config serves {sorted(tables)}, not {VIEW}", VIEW_SERVE, key=k
+    grade.expect(
+        VIEW in tables, f"the ROAPI config serves {sorted(tables)}, not {VIEW}", VIEW_SERVE
     )
     with serving(served_config, lab.settings) as sql:
         answer = sql(f"SELECT * FROM {VIEW} ORDER BY session_id")
-    expect(
+    grade.expect(
         _same_rows(answer, truth),
         f"ROAPI serves {answer.height} rows of {VIEW} that differ from the stored view",
         VIEW_SERVE,
-        key=k,
     )
-    expect(served is not None, "served is None", VIEW_TYPES, key=k)
-    expect(
+    grade.expect(served is not None, "served is None", VIEW_TYPES)
+    grade.expect(
         isinstance(served, pl.DataFrame) and _same_rows(served, truth),
         f"served is not the view's {truth.height} rows (session_id, spikes, mean_quality)",
         VIEW_TYPES,
-        key=k,
     )
     drifted = [
         f"{c} is {served.schema[c]}, not {stored.schema[c]}"
         for c in ("session_id", "spikes", "mean_quality")
         if served.schema[c] != stored.schema[c]
     ]
-    expect(not drifted, f"served lost the view's types: {'; '.join(drifted)}", VIEW_TYPES, key=k)
+    grade.expect(not drifted, f"served lost the view's types: {'; '.join(drifted)}", VIEW_TYPES)
     passed(
         f"{VIEW} is materialized ({stored.height} sessions), served by ROAPI, and read back "
         "with its types"
@@ -570,11 +541,10 @@ def serving(config_path: Path | str, settings: Settings) -> Iterator[Callable[[s
         except StackError:
             log = (Path(folder) / "roapi.log").read_text(errors="replace").splitlines()
             said = [line for line in log if "error" in line.lower()]
-            expect(
+            grading("ex5").expect(
                 False,
                 f"ROAPI did not start on served_config: {said[-1] if said else 'no error printed'}",
                 VIEW_SERVE,
-                key=key("ex5"),
             )
         yield partial(_sql, f"http://{listeners.http}/api/sql")
 
@@ -583,10 +553,7 @@ def _sql(url: str, query: str) -> pl.DataFrame:
     """``query``'s answer as Arrow (types kept); a refused query fails exercise 5's check."""
     answer = requests.post(url, data=query, headers={"Accept": ARROW}, timeout=30)
     said = " ".join(answer.text.split())[:200]  # one line
-    expect(
-        answer.ok,
-        f"ROAPI answered {answer.status_code} to {query!r}: {said}",
-        VIEW_SERVE,
-        key=key("ex5"),
+    grading("ex5").expect(
+        answer.ok, f"ROAPI answered {answer.status_code} to {query!r}: {said}", VIEW_SERVE
     )
     return pl.read_ipc_stream(answer.content)

@@ -30,7 +30,7 @@ from deltalake import DeltaTable
 
 from neuralake import delta
 from neuralake.datagen import Simulation, write_frames
-from neuralake.errors import ConfigError, NeuralakeError
+from neuralake.errors import NeuralakeError
 from neuralake.lab.graders.base import Lab, fresh_topic
 from neuralake.lab.graders.checks import Hint, passed
 from neuralake.lab.graders.logs import data_adds, stats
@@ -142,11 +142,7 @@ grading = Lab03.grading  # grading("ex3").expect(...): attempts count per exerci
 
 def setup(settings: Settings, *, prefix: str = "lab03_") -> Lab03:
     """(Re)create every exercise's topics and tables from scratch; forget every attempt."""
-    if settings.profile == "local":
-        raise ConfigError("lab 03 needs Kafka and S3: start the stack (make up), then rerun")
-    Lab03.forget_attempts()
-    built = {name: build(settings, prefix) for name, build in BUILDERS.items()}
-    return Lab03(settings, prefix, **built)
+    return Lab03.build_all(settings, prefix, BUILDERS, needs_stack=True)
 
 
 def drop(settings: Settings, prefix: str = "lab03_") -> None:

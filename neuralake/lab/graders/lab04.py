@@ -186,11 +186,7 @@ class Lab04(Lab):
 
 def setup(settings: Settings, *, prefix: str = "lab04_") -> Lab04:
     """(Re)create every exercise's topic, table and writer from scratch; forget attempts."""
-    if settings.profile == "local":
-        raise ConfigError("lab 04 needs Kafka and S3: start the stack (make up), then rerun")
-    Lab04.forget_attempts()
-    built = {name: build(settings, prefix) for name, build in BUILDERS.items()}
-    return Lab04(settings, prefix, **built)
+    return Lab04.build_all(settings, prefix, BUILDERS, needs_stack=True)
 
 
 def drop(settings: Settings, prefix: str = "lab04_") -> None:

@@ -34,8 +34,8 @@ from neuralake.catalog.errors import CatalogError
 from neuralake.catalog.export import export_catalog
 from neuralake.catalog.roapi import roapi_config
 from neuralake.lab.api.server import Listeners, delta_entry, roapi
-from neuralake.lab.graders.base import Lab
-from neuralake.lab.graders.checks import Hint, expect, passed
+from neuralake.lab.graders.base import Lab, TableName, TableUri
+from neuralake.lab.graders.checks import Hint, passed
 from neuralake.settings import Settings
 from neuralake.streaming.schemas import PARTITION_BY
 
@@ -80,41 +80,15 @@ class Lab05(Lab):
     def uri(self, table: str) -> str:
         return self.settings.table_uri(self.name(table))
 
-    @property
-    def bronze(self) -> str:
-        return self.name("bronze")
-
-    @property
-    def summary(self) -> str:
-        return self.name("channel_summary")
-
-    @property
-    def serving(self) -> str:
-        return self.name("serving")
-
-    @property
-    def devices(self) -> str:
-        return self.name("devices")
-
-    @property
-    def alerts(self) -> str:
-        return self.name("alerts")
-
-    @property
-    def bronze_uri(self) -> str:
-        return self.uri("bronze")
-
-    @property
-    def summary_uri(self) -> str:
-        return self.uri("channel_summary")
-
-    @property
-    def serving_uri(self) -> str:
-        return self.uri("serving")
-
-    @property
-    def layout_uri(self) -> str:
-        return self.uri("layout")
+    bronze = TableName("bronze")
+    summary = TableName("channel_summary")
+    serving = TableName("serving")
+    devices = TableName("devices")
+    alerts = TableName("alerts")
+    bronze_uri = TableUri("bronze")
+    summary_uri = TableUri("channel_summary")
+    serving_uri = TableUri("serving")
+    layout_uri = TableUri("layout")
 
     def rebuild(self, exercise: str) -> None:
         BUILDERS[exercise](self)
@@ -283,27 +257,31 @@ SUMMARY = Hint(
 
 def check_summary(lab: Lab05) -> None:
     """The summary table holds one row per session and channel, with the right numbers."""
-    key = Lab05.key("ex1")
+    grade = Lab05.grading("ex1")
     opts = lab.storage_options
-    exists = DeltaTable.is_deltatable(lab.summary_uri, storage_options=opts)
-    expect(exists, f"there is no summary table at {lab.summary_uri}", SUMMARY, key=key)
-    parts = DeltaTable(lab.summary_uri, storage_options=opts).metadata().partition_columns
-    expect(not parts, f"the summary table is partitioned by {parts}", SUMMARY, key=key)
+    table = lab.require_table(
+        "ex1",
+        lab.summary_uri,
+        SUMMARY,
+        what=f"summary table at {lab.summary_uri}",
+        made_by="exercise 1's job writes it",
+    )
+    parts = table.metadata().partition_columns
+    grade.expect(not parts, f"the summary table is partitioned by {parts}", SUMMARY)
     got = pl.read_delta(lab.summary_uri, storage_options=opts)
     want = truth(lab)
     missing = [c for c in want.columns if c not in got.columns]
-    expect(not missing, f"the summary table has no column {missing}", SUMMARY, key=key)
+    grade.expect(not missing, f"the summary table has no column {missing}", SUMMARY)
     got = got.select(want.columns).sort("session_id", "channel")
-    expect(
+    grade.expect(
         got.height == want.height,
         f"the summary table has {got.height} rows; bronze has {want.height} (session, "
         "channel) pairs",
         SUMMARY,
-        key=key,
     )
     same = got.cast(want.schema).drop("mean_uv").equals(want.drop("mean_uv"))
     close = np.allclose(got["mean_uv"].to_numpy(), want["mean_uv"].to_numpy(), rtol=1e-6)
-    expect(same and close, "the summary's numbers differ from the bronze table's", SUMMARY, key=key)
+    grade.expect(same and close, "the summary's numbers differ from the bronze table's", SUMMARY)
     passed(f"{got.height} (session, channel) rows, unpartitioned")
 
 
@@ -333,41 +311,36 @@ MODE = Hint(
 def check_modes(lab: Lab05, declared: Any) -> None:
     """One declaration per table, in the mode that fits it; then served by a ROAPI the
     grader starts from the catalog's config, each table counted through it."""
-    key = Lab05.key("ex2")
-    expect(declared is not None, "declared is None", MODE, key=key)
+    grade = Lab05.grading("ex2")
+    grade.expect(declared is not None, "declared is None", MODE)
     tables = list(declared)
     wrong_type = [type(t).__name__ for t in tables if not isinstance(t, DeltalakeTable)]
-    expect(not wrong_type, f"declared holds {wrong_type}, not DeltalakeTables", MODE, key=key)
+    grade.expect(not wrong_type, f"declared holds {wrong_type}, not DeltalakeTables", MODE)
     by_name = {t.name: t for t in tables}
     want = {lab.name(short) for short in MODES}
-    expect(
+    grade.expect(
         set(by_name) == want and len(tables) == len(want),
         f"declared names {sorted(by_name)}; the tables are {sorted(want)}",
         MODE,
-        key=key,
     )
     for short, (story, memory) in MODES.items():
         table, name = by_name[lab.name(short)], lab.name(short)
         parts = DeltaTable(lab.uri(short), storage_options=lab.storage_options)
         partitioned = parts.metadata().partition_columns
-        expect(
+        grade.expect(
             list(table.partition_columns) == partitioned,
             f"{name} is declared with partition columns {list(table.partition_columns)}; "
             f"its log says {partitioned}",
             MODE,
-            key=key,
         )
         mode = "in memory" if table.roapi_memory_table else "as a provider"
-        expect(
-            table.roapi_memory_table == memory,
-            f"{name} ({story}) is declared {mode}",
-            MODE,
-            key=key,
+        grade.expect(
+            table.roapi_memory_table == memory, f"{name} ({story}) is declared {mode}", MODE
         )
     try:
         entries = _entries(tables, lab)
     except CatalogError as error:  # pragma: no cover - the checks above catch it first
-        expect(False, f"the catalog refuses the declarations: {error}", MODE, key=key)
+        grade.expect(False, f"the catalog refuses the declarations: {error}", MODE)
     counted = {}
     with serving(lab, entries) as api, RoapiClient(http=api.http) as client:
         for name in want:
@@ -375,11 +348,10 @@ def check_modes(lab: Lab05, declared: Any) -> None:
             counted[name] = client.sql(f"SELECT count({column}) AS n FROM {name}")["n"][0]
     for name, n in counted.items():
         rows = pl.scan_delta(lab.settings.table_uri(name), storage_options=lab.storage_options)
-        expect(
+        grade.expect(
             n == rows.select(pl.len()).collect().item(),
             f"ROAPI counts {n} rows in {name}, not the table's",
             MODE,
-            key=key,
         )
     modes = {
         e["name"]: "memory" if e["option"]["use_memory_table"] else "provider" for e in entries
@@ -421,8 +393,8 @@ def top_rates(lab: Lab05, session_id: int, n: int) -> list[tuple[int, float]]:
 def check_rates(lab: Lab05, top_spike_rate: Any) -> None:
     """The grader serves the summary, calls the student's psql function for two sessions,
     and compares channels and rates with the truth."""
-    key = Lab05.key("ex3")
-    expect(callable(top_spike_rate), "top_spike_rate is None", RATE, key=key)
+    grade = Lab05.grading("ex3")
+    grade.expect(callable(top_spike_rate), "top_spike_rate is None", RATE)
     other = int(np.random.default_rng().integers(1, SESSIONS + 1))
     with serving(lab) as api:
         answers = {s: top_spike_rate(api.postgres, s, 5) for s in (lab.session, other)}
@@ -432,34 +404,28 @@ def check_rates(lab: Lab05, top_spike_rate: Any) -> None:
             rows = [(int(c), float(r)) for c, r in got]
         except (TypeError, ValueError):
             rows = None
-        expect(
+        grade.expect(
             rows is not None,
             f"top_spike_rate({session}) returned {got!r:.80}, not (channel, rate) pairs",
             RATE,
-            key=key,
         )
-        expect(
+        grade.expect(
             len(rows) == len(want),
             f"top_spike_rate({session}) returned {len(rows)} rows, not 5",
             RATE,
-            key=key,
         )
         zero = all(r == 0 for _, r in rows) and any(r > 0 for _, r in want)
-        expect(
+        grade.expect(
             not zero,
             f"every rate top_spike_rate({session}) returned is 0; session {session}'s highest "
             f"is {want[0][1]:.4f}",
             RATE,
-            key=key,
         )
         same = [c for c, _ in rows] == [c for c, _ in want] and all(
             abs(r - w) < 1e-9 for (_, r), (_, w) in zip(rows, want, strict=True)
         )
-        expect(
-            same,
-            f"top_spike_rate({session}) returned {rows}; the summary's top 5 are {want}",
-            RATE,
-            key=key,
+        grade.expect(
+            same, f"top_spike_rate({session}) returned {rows}; the summary's top 5 are {want}", RATE
         )
     passed(f"the top 5 spike rates of sessions {lab.session} and {other}, through psql")
 
@@ -481,18 +447,17 @@ LAYOUT = Hint(
 def check_layout(lab: Lab05) -> None:
     """The rows it started with; the session query, run by a ROAPI the grader starts, opens at
     most a third of the table's files (EXPLAIN ANALYZE's files_scanned)."""
-    key = Lab05.key("ex4")
+    grade = Lab05.grading("ex4")
     opts = lab.storage_options
     got = pl.read_delta(lab.layout_uri, storage_options=opts)
     # the rows setup wrote: the version of its last commit, still in the log
     built = pl.read_delta(lab.layout_uri, version=LAYOUT_COMMITS - 1, storage_options=opts)
     order = built.columns
-    expect(
+    grade.expect(
         got.select(order).sort(order).equals(built.sort(order)),
         f"the layout table holds {got.height:,} rows that differ from the {built.height:,} "
         "it started with",
         LAYOUT,
-        key=key,
     )
     files = len(DeltaTable(lab.layout_uri, storage_options=opts).file_uris())
     name = lab.name("layout")
@@ -506,12 +471,11 @@ def check_layout(lab: Lab05) -> None:
             plan = explain.plan(c, sql.format(t=name, s=session))
             opened[session] = int(explain.scan_metrics(plan)["files_scanned"])
     worst = max(opened.values())
-    expect(
+    grade.expect(
         worst <= MAX_OPENED_SHARE * files,
         f"a session's query opened up to {worst} of the table's {files} files "
         f"(sessions -> files opened: {opened})",
         LAYOUT,
-        key=key,
     )
     passed(f"a session's query opens at most {worst} of {files} files: {opened}")
 
@@ -534,54 +498,44 @@ BUDGET = Hint(
 def check_budget(lab: Lab05, fast_table: Any, channel_spikes: Any) -> None:
     """Serve ``fast_table`` as declared, check ``channel_spikes``'s answer and types, then
     time CALLS calls over every session and hold p50 and p95 to the budget."""
-    key = Lab05.key("ex5")
-    expect(fast_table is not None, "fast_table is None", BUDGET, key=key)
-    expect(
-        isinstance(fast_table, DeltalakeTable),
-        f"fast_table is a {type(fast_table).__name__}, not a DeltalakeTable",
-        BUDGET,
-        key=key,
-    )
-    expect(callable(channel_spikes), "channel_spikes is None", BUDGET, key=key)
+    grade = Lab05.grading("ex5")
+    grade.expect_a(fast_table, DeltalakeTable, "fast_table", BUDGET)
+    grade.expect(callable(channel_spikes), "channel_spikes is None", BUDGET)
     try:
         entries = _entries([fast_table], lab)
     except CatalogError as error:
-        expect(False, f"the catalog cannot serve fast_table: {error}", BUDGET, key=key)
+        grade.expect(False, f"the catalog cannot serve fast_table: {error}", BUDGET)
     session = int(np.random.default_rng().integers(1, SESSIONS + 1))
     want = truth(lab).filter(pl.col("session_id") == session).select("channel", "spikes")
     with serving(lab, entries) as api, RoapiClient(http=api.http) as client:
         got = channel_spikes(client, session)
-        expect(
+        grade.expect(
             isinstance(got, pl.DataFrame) and got.columns == ["channel", "spikes"],
             "channel_spikes does not return a DataFrame of columns channel, spikes",
             BUDGET,
-            key=key,
         )
-        expect(
+        grade.expect(
             got.schema["channel"] in (pl.Int16, pl.Int32) and got.schema["spikes"].is_integer(),
             f"channel_spikes returns channel as {got.schema['channel']} and spikes as "
             f"{got.schema['spikes']}, not the table's integer types",
             BUDGET,
-            key=key,
         )
-        expect(
+        grade.expect(
             got.cast(want.schema).equals(want),
             f"channel_spikes({session}) differs from the bronze table's spikes per channel",
             BUDGET,
-            key=key,
         )
         sessions = [1 + i % SESSIONS for i in range(CALLS)]
         samples = latency.measure(lambda s: channel_spikes(client, s), sessions)
     measured = latency.percentiles(samples)
     mode = "memory" if entries[0]["option"]["use_memory_table"] else "provider"
     load = f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
-    expect(
+    grade.expect(
         measured["p50_ms"] < BUDGET_P50_MS and measured["p95_ms"] < BUDGET_P95_MS,
         f"{CALLS} calls on {fast_table.name} ({mode}): p50 {measured['p50_ms']} ms, p95 "
         f"{measured['p95_ms']} ms; the budget is p50 under {BUDGET_P50_MS:.0f} ms and p95 "
         f"under {BUDGET_P95_MS:.0f} ms ({load})",
         BUDGET,
-        key=key,
     )
     passed(
         f"{CALLS} calls on {fast_table.name} ({mode}): p50 {measured['p50_ms']} ms, p95 "

@@ -32,8 +32,8 @@ import neuralake
 from neuralake import delta
 from neuralake.api.sample import bronze_rows
 from neuralake.catalog.examples import neuro
-from neuralake.lab.graders.base import Lab
-from neuralake.lab.graders.checks import Hint, expect, passed
+from neuralake.lab.graders.base import Lab, TableUri
+from neuralake.lab.graders.checks import Hint, passed
 from neuralake.settings import Settings
 from neuralake.spark import compare, guard, polars_elt
 from neuralake.streaming.schemas import BRONZE, PARTITION_BY
@@ -91,17 +91,9 @@ class Lab06(Lab):
         """The table's address as Spark reads it (``s3a://``)."""
         return guard.spark_path(self.uri(name))
 
-    @property
-    def bronze_uri(self) -> str:
-        return self.uri("bronze")
-
-    @property
-    def silver_uri(self) -> str:
-        return self.uri("silver")
-
-    @property
-    def features_uri(self) -> str:
-        return self.uri("channel_features")
+    bronze_uri = TableUri("bronze")
+    silver_uri = TableUri("silver")
+    features_uri = TableUri("channel_features")
 
     @property
     def checkpoint(self) -> str:
@@ -187,12 +179,6 @@ def channel_features(silver: pl.LazyFrame) -> pl.LazyFrame:
 
 def truth_features(lab: Lab06, bronze: pl.LazyFrame | None = None) -> pl.DataFrame:
     return channel_features(truth_silver(lab, bronze).lazy()).collect()
-
-
-def _read(lab: Lab06, uri: str) -> pl.DataFrame | None:
-    if not DeltaLog.is_deltatable(uri, lab.settings.storage_options):
-        return None
-    return pl.read_delta(uri, storage_options=lab.settings.storage_options)
 
 
 def _write(lab: Lab06, name: str, frame: pl.DataFrame, partition_by: list[str] | None) -> None:
@@ -305,16 +291,15 @@ DUPLICATES = Hint(
 
 def check_duplicates(lab: Lab06, duplicates: Any) -> None:
     """Exercise 1: the number of bronze rows that repeat a Kafka message already there."""
-    key = Lab06.key("ex1")
-    expect(duplicates is not None, "duplicates is None", DUPLICATES, key=key)
+    grade = Lab06.grading("ex1")
+    grade.expect(duplicates is not None, "duplicates is None", DUPLICATES)
     bronze = _scan(lab)
     rows = bronze.select(pl.len()).collect().item()
     distinct = bronze.select(polars_elt.KEY).unique().select(pl.len()).collect().item()
-    expect(
+    grade.expect(
         isinstance(duplicates, int) and duplicates == rows - distinct,
         f"duplicates is {duplicates!r}; bronze holds {rows:,} rows",
         DUPLICATES,
-        key=key,
     )
     passed(f"{duplicates:,} of {rows:,} bronze rows repeat a Kafka message")
 
@@ -334,32 +319,29 @@ SILVER = Hint(
 
 def check_silver(lab: Lab06) -> None:
     """Exercise 2: silver written by Spark, bronze untouched."""
-    key = Lab06.key("ex2")
+    grade = Lab06.grading("ex2")
     log = DeltaLog(lab.bronze_uri, storage_options=lab.settings.storage_options)
     spark_commits = [c["version"] for c in log.history() if "Spark" in c.get("engineInfo", "")]
-    expect(
-        not spark_commits, f"bronze has Spark commits (versions {spark_commits})", SILVER, key=key
+    grade.expect(not spark_commits, f"bronze has Spark commits (versions {spark_commits})", SILVER)
+    silver = lab.read_table(
+        "ex2", lab.silver_uri, SILVER, what="silver table", made_by="exercise 2 writes it"
     )
-    silver = _read(lab, lab.silver_uri)
-    expect(silver is not None, "there is no silver table", SILVER, key=key)
     truth = truth_silver(lab)
     dupes = silver.height - silver.select(polars_elt.KEY).unique().height
-    expect(dupes == 0, f"silver repeats {dupes:,} Kafka messages", SILVER, key=key)
+    grade.expect(dupes == 0, f"silver repeats {dupes:,} Kafka messages", SILVER)
     bad = silver.filter((pl.col("quality") > 1) | (pl.col("quality") < 0)).height
-    expect(bad == 0, f"silver keeps {bad} rows with quality outside [0, 1]", SILVER, key=key)
-    expect(
+    grade.expect(bad == 0, f"silver keeps {bad} rows with quality outside [0, 1]", SILVER)
+    grade.expect(
         compare.fingerprint(silver.select(truth.columns)) == compare.fingerprint(truth),
         f"silver holds {silver.height:,} rows, and differs from bronze cleaned "
         f"({truth.height:,} rows) in its rows or column types",
         SILVER,
-        key=key,
     )
     partitions = DeltaLog(lab.silver_uri, storage_options=lab.settings.storage_options)
-    expect(
+    grade.expect(
         partitions.metadata().partition_columns == ["date"],
         f"silver is partitioned by {partitions.metadata().partition_columns}",
         SILVER,
-        key=key,
     )
     passed(f"silver: {silver.height:,} rows, one per Kafka message, checked, by date")
 
@@ -382,36 +364,37 @@ FEATURE = Hint(
 
 
 def _check_features_table(
-    lab: Lab06, uri: str, truth: pl.DataFrame, key: str, hint: Hint, what: str
+    lab: Lab06, uri: str, truth: pl.DataFrame, exercise: str, hint: Hint, what: str
 ) -> pl.DataFrame:
-    got = _read(lab, uri)
-    expect(got is not None, f"there is no {what} table", hint, key=key)
+    grade = Lab06.grading(exercise)
+    made_by = f"exercise {exercise.removeprefix('ex')} writes it"
+    table = what if what.endswith("table") else f"{what} table"
+    got = lab.read_table(exercise, uri, hint, what=table, made_by=made_by)
     missing = [c for c in FEATURE_SCHEMA if c not in got.columns]
-    expect(not missing, f"{what} has no column {', '.join(missing)}", hint, key=key)
+    grade.expect(not missing, f"{what} has no column {', '.join(missing)}", hint)
     types = {c: got.schema[c] for c in FEATURE_SCHEMA}
     wrong = [f"{c} is {t}" for c, t in types.items() if t != FEATURE_SCHEMA[c]]
-    expect(not wrong, f"{what}: {', '.join(wrong)}", hint, key=key)
+    grade.expect(not wrong, f"{what}: {', '.join(wrong)}", hint)
     got = got.select(list(FEATURE_SCHEMA))
     truth = truth.select(list(FEATURE_SCHEMA))
     extra = got.height - got.select(FEATURE_KEY).unique().height
-    expect(extra == 0, f"{what} repeats {extra} (session, day, channel) keys", hint, key=key)
-    expect(
+    grade.expect(extra == 0, f"{what} repeats {extra} (session, day, channel) keys", hint)
+    grade.expect(
         compare.fingerprint(got, decimals=DECIMALS)
         == compare.fingerprint(truth, decimals=DECIMALS),
         f"{what} has {got.height} rows and differs from silver's numbers "
         f"({truth.height} rows expected)",
         hint,
-        key=key,
     )
     return got
 
 
 def check_features(lab: Lab06, features_fn: Any) -> None:
     """Exercise 3: the feature table Spark wrote from the given silver, and the function."""
-    key = Lab06.key("ex3")
-    expect(callable(features_fn), "channel_features_spark is None", FEATURE, key=key)
+    grade = Lab06.grading("ex3")
+    grade.expect(callable(features_fn), "channel_features_spark is None", FEATURE)
     truth = channel_features(_scan(lab, lab.uri("given_silver"))).collect()
-    got = _check_features_table(lab, lab.features_uri, truth, key, FEATURE, "channel_features")
+    got = _check_features_table(lab, lab.features_uri, truth, "ex3", FEATURE, "channel_features")
     passed(f"channel_features: {got.height} (session, day, channel) rows, equal to the truth")
 
 
@@ -433,28 +416,32 @@ def check_agree(
     lab: Lab06, polars_features: Callable[[pl.LazyFrame], pl.DataFrame] | None, agree: Any
 ) -> None:
     """Exercise 4: the student's Polars feature equals Spark's table, and they said so."""
-    key = Lab06.key("ex4")
-    expect(callable(polars_features), "polars_channel_features is None", AGREE, key=key)
+    grade = Lab06.grading("ex4")
+    grade.expect(callable(polars_features), "polars_channel_features is None", AGREE)
     mine = polars_features(_scan(lab))
     if isinstance(mine, pl.LazyFrame):
         mine = mine.collect()
     missing = [c for c in FEATURE_SCHEMA if c not in mine.columns]
-    expect(not missing, f"your Polars frame has no column {', '.join(missing)}", AGREE, key=key)
+    grade.expect(not missing, f"your Polars frame has no column {', '.join(missing)}", AGREE)
     mine = mine.select(list(FEATURE_SCHEMA)).cast(FEATURE_SCHEMA)
-    spark = _read(lab, lab.uri("spark_features"))
-    expect(spark is not None, "there is no spark_features table: lab.reset('ex4')", AGREE, key=key)
+    spark = lab.read_table(
+        "ex4",
+        lab.uri("spark_features"),
+        AGREE,
+        what="spark_features table",
+        made_by="lab.reset('ex4') writes it again",
+    )
     spark = spark.select(list(FEATURE_SCHEMA))
     same = compare.fingerprint(mine, decimals=DECIMALS) == compare.fingerprint(
         spark, decimals=DECIMALS
     )
-    expect(
+    grade.expect(
         same,
         f"your Polars feature has {mine.height} rows and differs from Spark's "
         f"channel_features ({spark.height} rows)",
         AGREE,
-        key=key,
     )
-    expect(agree is True, f"agree is {agree!r}, but the fingerprints are equal", AGREE, key=key)
+    grade.expect(agree is True, f"agree is {agree!r}, but the fingerprints are equal", AGREE)
     passed(f"Spark and Polars agree on all {mine.height} channel_features rows")
 
 
@@ -489,8 +476,8 @@ def _spark_read(lab: Lab06, name: str) -> Any:
 def check_merge_silver(lab: Lab06, merge_into_silver: Any) -> None:
     """Exercise 5: the grader builds silver and a batch, hands the student's function the
     batch twice; silver gains each new, clean message once, by MERGE."""
-    key = Lab06.key("ex5")
-    expect(callable(merge_into_silver), "merge_into_silver is None", MERGE_SILVER, key=key)
+    grade = Lab06.grading("ex5")
+    grade.expect(callable(merge_into_silver), "merge_into_silver is None", MERGE_SILVER)
     _build_ex5(lab)  # from the start, whatever earlier tries left in its tables
     uri = lab.uri("ex5_silver")
     batch = _scan(lab, lab.uri("ex5_incoming"))
@@ -498,28 +485,25 @@ def check_merge_silver(lab: Lab06, merge_into_silver: Any) -> None:
     before = _version(lab, uri)
     merge_into_silver(_spark_read(lab, "ex5_incoming"), lab.path("ex5_silver"))
     operations = sorted({c["operation"] for c in _commits_since(lab, uri, before)})
-    expect(
+    grade.expect(
         operations == ["MERGE"],
         f"the batch reached silver through commits {operations or 'none'}, not a MERGE",
         MERGE_SILVER,
-        key=key,
     )
     silver = pl.read_delta(uri, storage_options=lab.storage_options).select(truth.columns)
-    expect(
+    grade.expect(
         compare.fingerprint(silver) == compare.fingerprint(truth),
         f"after the batch silver holds {silver.height:,} rows; its messages that pass the "
         f"checks, with silver's, are {truth.height:,}",
         MERGE_SILVER,
-        key=key,
     )
     merge_into_silver(_spark_read(lab, "ex5_incoming"), lab.path("ex5_silver"))
     again = pl.read_delta(uri, storage_options=lab.storage_options)
-    expect(
+    grade.expect(
         again.height == truth.height,
         f"the same batch merged a second time left silver with {again.height:,} rows, "
         f"not {truth.height:,}",
         MERGE_SILVER,
-        key=key,
     )
     before_rows = _rows_at(lab, uri, before)
     added = truth.height - before_rows
@@ -553,8 +537,8 @@ REFRESH = Hint(
 def check_refresh(lab: Lab06, refresh_features: Any) -> None:
     """Exercise 6: silver already holds the batch; the student's function must bring the
     stale feature table up to date with one MERGE of only the touched rows."""
-    key = Lab06.key("ex6")
-    expect(callable(refresh_features), "refresh_features is None", REFRESH, key=key)
+    grade = Lab06.grading("ex6")
+    grade.expect(callable(refresh_features), "refresh_features is None", REFRESH)
     _build_ex6(lab)  # the stale feature table again, whatever earlier tries did
     uri = lab.uri("ex6_features")
     before = _version(lab, uri)
@@ -563,21 +547,19 @@ def check_refresh(lab: Lab06, refresh_features: Any) -> None:
     )
     commits = _commits_since(lab, uri, before)
     operations = sorted({c["operation"] for c in commits})
-    expect(
+    grade.expect(
         operations == ["MERGE"],
         f"the feature table got commits {operations or 'none'}, not MERGE only",
         REFRESH,
-        key=key,
     )
     truth = channel_features(_scan(lab, lab.uri("ex6_silver"))).collect()
-    got = _check_features_table(lab, uri, truth, key, REFRESH, "the feature table")
+    got = _check_features_table(lab, uri, truth, "ex6", REFRESH, "the feature table")
     touched = _scan(lab, lab.uri("ex6_incoming")).select(FEATURE_KEY).unique().collect().height
     source = sum(int(c["operationMetrics"].get("numSourceRows", 0)) for c in commits)
-    expect(
+    grade.expect(
         source <= touched < got.height,
         f"the MERGE read {source} feature rows; the batch touched {touched} of {got.height}",
         REFRESH,
-        key=key,
     )
     passed(f"{source} of {got.height} feature rows recomputed and merged; the others untouched")
 
@@ -612,8 +594,8 @@ def add_new_bronze(lab: Lab06, rows: int = NEW_ROWS) -> pl.DataFrame:
 def check_stream(lab: Lab06, run_incremental: Any) -> None:
     """Exercise 7: call the student's job to catch up, again around new bronze data, and
     once more with nothing new."""
-    key = Lab06.key("ex7")
-    expect(callable(run_incremental), "run_incremental is None", STREAM, key=key)
+    grade = Lab06.grading("ex7")
+    grade.expect(callable(run_incremental), "run_incremental is None", STREAM)
     _build_ex7(lab)  # the stream's tables as setup left them, and no checkpoint
     silver_uri, features_uri = lab.uri("stream_silver"), lab.uri("stream_features")
     run_incremental()  # catch up on every bronze version (the checkpoint starts empty)
@@ -622,42 +604,38 @@ def check_stream(lab: Lab06, run_incremental: Any) -> None:
     run_incremental()
     bronze = _scan(lab, lab.uri("stream_bronze"))
     truth = truth_features(lab, bronze)
-    got = _check_features_table(lab, features_uri, truth, key, STREAM, "stream_features")
+    got = _check_features_table(lab, features_uri, truth, "ex7", STREAM, "stream_features")
     commits = _commits_since(lab, features_uri, before)
     operations = sorted({c["operation"] for c in commits})
-    expect(
+    grade.expect(
         operations == ["MERGE"],
         f"after new bronze data, stream_features got commits {operations or 'none'}, "
         "not MERGE only",
         STREAM,
-        key=key,
     )
     touched = fresh.select(FEATURE_KEY).unique().height
     source = sum(int(c["operationMetrics"].get("numSourceRows", 0)) for c in commits)
-    expect(
+    grade.expect(
         source <= touched < got.height,
         f"after new bronze data the MERGE read {source} feature rows; the new data "
         f"touched {touched} of {got.height}: the job read more than the new versions",
         STREAM,
-        key=key,
     )
     silver = pl.read_delta(silver_uri, storage_options=lab.storage_options)
     want = truth_silver(lab, bronze).height
-    expect(
+    grade.expect(
         silver.height == want,
         f"stream_silver holds {silver.height:,} rows after the new data, not {want:,}",
         STREAM,
-        key=key,
     )
     idle = {u: _version(lab, u) for u in (silver_uri, features_uri)}
     run_incremental()
     after = {u: _version(lab, u) for u in (silver_uri, features_uri)}
-    expect(
+    grade.expect(
         after == idle,
         "with no new bronze data, run_incremental still committed "
         f"{sum(after.values()) - sum(idle.values())} versions",
         STREAM,
-        key=key,
     )
     passed(
         f"{fresh.height:,} new bronze rows -> MERGE of {source} of {got.height} feature rows; "
