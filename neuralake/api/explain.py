@@ -11,7 +11,9 @@ every operator annotated with what it did. For the hot path the scan is what mat
 - ``bytes_scanned`` and ``metadata_load_time``: what was fetched from storage, and how
   long the footers and page indexes took (DataFusion 47 caches neither between queries);
 - ``partition_sizes``: record batches per partition of a memory table (every query
-  filters every batch: a MemTable has no statistics).
+  filters every batch: a MemTable has no statistics);
+- ``elapsed_compute``: CPU time of each operator, summed as ``compute_ms``: what the
+  query cost DataFusion itself, as opposed to waiting (for S3, for a core).
 
 :func:`scan_metrics` sums them over the plan into one flat dict, for a table per query.
 """
@@ -32,6 +34,7 @@ COUNTERS = (
     "bytes_scanned",
 )
 _DURATION = re.compile(r"metadata_load_time=([0-9.]+)(ns|µs|ms|s)\b")
+_COMPUTE = re.compile(r"elapsed_compute=([0-9.]+)(ns|µs|ms|s)\b")
 _TO_MS = {"ns": 1e-6, "µs": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
@@ -47,6 +50,9 @@ def scan_metrics(plan_text: str) -> dict[str, float]:
     }
     metrics["metadata_load_ms"] = round(
         sum(float(v) * _TO_MS[unit] for v, unit in _DURATION.findall(plan_text)), 1
+    )
+    metrics["compute_ms"] = round(
+        sum(float(v) * _TO_MS[unit] for v, unit in _COMPUTE.findall(plan_text)), 2
     )
     batches = re.findall(r"partition_sizes=\[([0-9, ]*)\]", plan_text)
     metrics["memory_batches"] = sum(
