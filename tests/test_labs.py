@@ -156,6 +156,39 @@ def test_a_lab_names_its_attempt_keys_and_owns_only_its_declared_tables(tmp_path
     assert not DeltaTable.is_deltatable(uri), "drop deletes every table the lab declares"
 
 
+def test_an_exercise_grades_through_its_own_key_and_names_a_missing_table(tmp_path):
+    settings = dataclasses.replace(
+        neuralake.settings("local"), warehouse_uri=(tmp_path / "wh").as_uri(), state_dir=tmp_path
+    )
+    grade = lab01.Lab01.grading("ex4")
+    assert grade.key == "lab01.ex4"
+    reset_attempts("lab01.")
+    with pytest.raises(CheckFailed, match=r"spike_counts is None\. Hint 1/3"):
+        grade.expect_a(None, dict, "spike_counts", HINT)
+    with pytest.raises(CheckFailed, match=r"spike_counts is a list, not a dict\. Hint 2/3"):
+        grade.expect_a([], dict, "spike_counts", HINT)
+    assert checks.attempts("lab01.ex4") == 2
+    run = lab01.Lab01(settings, "t_", 1, *[None] * len(lab01.Lab01.exercises))
+    uri = settings.table_uri("t_nowhere")
+    with pytest.raises(CheckFailed, match="there is no copy at t_nowhere: exercise 4 writes it"):
+        run.read_table("ex4", uri, HINT, what="copy at t_nowhere", made_by="exercise 4 writes it")
+    write_deltalake(uri, pl.DataFrame({"gain": [1.0]}))
+    assert run.read_table("ex4", uri, HINT, what="copy", made_by="-").height == 1
+
+
+def test_no_lab_notebook_starts_a_background_process_of_its_own():
+    """Labs start things only through the stack and writer controls (control.up, roapi,
+    the Spark session): never a process of their own that could outlive the kernel."""
+    spawning = re.compile(r"processes\.start|Popen|os\.fork|os\.spawn|nohup|start_new_session")
+    found = [
+        f"{source.relative_to(ROOT)}:{number}"
+        for source in sorted((ROOT / "labs").glob("*/*.py"))
+        for number, line in enumerate(source.read_text().splitlines(), 1)
+        if spawning.search(line)
+    ]
+    assert not found, found
+
+
 # -- lab 01's graders, on a local warehouse --------------------------------------------------
 
 
