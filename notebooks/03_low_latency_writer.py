@@ -16,10 +16,10 @@
 # %% [markdown]
 # # 03 · Kafka and the low-latency writer
 #
-# **Time:** about 50 minutes to read and run (the notebook itself runs in about a
-# minute). **Prerequisites:** lesson 01 (the Delta log, `optimize`, `vacuum`) and
-# lesson 01b; the stack running (`make up`) and the writer built (`make setup` builds
-# it).
+# **Time:** about 60 minutes to read and run (the notebook itself runs in one to two
+# minutes: 79 s on a busy 2-core machine). **Prerequisites:** lesson 01 (the Delta
+# log, `optimize`, `vacuum`) and lesson 01b; the stack running (`make up`) and the
+# writer built (`make setup` builds it).
 #
 # **You will be able to**
 #
