@@ -226,6 +226,8 @@ class RequestLog:
     requested. Only this process's requests pass through it, so other clients of the same
     server do not disturb the count (the server's own metrics would count them all).
     Request signatures stay valid because the ``Host`` header is forwarded as signed.
+    The proxy is a thread of this process: a call that holds Python's GIL while it waits
+    for S3 (``DeltaTable.is_deltatable``) can never be answered through it.
     """
 
     def __init__(self, storage_options: dict[str, str]) -> None:
@@ -234,7 +236,8 @@ class RequestLog:
         if upstream.scheme != "http" or not upstream.hostname:
             raise ConfigError(
                 f"RequestLog needs a plain-http S3 endpoint such as the stack's "
-                f"http://127.0.0.1:9000, not {endpoint or 'AWS S3'}: use the stack profile"
+                f"http://127.0.0.1:9000, not {endpoint or 'a local warehouse or AWS S3'}: use "
+                "the stack profile"
             )
         self.requests: list[S3Request] = []
         self._lock = threading.Lock()
@@ -244,8 +247,10 @@ class RequestLog:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        port = self._server.server_address[1]
-        self.storage_options = {**storage_options, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+        #: Where readers send their requests instead: point ``s3_endpoint`` or
+        #: ``AWS_ENDPOINT_URL`` here (:attr:`storage_options` does the latter).
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.storage_options = {**storage_options, "AWS_ENDPOINT_URL": self.endpoint}
 
     def __enter__(self) -> RequestLog:
         self._thread.start()

@@ -29,9 +29,10 @@
 #
 # **Time:** about 45 minutes to read and run (the notebook itself runs in well under a
 # minute at its default parameters).
-# **Prerequisites:** lesson 01 (Delta tables, the transaction log, partitions); the
-# stack running (`make up`); without it the lesson falls back to a local warehouse and
-# skips PostgreSQL.
+# **Prerequisites:** lesson 01 (Delta tables, the transaction log, partitions, the
+# request log); the stack running (`make up`). Without it, sections 1 to 5 run on a local
+# warehouse without PostgreSQL; section 6 counts S3 requests and stops there with one
+# line that says to start the stack.
 #
 # **Why.** A lakehouse soon holds hundreds of tables. Where is the session table? What
 # does `quality` mean? Who owns it? Is it fresh? Which tables break if it changes?
@@ -49,7 +50,7 @@
 # %% tags=["parameters"]
 ROWS = 1_000_000  # neural-signal rows to generate (rounded up to whole 102.4 ms blocks)
 SESSIONS = 4  # recording sessions; neural_signals is partitioned by session
-REPEATS = 3  # timing runs per measurement (the best one is reported)
+REPEATS = 3  # timed runs per query, after one warm-up (the median is reported)
 
 # %%
 import inspect
@@ -62,9 +63,9 @@ from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
+import httpx
 import matplotlib.pyplot as plt
 import polars as pl
-import requests
 import yaml
 from deltalake import DeltaTable
 from IPython.display import HTML, display
@@ -90,6 +91,7 @@ from neuralake.catalog.site import build_site
 from neuralake.lab.api.server import roapi
 from neuralake.lab.stack.processes import free_port
 from neuralake.settings import project_dir
+from neuralake.timing import warm_ms
 
 s = neuralake.settings()
 options = s.storage_options or None  # S3 credentials on the stack; None for local files
@@ -323,23 +325,30 @@ if s.postgres_dsn:
 # %% [markdown]
 # ## 6 · Measure filter pushdown
 #
-# The plan said which files a scan will open; now measure it. `measure(frame)` collects
-# a LazyFrame with `pl.Config(verbose=True)` and reads what Polars' own log says it
-# skipped and opened (lines such as `Predicate pushdown allows skipping 6 / 8 files`),
-# and the time (best of `REPEATS`). Four reads of `neural_signals`: everything; a filter given
-# to the catalog; the same filter written *after* the read with `.filter()`; and a
-# filter on `timestamp`, which is not a partition column.
+# The plan said which files a scan will open; now count them. `measure(make_frame, s)`
+# is lesson 01's `delta.RequestLog` packaged for a query: it calls `make_frame` with
+# settings whose S3 endpoint is the request log, collects the query once, and counts the
+# requests that crossed the wire: data files opened, their bytes, requests to the log. A
+# file the reader skipped was never requested. The proxy slows each request down, so the
+# time is measured separately, straight to S3 (`warm_ms`: one warm-up, then the median of
+# `REPEATS` runs). Four reads of `neural_signals`: everything; a filter given to the
+# catalog; the same filter written *after* the read with `.filter()`; and a filter on
+# `timestamp`, which is not a partition column.
 
 
 # %%
-def best_of(make_frame: Callable[[], pl.LazyFrame]) -> dict:
-    runs = [measure(make_frame(), local=False)[1] for _ in range(REPEATS)]
-    best = min(runs, key=lambda run: run.seconds)
+table_files = len(DeltaTable(signals_uri, storage_options=options).file_uris())
+
+
+def cost(make_frame: Callable[[neuralake.Settings], pl.LazyFrame]) -> dict:
+    """Rows, files and MB from one counted run; ms from direct runs."""
+    _, reads = measure(make_frame, s)
     return {
-        "rows": best.rows,
-        "files opened": best.files_opened,
-        "of": best.files_total,
-        "ms": round(best.seconds * 1000),
+        "rows": reads.rows,
+        "files opened": reads.files_opened,
+        "of": table_files,
+        "MB read": round(reads.bytes_read / 1e6, 2),
+        "ms": warm_ms(lambda: make_frame(s).collect(), REPEATS),
     }
 
 
@@ -347,12 +356,18 @@ first_end = (
     db.table("sessions", filters=[Filter("session_id", "=", 1)]).select("ended_at").collect().item()
 )
 cases = {
-    "no filter": lambda: signals.scan(),
-    "filters=[session_id = 2]": lambda: signals.scan(filters=[Filter("session_id", "=", 2)]),
-    "later .filter(session_id == 2)": lambda: signals.scan().filter(pl.col("session_id") == 2),
-    "timestamp < end of session 1": lambda: signals.scan().filter(pl.col("timestamp") < first_end),
+    "no filter": lambda st: signals.scan(settings=st),
+    "filters=[session_id = 2]": lambda st: signals.scan(
+        filters=[Filter("session_id", "=", 2)], settings=st
+    ),
+    "later .filter(session_id == 2)": lambda st: signals.scan(settings=st).filter(
+        pl.col("session_id") == 2
+    ),
+    "timestamp < end of session 1": lambda st: signals.scan(settings=st).filter(
+        pl.col("timestamp") < first_end
+    ),
 }
-pushdown = pl.DataFrame([{"query": label, **best_of(make)} for label, make in cases.items()])
+pushdown = pl.DataFrame([{"query": label, **cost(make)} for label, make in cases.items()])
 pushdown
 
 # %%
@@ -361,7 +376,7 @@ ax.barh(pushdown["query"], pushdown["ms"], color=["#999", "#2a7", "#2a7", "#2a7"
 for y, (ms, opened, total) in enumerate(pushdown.select("ms", "files opened", "of").rows()):
     ax.text(ms, y, f"  {opened}/{total} files", va="center")
 ax.invert_yaxis()
-ax.set_xlabel(f"ms, best of {REPEATS}")
+ax.set_xlabel(f"ms, median of {REPEATS}")
 ax.set_xlim(0, pushdown["ms"].max() * 1.35)
 ax.set_title("Reading neural_signals: time and files opened")
 fig.tight_layout()
@@ -373,15 +388,17 @@ plt.show()
 # (Neuralink's datarepo reads Delta tables eagerly, so there a later filter runs on
 # rows already downloaded.) The timestamp filter is on a column that is *not* a
 # partition: the per-file min/max statistics in the log (the table in section 2) let
-# the reader skip files anyway. Bytes are not in this table: S3 responses arrive over
-# sockets, which the process's read counter does not see, so they are not measured
-# here; the table in section 2 shows the size of the files the plan scans.
+# the reader skip files anyway. The megabytes follow the files: a skipped file costs
+# nothing, an opened one costs its columns (the table in section 2 lists the sizes).
 
 # %%
-full, filtered = pushdown.row(0, named=True), pushdown.row(1, named=True)
+full, filtered, later, by_time = pushdown.iter_rows(named=True)
+assert later["files opened"] == filtered["files opened"] < full["files opened"] == table_files
+assert by_time["files opened"] < table_files, "min/max statistics skip files"
 print(
-    f"a session filter opens {filtered['files opened']} of {full['of']} files and takes "
-    f"{filtered['ms']} ms instead of {full['ms']} ms"
+    f"a session filter opens {filtered['files opened']} of {full['of']} files "
+    f"({filtered['MB read']} of {full['MB read']} MB) and takes {filtered['ms']} ms "
+    f"instead of {full['ms']} ms"
 )
 
 # %% [markdown]
@@ -398,14 +415,14 @@ print(source[start : source.index('    """', start)] + '    """..."""\n    retur
 # %%
 version = catalog.refresh("channel_stats")
 print(f"channel_stats refreshed: Delta version {version.version}")
-computed = best_of(lambda: neuro.channel_stats.compute())
-stored = best_of(lambda: db.table("channel_stats"))
+computed = cost(lambda st: neuro.channel_stats.compute())  # catalog reads use st here
+stored = cost(lambda st: db.table("channel_stats", settings=st))
 pl.DataFrame(
     [
         {"read": "compute from neural_signals", **computed},
         {"read": "the materialized view", **stored},
     ]
-).select("read", "rows", "ms")
+).select("read", "rows", "files opened", "MB read", "ms")
 
 # %% [markdown]
 # Every refresh is a new version of the view's Delta table, and the catalog reads old
@@ -557,17 +574,17 @@ with roapi(config["tables"], s, out / "roapi") as listeners:
     api = f"http://{listeners.http}/api/sql"
     sql = next(t for t in export["tables"] if t["name"] == "sessions")["snippets"]["sql"]
     print(sql)
-    as_json = requests.post(api, data=sql, timeout=30)
+    as_json = httpx.post(api, content=sql, timeout=30)
     as_json.raise_for_status()
     from_json = pl.DataFrame(as_json.json())
-    as_arrow = requests.post(api, data=sql, headers=ARROW, timeout=30)
+    as_arrow = httpx.post(api, content=sql, headers=ARROW, timeout=30)
     as_arrow.raise_for_status()
     from_arrow = pl.read_ipc_stream(as_arrow.content)
     view_sql = (
         "SELECT session_id, sum(spikes) AS spikes FROM channel_stats "
         "GROUP BY session_id ORDER BY session_id"
     )
-    view = requests.post(api, data=view_sql, headers=ARROW, timeout=30)
+    view = httpx.post(api, content=view_sql, headers=ARROW, timeout=30)
     view.raise_for_status()
     from_view = pl.read_ipc_stream(view.content)
 display(from_arrow.select("session_id", "task", "started_at", "channels"))
@@ -606,12 +623,8 @@ from_view
 # %% [markdown]
 # ## Exercise
 #
-# Try it here first: change the filter in section 3 to `Filter("channel", "<", 8)`
-# alone. How many files does the plan scan, and why? (Channels are in every file, and
-# every file's min/max for `channel` spans 0 to 255.)
-#
-# Then **lab 02** (`labs/02_catalog/`), which checks your work on the real table. You
-# get an undocumented Delta table and five exercises:
+# **Lab 02** (`labs/02_catalog/`) checks your work on the real table. You get an
+# undocumented Delta table and five exercises:
 #
 # 1. declare it: `DeltalakeTable` with described `Column`s, partitioning and `docs_filters`;
 # 2. read one session's channels with `.scan(filters=...)` so that files are skipped;
@@ -658,6 +671,42 @@ from_view
 #
 # </details>
 #
+# ## End of Day 1: predict the number, then run it
+#
+# `neural_signals` is partitioned by session, and the Delta log keeps each file's
+# min/max per column. A dashboard wants channels 0 to 7 of every session:
+# `signals.scan(filters=[Filter("channel", "<", 8)])`. How many of the table's files
+# will that read open? Write your guess in the next cell, then run the cell after it: it
+# counts the files with `measure`, as section 6 did.
+
+# %%
+my_guess_files = None  # your guess: files opened by the channel < 8 read, e.g. 3
+
+# %%
+_, reads = measure(lambda st: signals.scan(filters=[Filter("channel", "<", 8)], settings=st), s)
+actual = reads.files_opened
+print(f"files opened by channel < 8: {actual} of {table_files}")
+if my_guess_files is None:
+    print("no guess yet: set my_guess_files above, then run both cells again")
+else:
+    verdict = "right" if my_guess_files == actual else "off: see why below"
+    print(f"your guess {my_guess_files}, measured {actual}: {verdict}")
+
+# %% [markdown]
+# <details><summary>Why this number</summary>
+#
+# Every file: channel is not a partition column, and each file holds all 256 channels
+# of its session, so every file's min/max for `channel` spans 0 to 255 and none can be
+# ruled out. Only a sort or a partitioning by channel (lesson 01's Z-order) would let
+# the reader skip files for this filter.
+#
+# </details>
+
+# %%
+assert (files["min.channel"] == 0).all() and (files["max.channel"] == 255).all()
+assert actual == table_files, "a channel filter cannot skip a file that holds every channel"
+
+# %% [markdown]
 # ## Sources
 #
 # - Neuralink's datarepo, the design this follows: https://github.com/neuralinkcorp/datarepo

@@ -5,14 +5,18 @@ from __future__ import annotations
 import dataclasses
 import sys
 import types
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 
 import neuralake
+from neuralake import storage
 from neuralake.catalog import (
     AcceptedValues,
     Catalog,
@@ -29,6 +33,7 @@ from neuralake.catalog import (
     Unique,
     UnknownNameError,
     load_catalog,
+    table,
 )
 from neuralake.catalog.examples import neuro
 from neuralake.catalog.examples.seed import seed
@@ -96,20 +101,44 @@ def test_unknown_filter_column_is_refused_before_reading(db: ModuleDatabase, loc
         db.table("neural_signals", filters=[Filter("chanel", "=", 1)], settings=local)
 
 
-def test_filters_prune_partitions_and_a_later_filter_still_pushes_down(db, local) -> None:
-    everything, full = measure(db.table("neural_signals", settings=local))
-    one, filtered = measure(
-        db.table("neural_signals", filters=[Filter("session_id", "=", 3)], settings=local)
-    )
+@pytest.fixture(scope="module")
+def on_stack(stack_settings: neuralake.Settings) -> Iterator[neuralake.Settings]:
+    """The neuro example tables in a warehouse folder of their own on the stack's S3."""
+    folder = stack_settings.table_uri(f"test_catalog_{uuid.uuid4().hex[:8]}")
+    settings = dataclasses.replace(stack_settings, warehouse_uri=folder)
+    seed(settings, load_postgres=False)
+    yield settings
+    storage.delete(folder, settings.storage_options)
+
+
+@pytest.mark.stack
+def test_filters_prune_partitions_and_a_later_filter_still_pushes_down(db, on_stack) -> None:
+    signals = db.get("neural_signals")
+    session_3 = [Filter("session_id", "=", 3)]
+    everything, full = measure(lambda s: signals.scan(settings=s), on_stack)
+    one, filtered = measure(lambda s: signals.scan(filters=session_3, settings=s), on_stack)
     later, chained = measure(
-        db.table("neural_signals", settings=local).filter(pl.col("session_id") == 3)
+        lambda s: signals.scan(settings=s).filter(pl.col("session_id") == 3), on_stack
     )
-    assert full.files_opened == full.files_total >= 4
+    files = DeltaTable(signals.location(on_stack), storage_options=on_stack.storage_options)
+    assert full.files_opened == len(files.file_uris()) >= 4
     assert filtered.files_opened < full.files_opened / 2
     assert chained.files_opened == filtered.files_opened  # lazy: .filter() reached the scan
     assert filtered.bytes_read < full.bytes_read / 2
     assert one.equals(later)
     assert one.height == everything.height // 4
+    # Inside make_frame the given settings are every catalog read's default.
+    _, default = measure(lambda _: signals.scan(filters=session_3), on_stack)
+    assert default.files_opened == filtered.files_opened
+
+
+def test_a_view_never_refreshed_names_the_fix(local) -> None:
+    @table(materialize=True, uri="never_built_view")
+    def never_built() -> pl.LazyFrame:
+        return pl.LazyFrame({"a": [1]})
+
+    with pytest.raises(CatalogError, match=r"not been built .*catalog.refresh\('never_built'\)"):
+        never_built.scan(settings=local)
 
 
 def test_function_table_reads_with_the_callers_settings(db: ModuleDatabase, local) -> None:

@@ -124,14 +124,19 @@ class FunctionTable(Table):
             with reading_with(settings):
                 return self.compute()
         from deltalake import DeltaTable as DeltaLog
+        from deltalake.exceptions import TableNotFoundError
 
         uri = self.view.location(settings)
         options = settings.storage_options or None if uri.startswith("s3://") else None
-        if not DeltaLog.is_deltatable(uri, storage_options=options):
+        try:
+            # Opening the log, not DeltaLog.is_deltatable(): that call holds Python's GIL
+            # while it waits for S3, so a reader in this process (delta.RequestLog) hangs.
+            DeltaLog(uri, storage_options=options)
+        except TableNotFoundError:
             raise CatalogError(
                 f"materialized view {self.name!r} has not been built at {uri}: "
                 f"run catalog.refresh({self.name!r})"
-            )
+            ) from None
         return self.view._scan(settings, filters, as_of)
 
 
