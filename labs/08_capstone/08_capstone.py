@@ -58,6 +58,7 @@ import time
 import types
 
 import polars as pl
+from IPython.display import display
 
 import neuralake
 from neuralake.api.client import RoapiClient
@@ -249,9 +250,7 @@ lab08.check_served(lab, catalog, worst_channel)
 # %%
 served_gold = pl.read_delta(lab.uri("health_served"), storage_options=opts)
 served_gold.group_by("channel").agg(
-    median_kohm=pl.col("impedance_kohm").median(),
-    max_kohm=pl.col("impedance_kohm").max(),
-    minutes_above_1000=(pl.col("impedance_kohm") > 1_000).sum(),
+    median_kohm=pl.col("impedance_kohm").median(), max_kohm=pl.col("impedance_kohm").max()
 ).sort("max_kohm", descending=True).head(5)
 
 # %% tags=["solution"]
@@ -295,9 +294,9 @@ lab08.check_rule(lab, rule)
 
 # %%
 recording = lab.recording()
-recording.select(
-    "t_s", "phase", "down", "broker_lag", "served_age_s", "messages_total", "dead_letter_ratio"
-).gather_every(4)
+columns = ["t_s", "phase", "down", "broker_lag", "served_age_s", "messages_total"]
+with pl.Config(tbl_rows=40):
+    display(recording.select(*columns, "dead_letter_ratio").gather_every(2))
 
 # %% tags=["solution"]
 # Store what (one of lab08.INCIDENTS), started_at (a UTC datetime) and first_alert (a rule name).

@@ -689,7 +689,7 @@ def compare_gold(got: pl.DataFrame, truth: pl.DataFrame) -> str | None:
     if missing:
         return f"gold has no column {missing}"
     try:
-        got = got.select(GOLD_SCHEMA.names()).cast(dict(GOLD_SCHEMA))
+        got = got.select(GOLD_SCHEMA.names()).cast(GOLD_SCHEMA)
     except pl.exceptions.PolarsError as error:
         return f"gold's columns do not cast to {dict(GOLD_SCHEMA)}: {str(error).splitlines()[0]}"
     minutes = got.group_by("channel").agg(pl.col("minute").n_unique())["minute"].max()
@@ -904,8 +904,8 @@ def check_incident(lab: Lab08, what: Any, started_at: Any, first_alert: Any) -> 
     )
     after = first_s - seconds_into(lab.recording(), start)
     passed(
-        f"{kind} at {start:%H:%M:%S} UTC (you said {off:+.1f} s); {first_alert!r} fired "
-        f"first, {after:.1f} s later"
+        f"{kind} at {start:%H:%M:%S} UTC (your time is {off:+.1f} s from it); "
+        f"{first_alert!r} fired first, {after:.1f} s later"
     )
 
 
