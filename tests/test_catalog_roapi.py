@@ -295,3 +295,17 @@ def test_serve_replaces_what_another_prefix_served(tmp_path: Path) -> None:
         )
         write_config(export, settings, RELOAD_INTERVAL_S)
         assert served_tables(settings) == {f"{prefix}bronze"}
+
+
+def test_a_windowed_table_has_a_snippet_for_its_window() -> None:
+    live = DeltalakeTable("live", schema={"x": pl.Int64}, roapi_window_s=60)
+    plain = DeltalakeTable("plain", schema={"x": pl.Int64})
+    export = export_catalog(
+        Catalog({"db": ModuleDatabase(_module("db", live, plain))}),
+        "m",
+        neuralake.settings("local"),
+        inspect=False,
+    )
+    snippets = {t["name"]: t["snippets"] for t in export["tables"]}
+    assert snippets["live"]["sql_recent"] == "SELECT * FROM live_recent LIMIT 100"
+    assert "sql_recent" not in snippets["plain"]

@@ -24,7 +24,7 @@ from neuralake.catalog.filters import Conjunction, bind
 from neuralake.catalog.functions import FunctionTable
 from neuralake.catalog.lineage import LineageGraph
 from neuralake.catalog.quality import QualityReport
-from neuralake.catalog.roapi import served_names, serving
+from neuralake.catalog.roapi import WINDOW_SUFFIX, served_names, serving
 from neuralake.catalog.tables import Table, _FileTable
 from neuralake.settings import Settings
 
@@ -144,6 +144,9 @@ def _serving_snippets(
         if t["id"] in names:
             sql = snippets.sql_query(names[t["id"]], filters[t["id"]])
             t["snippets"]["sql"], t["snippets"]["curl"] = sql, snippets.curl(s.roapi_http, sql)
+            if t["roapi"].get("window"):  # the fresh hot path: {table}_recent, in memory
+                recent = names[t["id"]] + WINDOW_SUFFIX
+                t["snippets"]["sql_recent"] = snippets.sql_query(recent, filters[t["id"]])
 
 
 def export_catalog(
