@@ -33,13 +33,14 @@ from typing import ClassVar
 
 import polars as pl
 import psutil
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from deltalake import DeltaTable, write_deltalake
 
 from neuralake import delta
 from neuralake.errors import ConfigError, NeuralakeError
 from neuralake.lab.graders.base import Lab, fresh_topic
 from neuralake.lab.graders.checks import Hint, passed
+from neuralake.lab.graders.kafka import read_topic
 from neuralake.lab.graders.logs import data_adds, read_added
 from neuralake.lab.writer import control
 from neuralake.settings import Settings
@@ -247,55 +248,23 @@ def _message(moment: datetime, session: int, channel: int, **changes: object) ->
 
 
 def topic_truth(pipe: Pipeline) -> pl.DataFrame:
-    """One row per message: partition, offset, good (bool), field (what is broken), payload."""
-    consumer = Consumer({**pipe.settings.kafka_config, "group.id": f"{pipe.group}.grader"})
-    rows: list[dict] = []
-    try:
-        ends = {}
-        for partition in topics.partitions(pipe.settings, pipe.topic):
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(pipe.topic, partition), timeout=10
-            )
-            if high > low:
-                ends[partition] = (low, high)
-        consumer.assign([TopicPartition(pipe.topic, p, low) for p, (low, _) in ends.items()])
-        left = {p: high - low for p, (low, high) in ends.items()}
-        deadline = time.monotonic() + 60
-        while any(left.values()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"Kafka did not serve {pipe.topic} to its end in 60 s")
-            for msg in consumer.consume(num_messages=10_000, timeout=0.2):
-                if msg.error() is None and msg.offset() < ends[msg.partition()][1]:
-                    rows.append(_classify(msg.partition(), msg.offset(), msg.value()))
-                    left[msg.partition()] -= 1
-    finally:
-        consumer.close()
-    return pl.DataFrame(
-        rows,
-        schema={
-            "kafka_partition": pl.Int32,
-            "kafka_offset": pl.Int64,
-            "good": pl.Boolean,
-            "field": pl.String,
-            "payload": pl.Binary,
-        },
-        orient="row",
-    )
+    """One row per message: partition, offset, good (bool), field (what is broken), payload
+    (the bytes of a broken message; null for a good one)."""
+    messages = read_topic(pipe.settings, pipe.topic)
+    verdicts = [_classify(payload) for payload in messages["payload"]]
+    return messages.with_columns(
+        good=pl.Series([field is None for field in verdicts], dtype=pl.Boolean),
+        field=pl.Series(verdicts, dtype=pl.String),
+    ).with_columns(payload=pl.when(pl.col("good")).then(None).otherwise(pl.col("payload")))
 
 
-def _classify(partition: int, offset: int, payload: bytes | None) -> dict:
+def _classify(payload: bytes | None) -> str | None:
+    """None for a good message, else the field its dead-letter reason names."""
     try:
         wire.decode(payload)
-        field_name, good = None, True
     except wire.Malformed as reason:
-        field_name, good = reason_field(str(reason)), False
-    return {
-        "kafka_partition": partition,
-        "kafka_offset": offset,
-        "good": good,
-        "field": field_name,
-        "payload": None if good else payload,
-    }
+        return reason_field(str(reason))
+    return None
 
 
 def reason_field(reason: str) -> str:
@@ -568,8 +537,8 @@ PER_PARTITION = Hint(
     call="doubled = dict(copies.group_by('kafka_partition').len().iter_rows())",
 )
 WHY_DOUBLED = Hint(
-    concept="The writer's own commits carry txn actions and check them before they commit; "
-    "a commit without them was not made by the writer.",
+    concept="A commit's actions say which process made it and what it promised: compare "
+    "the doubling commit with the writer's own commits.",
     api="The txn actions delta.read_commit(uri, version) lists (lesson 03, section 7), and "
     "the commitInfo beside them.",
     call="cause = 'append_without_txn' when the doubling commit has no txn action",
