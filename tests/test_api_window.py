@@ -115,3 +115,19 @@ def test_roapi_serves_a_commit_from_the_window_within_the_bound(
             time.sleep(0.05)
         plan = client.sql("EXPLAIN ANALYZE SELECT * FROM recent WHERE kafka_offset = 5001")
         assert "partition_sizes" in "\n".join(plan["plan"].to_list())  # a memory table
+
+
+def test_serve_s_window_process_writes_the_window_and_stops_by_pid(
+    live, stack_settings, tmp_path
+) -> None:
+    """What ``serve()`` does for a windowed table, without touching the stack's ROAPI."""
+    import dataclasses
+
+    from neuralake.lab.api.serve import start_window, stop_windows
+
+    uri, out, options = live
+    settings = dataclasses.replace(stack_settings, state_dir=tmp_path)
+    start_window({"name": "t_recent", "live_uri": uri, "uri": out, "seconds": 60}, settings)
+    assert pl.read_parquet(out, storage_options=options).height == 2_000
+    assert stop_windows(settings) == ["t_recent"]
+    assert stop_windows(settings) == []  # stopped and forgotten
