@@ -329,9 +329,11 @@ FIND_THE_SOURCE = Hint(
     "there, beside the reason that says what broke.",
     api="The dead-letter table's reason and payload columns (lesson 04, section 6); "
     "json.loads reads a payload, when it is JSON at all.",
-    call="dead.with_columns(session_id=pl.col('payload').map_elements(lambda p: "
-    "json.loads(p)['session_id'], return_dtype=pl.Int64), field=pl.col('reason')"
-    ".str.extract(r\"field '(\\w+)'\")).group_by('session_id', 'field').len()",
+    call="lab.ex1.dead_letters().with_columns(session_id=pl.col('payload').map_elements("
+    "session_of, return_dtype=pl.Int64), field=pl.col('reason').str.extract(r\"field "
+    "'(\\w+)'\").fill_null('payload')).group_by('session_id', 'field').len().sort('len', "
+    "descending=True), where session_of(payload) returns json.loads(payload)['session_id'], "
+    "or None when the payload is not JSON; culprit = the first row's session_id and field",
 )
 NOT_THE_TRICKLE = Hint(
     concept="A broken firmware breaks the same field of every message its device sends; "
