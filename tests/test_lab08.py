@@ -26,8 +26,6 @@ from neuralake.monitoring import Rule, audit
 ROOT = Path(__file__).resolve().parents[1]
 LAB08 = ROOT / "labs" / "08_capstone" / "08_capstone.ipynb"
 
-pytestmark = pytest.mark.stack
-
 # What each check reports when its exercise was not done.
 HINTS = [
     "dropped is None",
@@ -79,6 +77,7 @@ def lab_prefix(stack_settings, monkeypatch) -> Iterator[str]:
     shutil.rmtree(s.state_dir / "labs" / "08" / prefix, ignore_errors=True)
 
 
+@pytest.mark.stack
 def test_graders_name_the_typical_mistakes(stack_settings, lab_prefix) -> None:
     """Part 1 without the incident: an appending job run twice, gold on the broker's
     clock, a rule without a duration, a catalog without lineage; each is named by what
@@ -145,6 +144,7 @@ def _diagnose(lab: lab08.Lab08) -> tuple[str, object, str]:
     return what, started, first["alert"][0]
 
 
+@pytest.mark.stack
 def test_the_other_incident_is_staged_and_diagnosable(stack_settings, lab_prefix) -> None:
     """The notebook's default seed stages a killed writer; this stages the poison burst
     (on the incident's own topic and writer only), and its recording and audit tell it:
@@ -164,11 +164,13 @@ def test_the_other_incident_is_staged_and_diagnosable(stack_settings, lab_prefix
         lab08.check_earlier(lab, Rule("poison", "dead_letter_ratio", above=0.02, for_s=5))
 
 
+@pytest.mark.stack
 @pytest.mark.notebook
 def test_solution_passes_every_check(tmp_path, lab_prefix) -> None:
     assert_solution_passes_every_check(LAB08, lab_prefix, tmp_path, checks=len(HINTS))
 
 
+@pytest.mark.stack
 @pytest.mark.notebook
 def test_student_version_fails_every_check_with_its_hint(tmp_path, lab_prefix) -> None:
     assert_student_fails_every_check(LAB08, lab_prefix, tmp_path, HINTS)

@@ -32,7 +32,7 @@
 #
 # **Time:** about 2 hours (part 1 about 75 minutes, part 2 about 30, the stretch 15).
 # **Prerequisites:** lessons 01-08, lesson 08 above all (`notebooks/08_whole_pipeline`):
-# every API you need is shown there, and each hint names its section. The stack running
+# every API you need is shown there, and the hints name the sections. The stack running
 # (`make up`) and the Rust writer built (`make setup`).
 #
 # **How it is graded.** After each exercise, run its **check** cell. The checks read the
