@@ -164,6 +164,10 @@ pub struct IngestArgs {
     /// Write a Delta checkpoint every this many commits.
     #[arg(long, env = "NEURALAKE_WRITER_CHECKPOINT_EVERY", default_value_t = 20)]
     pub checkpoint_every: u64,
+    /// Seconds a failure that retrying cannot fix (permission denied, table deleted, schema
+    /// changed) is retried before `ingest` exits 1 with one line naming the fix.
+    #[arg(long, env = "NEURALAKE_WRITER_GIVE_UP_S", default_value_t = 60)]
+    pub give_up_s: u64,
     /// Exit once every partition is committed up to the high watermark seen at start.
     #[arg(long)]
     pub stop_at_end: bool,

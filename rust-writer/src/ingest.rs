@@ -65,6 +65,14 @@ pub const METRICS_PORT: u16 = 9464;
 /// How often the watermarks for the lag metric are polled (on a client of their own).
 const WATERMARK_INTERVAL: Duration = Duration::from_millis(200);
 
+/// On SIGTERM, how long the batch committing may take to land before the process stops
+/// without it (nothing of it was acknowledged: a restart reads it again from the table).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+/// How long leaving the consumer group may take at exit (with the broker down it would wait
+/// for the broker).
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// How many of the table's latest commits the start-up check reads for another writer group.
 const GROUP_CHECK_DEPTH: usize = 20;
 
@@ -85,11 +93,13 @@ pub async fn run(args: IngestArgs) -> Result<()> {
     let metrics = IngestMetrics::register(&mut registry);
     let stop_at_end = args.stop_at_end;
     let metrics_addr = args.common.metrics_addr_or(METRICS_PORT);
-    let (reader, committer) = start(args, metrics.clone()).await?;
+    let (mut reader, committer) = start(args, metrics.clone()).await?;
     crate::metrics::serve(metrics_addr, registry).await?;
     metrics.ready.set(1);
     metrics.spawn_health_ticker();
-    let summary = pipeline(reader, committer).await?;
+    let result = pipeline(&mut reader, committer).await;
+    leave_group(reader);
+    let summary = result?;
     if stop_at_end {
         println!("{}", serde_json::to_string(&summary)?);
     }
@@ -137,28 +147,32 @@ async fn start(args: IngestArgs, metrics: IngestMetrics) -> Result<(Reader, Comm
     let table_offsets = offsets::read_table_offsets(&bronze, &app, &topic, &partitions).await?;
     let dead_offsets = offsets::read_table_offsets(&dead, &app, &topic, &partitions).await?;
 
-    let targets = if args.stop_at_end {
-        let marks = tokio::task::block_in_place(|| {
-            partitions
-                .iter()
-                .map(|&p| {
-                    probe
-                        .fetch_watermarks(&topic, p, kafka::STARTUP_TIMEOUT)
-                        .map(|w| (p, w))
-                })
-                .collect::<Result<BTreeMap<_, _>, _>>()
-        });
-        match marks {
-            Ok(m) => Some(m),
-            Err(e) => {
-                return startup(format!(
-                    "cannot read the end offsets of '{topic}' from {bootstrap}: {e}: check the broker"
-                ));
-            }
+    let marks = tokio::task::block_in_place(|| {
+        partitions
+            .iter()
+            .map(|&p| {
+                probe
+                    .fetch_watermarks(&topic, p, kafka::STARTUP_TIMEOUT)
+                    .map(|w| (p, w))
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()
+    });
+    let marks = match marks {
+        Ok(m) => m,
+        Err(e) => {
+            return startup(format!(
+                "cannot read the end offsets of '{topic}' from {bootstrap}: {e}: check the broker"
+            ));
         }
-    } else {
-        None
     };
+    if let Some((p, held, high)) = behind_the_table(&marks, &table_offsets) {
+        return startup(format!(
+            "the table {table_uri} holds offsets of '{topic}' up to {held} in partition {p}, but \
+             the topic ends at {high}: it was deleted and recreated. Write it to another table \
+             (--table) or under another --app-id"
+        ));
+    }
+    let targets = args.stop_at_end.then_some(marks);
 
     // The group member: partitions arrive in its rebalance callback, each at the table's txn
     // version + 1, read through table handles of its own.
@@ -211,6 +225,7 @@ async fn start(args: IngestArgs, metrics: IngestMetrics) -> Result<(Reader, Comm
         metrics,
         checkpoint_every: args.checkpoint_every,
         checkpointed: (version, dead_version),
+        give_up: Duration::from_secs(args.give_up_s),
         summary: Summary {
             version,
             ..Summary::default()
@@ -281,10 +296,41 @@ impl Slot {
     async fn free(self) -> Result<(Box<Committer>, Option<Outcome>)> {
         match self {
             Slot::Free(c) => Ok((c, None)),
-            Slot::Busy(task, offsets) => match task.await {
-                Ok((c, outcome)) => Ok((c, Some(outcome?))),
-                Err(e) => Err(commit_task_failed(e, &offsets)),
-            },
+            Slot::Busy(task, offsets) => Self::joined(task.await, &offsets),
+        }
+    }
+
+    /// [`Slot::free`], waiting at most `limit`: past it the commit is aborted (nothing of its
+    /// batch was acknowledged, so a restart reads it again) and `None` is returned.
+    async fn free_within(
+        self,
+        limit: Option<Duration>,
+    ) -> Result<Option<(Box<Committer>, Option<Outcome>)>> {
+        let (mut task, offsets, limit) = match (self, limit) {
+            (Slot::Busy(task, offsets), Some(limit)) => (task, offsets, limit),
+            (slot, _) => return slot.free().await.map(Some),
+        };
+        match tokio::time::timeout(limit, &mut task).await {
+            Ok(joined) => Self::joined(joined, &offsets).map(Some),
+            Err(_) => {
+                task.abort();
+                warn!(
+                    offsets,
+                    seconds = limit.as_secs(),
+                    "stopping without the batch committing (it did not land in time); a restart reads it again from the table"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    fn joined(
+        joined: Result<(Box<Committer>, Result<Outcome>), JoinError>,
+        offsets: &str,
+    ) -> Result<(Box<Committer>, Option<Outcome>)> {
+        match joined {
+            Ok((c, outcome)) => Ok((c, Some(outcome?))),
+            Err(e) => Err(commit_task_failed(e, offsets)),
         }
     }
 }
@@ -313,7 +359,7 @@ fn commit_task_failed(err: JoinError, offsets: &str) -> anyhow::Error {
 }
 
 /// Fill batch N+1 while batch N commits; stop on a signal, or at the end with `--stop-at-end`.
-async fn pipeline(mut reader: Reader, committer: Committer) -> Result<Summary> {
+async fn pipeline(reader: &mut Reader, committer: Committer) -> Result<Summary> {
     let started = Instant::now();
     let shutdown = shutdown_signal();
     let mut slot = Slot::Free(Box::new(committer));
@@ -324,9 +370,14 @@ async fn pipeline(mut reader: Reader, committer: Committer) -> Result<Summary> {
             let busy = matches!(slot, Slot::Busy(..));
             // The reader polls Kafka on this thread; the committer runs on the workers.
             let (pending, signalled) = tokio::task::block_in_place(|| reader.fill(&shutdown, busy));
+            if let Some(fatal) = reader.take_fatal() {
+                return Err(fatal);
+            }
             (Some(pending).filter(|p| p.messages > 0), signalled)
         };
-        let (mut committer, outcome) = slot.free().await?;
+        let Some((mut committer, outcome)) = slot.free_within(grace(signalled)).await? else {
+            return Ok(abandoned(started));
+        };
         // A rebalance seen while filling: the committer learns the new partitions' txn
         // versions before any batch of theirs reaches it.
         let changes = reader.take_changes();
@@ -361,9 +412,21 @@ async fn pipeline(mut reader: Reader, committer: Committer) -> Result<Summary> {
             None => Slot::Free(committer),
         };
         if signalled || (idle && reader.reached_targets()) {
-            return finish(slot, &mut reader, started).await;
+            return finish(slot, reader, started, signalled).await;
         }
     }
+}
+
+/// A partition whose end (high watermark) is below the offsets the table holds of it: the
+/// topic was recreated since. `(partition, txn version, high watermark)`.
+fn behind_the_table(
+    marks: &BTreeMap<i32, (i64, i64)>,
+    held: &offsets::TableOffsets,
+) -> Option<(i32, i64, i64)> {
+    marks.iter().find_map(|(p, (_, high))| {
+        let version = held.get(p).copied().flatten()?;
+        (*high < version + 1).then_some((*p, version, *high))
+    })
 }
 
 /// The partitions revoked by `changes`.
@@ -378,9 +441,49 @@ fn revoked_in(changes: &[Change]) -> BTreeSet<i32> {
         .collect()
 }
 
-/// Wait for the last batch's commit and report.
-async fn finish(slot: Slot, reader: &mut Reader, started: Instant) -> Result<Summary> {
-    let (mut committer, outcome) = slot.free().await?;
+/// How long to wait for a commit: unbounded, or [`SHUTDOWN_GRACE`] once a signal came.
+fn grace(signalled: bool) -> Option<Duration> {
+    signalled.then_some(SHUTDOWN_GRACE)
+}
+
+/// The summary of a run stopped without its last commit.
+fn abandoned(started: Instant) -> Summary {
+    Summary {
+        seconds: started.elapsed().as_secs_f64(),
+        ..Summary::default()
+    }
+}
+
+/// Leave the consumer group (dropping the consumer closes it, so its partitions move to the
+/// other workers at once instead of after the session timeout), waiting at most
+/// [`LEAVE_TIMEOUT`]: the process exits anyway.
+fn leave_group(reader: Reader) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("leave-group".into())
+        .spawn(move || {
+            drop(reader);
+            let _ = tx.send(());
+        });
+    if spawned.is_ok() && rx.recv_timeout(LEAVE_TIMEOUT).is_err() {
+        warn!(
+            seconds = LEAVE_TIMEOUT.as_secs(),
+            "leaving the consumer group took too long; exiting without it (the group notices after its session timeout)"
+        );
+    }
+}
+
+/// Wait for the last batch's commit and report. After a signal the wait is bounded by
+/// [`SHUTDOWN_GRACE`]: a commit that keeps failing (S3 down) is abandoned, unacknowledged.
+async fn finish(
+    slot: Slot,
+    reader: &mut Reader,
+    started: Instant,
+    signalled: bool,
+) -> Result<Summary> {
+    let Some((mut committer, outcome)) = slot.free_within(grace(signalled)).await? else {
+        return Ok(abandoned(started));
+    };
     match outcome {
         Some(Outcome::Committed(offsets)) => reader.acknowledge(&offsets),
         Some(Outcome::Superseded) => {
@@ -398,6 +501,15 @@ async fn finish(slot: Slot, reader: &mut Reader, started: Instant) -> Result<Sum
 mod tests {
     use super::*;
     use crate::errors::one_line;
+
+    #[test]
+    fn a_topic_that_ends_before_the_table_was_recreated() {
+        let marks = BTreeMap::from([(0, (0, 100)), (1, (0, 5))]);
+        let held = BTreeMap::from([(0, Some(99)), (1, Some(40))]);
+        assert_eq!(behind_the_table(&marks, &held), Some((1, 40, 5)));
+        let fine = BTreeMap::from([(0, Some(99)), (1, None)]);
+        assert_eq!(behind_the_table(&marks, &fine), None);
+    }
 
     #[tokio::test]
     async fn a_panicking_commit_task_ends_the_process_with_one_line_naming_the_batch() {

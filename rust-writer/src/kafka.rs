@@ -41,6 +41,8 @@ pub fn consumer_config(bootstrap: &str, group_id: &str) -> ClientConfig {
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "3000")
+        // Partitions added to the topic are noticed (and assigned) within 10 s.
+        .set("topic.metadata.refresh.interval.ms", "10000")
         .set("enable.partition.eof", "false")
         // Bigger fetches while catching up; a fetch returns after 100 ms when idle.
         .set("max.partition.fetch.bytes", "8388608")
@@ -260,11 +262,20 @@ pub fn spawn_watermark_poller(
 ) -> Result<Watermarks> {
     let client: BaseConsumer = create(kafka, group_id)?;
     let marks = Watermarks::default();
-    let (shared, topic, partitions) = (marks.clone(), topic.to_string(), partitions.to_vec());
+    let (shared, topic, mut partitions) = (marks.clone(), topic.to_string(), partitions.to_vec());
     std::thread::Builder::new()
         .name("watermarks".into())
         .spawn(move || {
-            loop {
+            for round in 1u64.. {
+                // Partitions added to the topic while running get a lag too.
+                if round % 50 == 0
+                    && let Ok(metadata) = client.fetch_metadata(Some(&topic), STARTUP_TIMEOUT)
+                    && let Some(t) = metadata.topics().iter().find(|t| t.name() == topic)
+                    && t.partitions().len() > partitions.len()
+                {
+                    partitions = t.partitions().iter().map(|p| p.id()).collect();
+                    partitions.sort_unstable();
+                }
                 for &p in &partitions {
                     match client.fetch_watermarks(&topic, p, STARTUP_TIMEOUT) {
                         Ok(m) => shared.set(p, m),

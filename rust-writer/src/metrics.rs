@@ -68,6 +68,8 @@ pub struct IngestMetrics {
     /// 1 per partition this worker owns in its consumer group (absent: not owned).
     pub assigned_partitions: Family<PartitionLabel, Gauge>,
     pub rebalances: Counter,
+    /// Per partition, offsets that were gone from the topic before they were read.
+    pub offset_gaps: Family<PartitionLabel, Counter>,
     /// When the last bronze commit landed and since when commits have been failing.
     pub health: Arc<CommitHealth>,
 }
@@ -139,6 +141,7 @@ impl IngestMetrics {
             seconds_since_last_commit: Gauge::default(),
             assigned_partitions: Family::default(),
             rebalances: Counter::default(),
+            offset_gaps: Family::default(),
             health: Arc::new(CommitHealth::new(chrono::Utc::now().timestamp_millis())),
         };
         let r = registry;
@@ -226,6 +229,11 @@ impl IngestMetrics {
             "neuralake_writer_rebalances",
             "Partitions assigned to or revoked from this worker, one count per rebalance event",
             m.rebalances.clone(),
+        );
+        r.register(
+            "neuralake_writer_offset_gap_messages",
+            "Offsets removed from the topic (retention) before this writer read them",
+            m.offset_gaps.clone(),
         );
         m
     }

@@ -163,7 +163,15 @@ pub async fn open_or_create(
         Err(DeltaTableError::VersionAlreadyExists(_)) => create().await?,
         Err(e) => return Err(e.into()),
     };
-    let snapshot = table.snapshot()?;
+    table.snapshot()?;
+    check(&table, spec).map_err(OpenError::SchemaMismatch)?;
+    Ok(table)
+}
+
+/// Does the loaded snapshot of `table` still have `spec`'s schema? `Err` says how it differs
+/// (someone replaced the table's schema under a running writer, say).
+pub fn check(table: &DeltaTable, spec: &TableSpec) -> Result<(), String> {
+    let snapshot = table.snapshot().map_err(|e| e.to_string())?;
     let existing: Vec<(String, DataType)> = snapshot
         .schema()
         .fields()
@@ -171,8 +179,6 @@ pub async fn open_or_create(
         .collect();
     let partitions = snapshot.metadata().partition_columns().to_vec();
     spec.compare(&existing, &partitions)
-        .map_err(OpenError::SchemaMismatch)?;
-    Ok(table)
 }
 
 #[cfg(test)]

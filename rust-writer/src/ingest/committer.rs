@@ -36,10 +36,11 @@ use super::group::Change;
 use super::reader::Pending;
 use crate::commit::{self, Committed, PartitionValues};
 use crate::dead_letters;
+use crate::errors;
 use crate::metrics::{IngestMetrics, PartitionLabel};
 use crate::offsets::{self, BatchOffsets, TableOffsets};
-use crate::retry::Backoff;
-use crate::schema::DATE_COLUMN;
+use crate::retry::{Backoff, Retry};
+use crate::schema::{self, DATE_COLUMN};
 
 /// Conflicts delta-rs may resolve per commit before handing the error to us.
 const COMMIT_RETRIES: usize = 15;
@@ -78,6 +79,13 @@ impl Which {
             Which::DeadLetters => "dead letters",
         }
     }
+
+    fn spec(self) -> schema::TableSpec {
+        match self {
+            Which::Bronze => schema::bronze(),
+            Which::DeadLetters => schema::dead_letters(),
+        }
+    }
 }
 
 /// A Delta table with the txn versions of our appIds in its loaded snapshot.
@@ -105,16 +113,15 @@ impl Tracked {
         }
     }
 
-    /// Take the txn versions (and writers) a range of commits set.
-    fn absorb(&mut self, written: BTreeMap<i32, offsets::Written>, partitions: &[i32]) {
+    /// Take the txn versions (and writers) a range of commits set, for every partition of
+    /// the topic (one added while running included).
+    fn absorb(&mut self, written: BTreeMap<i32, offsets::Written>) {
         for (p, w) in written {
-            if partitions.contains(&p) {
-                self.txn.insert(p, Some(w.version));
-                match w.group {
-                    Some(g) => self.groups.insert(p, g),
-                    None => self.groups.remove(&p),
-                };
-            }
+            self.txn.insert(p, Some(w.version));
+            match w.group {
+                Some(g) => self.groups.insert(p, g),
+                None => self.groups.remove(&p),
+            };
         }
     }
 }
@@ -142,6 +149,8 @@ pub struct Committer {
     pub checkpoint_every: u64,
     /// The table versions of the last checkpoints (or of the start).
     pub checkpointed: (i64, i64),
+    /// How long a permanent failure is retried before the process gives up (`--give-up-s`).
+    pub give_up: std::time::Duration,
     pub summary: Summary,
 }
 
@@ -234,6 +243,11 @@ impl Committer {
             match change {
                 Change::Assigned(starts) => {
                     for (p, start) in starts {
+                        if !self.partitions.contains(p) {
+                            // Added to the topic while running.
+                            self.partitions.push(*p);
+                            self.partitions.sort_unstable();
+                        }
                         self.owned.insert(*p);
                         self.held.insert(*p, start.bronze);
                         self.dead_offsets.insert(*p, start.dead);
@@ -315,7 +329,7 @@ impl Committer {
         match offsets::txn_versions_in_commits(&tracked.table, app, topic, tracked.txn_at + 1, now)
             .await
         {
-            Ok(changes) => tracked.absorb(changes, partitions),
+            Ok(changes) => tracked.absorb(changes),
             Err(e) => {
                 warn!(
                     error = format!("{e:#}"),
@@ -342,7 +356,7 @@ impl Committer {
         (expected, owned): (&TableOffsets, &BTreeSet<i32>),
         names: (&str, &str, &[i32], &str),
     ) {
-        let (app, topic, partitions, group) = names;
+        let (app, topic, _, group) = names;
         let version = commit.version as u64;
         if version > tracked.txn_at + 1 {
             let first = tracked.txn_at + 1;
@@ -370,7 +384,7 @@ impl Committer {
                             );
                         }
                     }
-                    tracked.absorb(theirs, partitions);
+                    tracked.absorb(theirs);
                 }
                 Err(e) => {
                     // Leave `txn_at` behind: the next sync reads these commits, and ours.
@@ -403,7 +417,8 @@ impl Committer {
         parts: &[(PartitionValues, RecordBatch)],
         offsets: &BatchOffsets,
     ) -> Result<Attempt> {
-        let mut backoff = Backoff::for_io();
+        let mut retry = Retry::new(self.give_up);
+        let spec = which.spec();
         let metadata = vec![(
             offsets::GROUP_KEY.to_string(),
             serde_json::Value::from(self.group.clone()),
@@ -413,16 +428,28 @@ impl Committer {
                 Which::Bronze => (&mut self.bronze, &mut self.held),
                 Which::DeadLetters => (&mut self.dead, &mut self.dead_offsets),
             };
-            if let Err(e) = Self::sync(tracked, &self.app, &self.topic, &self.partitions).await {
+            let synced = Self::sync(tracked, &self.app, &self.topic, &self.partitions).await;
+            let checked = synced.and_then(|()| {
+                schema::check(&tracked.table, &spec)
+                    .map_err(|diff| anyhow!("the table's schema changed under the writer: {diff}"))
+            });
+            if let Err(e) = checked {
                 self.metrics.commit_failures.inc();
                 self.metrics.health.failed(now_ms());
+                let fix = errors::permanent(&e).or_else(|| {
+                    e.to_string().contains("schema changed").then(|| {
+                        "restore the table's schema, or write to another table (--table)"
+                            .to_string()
+                    })
+                });
                 warn!(
                     table = which.name(),
                     error = format!("{e:#}"),
-                    attempt = backoff.attempts(),
+                    permanent = fix.is_some(),
+                    attempt = retry.attempts(),
                     "reloading the table failed; retrying"
                 );
-                backoff.wait().await;
+                retry.after(&e, fix, false).await?;
                 continue;
             }
             let foreign = offsets::unexpected(offsets, &tracked.txn, expected);
@@ -479,16 +506,16 @@ impl Committer {
                     if conflict {
                         self.metrics.commit_conflicts.inc();
                     }
+                    let fix = errors::permanent(&e);
                     warn!(
                         table = which.name(),
                         error = format!("{e:#}"),
                         conflict,
-                        attempt = backoff.attempts(),
+                        permanent = fix.is_some(),
+                        attempt = retry.attempts(),
                         "commit failed; reloading the table and retrying with fresh files"
                     );
-                    if !conflict {
-                        backoff.wait().await;
-                    }
+                    retry.after(&e, fix, conflict).await?;
                 }
             }
         }

@@ -22,7 +22,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
-use tracing::{error, warn};
+use tracing::warn;
 
 use crate::batch::{BronzeRows, FlushPolicy, backdate};
 use crate::config::OffsetReset;
@@ -47,10 +47,6 @@ const IDLE_WHILE_COMMITTING: Duration = Duration::from_millis(100);
 /// signal while messages keep coming; an empty queue triggers a look at once. At the measured
 /// catch-up rates this is a few milliseconds of consuming.
 const CHECK_EVERY: usize = 1024;
-
-/// Failed seeks retried before the reader moves on (a partition assigned a moment ago may
-/// not be fetching yet: librdkafka answers "erroneous state" until it is).
-const SEEK_ATTEMPTS: u32 = 8;
 
 /// One batch being filled.
 pub struct Pending {
@@ -106,6 +102,8 @@ pub struct Reader {
     assigned_once: bool,
     /// Rebalance events seen since the pipeline last asked ([`Reader::take_changes`]).
     changes: Vec<Change>,
+    /// A reason to stop that the pipeline picks up after `fill` ([`Reader::take_fatal`]).
+    fatal: Option<anyhow::Error>,
     /// The dead-letter table's txn versions: messages at or below them are already stored.
     dead_offsets: TableOffsets,
     watermarks: kafka::Watermarks,
@@ -140,6 +138,7 @@ impl Reader {
             reset,
             assigned_once: false,
             changes: Vec::new(),
+            fatal: None,
             dead_offsets: TableOffsets::new(),
             watermarks,
             lag_updated: Instant::now(),
@@ -160,6 +159,11 @@ impl Reader {
                     .get(p)
                     .is_none_or(|(low, high)| next.unwrap_or(*low) >= *high)
             })
+    }
+
+    /// Why the reader cannot go on (a partition went back: the topic was recreated), if so.
+    pub fn take_fatal(&mut self) -> Option<anyhow::Error> {
+        self.fatal.take()
     }
 
     /// The rebalance events since the last call (already applied to the reader).
@@ -293,7 +297,14 @@ impl Reader {
                         // Not ours (any more): its new owner reads it.
                         continue;
                     };
-                    *position = Some(offset + 1);
+                    let expected = position.replace(offset + 1);
+                    if let Some(expected) = expected
+                        && offset != expected
+                        && let Err(e) = gap(&self.topic, &self.metrics, partition, expected, offset)
+                    {
+                        self.fatal = Some(e);
+                        return (pending, true);
+                    }
                     self.add(&mut pending, &message);
                     drop(message); // it borrows the consumer, i.e. `self`
                     let at_end = self
@@ -409,14 +420,9 @@ impl Reader {
         self.position = next.clone();
         self.committed = next;
         self.dead_offsets = dead_offsets;
-        let mut backoff = Backoff::for_io();
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
         while let Err(e) = kafka::seek(&self.consumer, &self.topic, &self.position, self.reset) {
-            if backoff.attempts() >= SEEK_ATTEMPTS {
-                // The next batch's check before its commit finds the mismatch and re-seeks.
-                error!(error = %e, "re-seeking failed; the next batch is checked against the table");
-                break;
-            }
-            warn!(error = %e, "re-seeking partitions failed; retrying");
+            warn!(error = %e, attempt = backoff.attempts(), "re-seeking partitions failed; retrying");
             backoff.wait().await;
         }
     }
@@ -425,4 +431,40 @@ impl Reader {
     pub fn dead_lettered(&mut self, dead_offsets: &TableOffsets) {
         self.dead_offsets.clone_from(dead_offsets);
     }
+}
+
+/// The partition's next message is not the one expected. Ahead: retention (or log compaction)
+/// removed the messages between before they were ingested; they are gone, counted and logged,
+/// and the partition goes on from there. Behind: the partition went back, which only a deleted
+/// and recreated topic does; the table's offsets belong to the old topic, so going on would
+/// mix two topics under one appId: an error.
+fn gap(
+    topic: &str,
+    metrics: &IngestMetrics,
+    partition: i32,
+    expected: i64,
+    offset: i64,
+) -> anyhow::Result<()> {
+    if offset < expected {
+        return Err(anyhow::anyhow!(
+            "partition {partition} of topic '{topic}' went back from offset {expected} to \
+             {offset}: the topic was deleted and recreated, and the table's offsets belong to \
+             the old one; write the new topic to another table (--table), or give it another \
+             --app-id"
+        ));
+    }
+    let missing = offset - expected;
+    warn!(
+        partition,
+        first_missing = expected,
+        next = offset,
+        missing,
+        "{missing} offsets of partition {partition} ({expected}..{}) were removed from the topic (retention) before they were ingested",
+        offset - 1
+    );
+    metrics
+        .offset_gaps
+        .get_or_create(&PartitionLabel::new(partition))
+        .inc_by(missing as u64);
+    Ok(())
 }
