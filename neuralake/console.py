@@ -1,7 +1,9 @@
-"""Tables for the command line (``stack status``, ``writer status``), drawn with rich."""
+"""What commands print: status tables drawn with rich (``stack status``, ``writer status``),
+and results as one JSON line (``neuralake produce``, ``neuralake writer baseline``)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -27,3 +29,10 @@ def print_table(
         print(line.rstrip())  # rich pads every cell, the last ones too
     for note in notes:
         print(note)
+
+
+class JsonLine:
+    """A result (a dataclass of plain values) that a command prints as one JSON line."""
+
+    def to_json(self) -> str:
+        return json.dumps(vars(self))

@@ -473,6 +473,14 @@ def test_the_navigation_names_every_page_by_its_title(draft_site: Path):
     pages = [(href, name) for href, name in nav if not href.startswith("reference/")]
     bare = [(href, name) for href, name in pages if name == Path(href).stem]
     assert not bare, bare
+    # A guide is listed under its own first heading; the home page as "Start here" (seen
+    # from another page: a page's own entry is drawn as the active one).
+    elsewhere = re.findall(
+        r'<a href="([^"#]+)" class="md-nav__link">\s*<span class="md-ellipsis">\s*([^<]+?)\s*<',
+        (draft_site / "glossary.html").read_text(),
+    )
+    assert ("index.html", "Start here") in elsewhere, elsewhere
+    assert ("runbook.html", "Runbook: the stack died mid-lesson") in elsewhere, elsewhere
 
 
 def test_a_fresh_build_has_no_broken_link(draft_site: Path):

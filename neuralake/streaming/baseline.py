@@ -29,7 +29,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import polars as pl
@@ -37,6 +37,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
 
+from neuralake.console import JsonLine
 from neuralake.delta import storage_errors
 from neuralake.errors import TableSchemaError
 from neuralake.settings import Settings
@@ -78,7 +79,7 @@ class FlushRule:
 
 
 @dataclass(frozen=True)
-class Summary:
+class Summary(JsonLine):
     """What a ``stop_at_end`` run did: the same JSON line as ``neuralake-writer ingest``."""
 
     messages: int
@@ -87,9 +88,6 @@ class Summary:
     batches: int
     seconds: float
     version: int
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
 
 
 @dataclass

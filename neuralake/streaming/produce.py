@@ -23,13 +23,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
 from confluent_kafka import KafkaError, Producer
 
+from neuralake.console import JsonLine
 from neuralake.datagen import Simulation
 from neuralake.errors import ConfigError, StackError
 from neuralake.settings import Settings
@@ -53,15 +54,12 @@ FLUSH_TIMEOUT_S = 130  # a little longer than message.timeout.ms: every report a
 
 
 @dataclass(frozen=True)
-class Produced:
+class Produced(JsonLine):
     sent: int
     good: int
     malformed: int
     seconds: float
     messages_per_s: float
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
 
 
 def produce(

@@ -36,6 +36,9 @@ Profile = Annotated[str | None, typer.Option(help="Settings profile: local, stac
 Inspect = Annotated[
     bool, typer.Option(help="Read Delta logs for undeclared schemas and freshness.")
 ]
+Out = Annotated[
+    Path, typer.Option("--out", "-o", help="Where to write: a file, or a folder for `site`.")
+]
 
 
 def _export(
@@ -48,12 +51,7 @@ def _export(
 
 
 @app.command()
-def export(
-    module: Module,
-    out: Annotated[Path, typer.Option("--out", "-o", help="JSON file to write.")],
-    profile: Profile = None,
-    inspect: Inspect = True,
-) -> None:
+def export(module: Module, out: Out, profile: Profile = None, inspect: Inspect = True) -> None:
     """Write the catalog as JSON: the contract behind the site and the ROAPI config."""
     data = _export(module, profile, inspect)
     write_export(data, out)
@@ -63,7 +61,7 @@ def export(
 @app.command()
 def site(
     module: Module,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the site into.")],
+    out: Out,
     profile: Profile = None,
     inspect: Inspect = True,
     quality: Annotated[
@@ -80,11 +78,7 @@ def site(
 
 
 @app.command()
-def roapi(
-    module: Module,
-    out: Annotated[Path, typer.Option("--out", "-o", help="YAML file to write.")],
-    profile: Profile = None,
-) -> None:
+def roapi(module: Module, out: Out, profile: Profile = None) -> None:
     """Write a ROAPI config serving every Delta and Parquet table of the catalog."""
     data = _export(module, profile, inspect=False)
     write_roapi(data, out)

@@ -58,22 +58,17 @@ STAGING = BUILD / "docs_src"
 SITE = BUILD / "site"
 CONFIG = ROOT / "mkdocs.yml"
 
-# The guides, in the order the navigation shows them; a missing one is left out.
-GUIDES = {
-    "Start here": "index.md",
-    "Troubleshooting": "troubleshooting.md",
-    "Glossary": "glossary.md",
-    "Code as a catalog": "catalog.md",
-    "Streaming into Delta": "streaming.md",
-    "Monitoring and governance": "monitoring.md",
-}
-TEACHING = {
-    "Teacher guide": "teacher-guide.md",
-    "The stack died mid-lesson": "runbook.md",
-    "The lab format": "lab-format.md",
-    "The lesson frame": "lesson-frame.md",
-    "Run times": "run-times.md",
-}
+# The guides, in the order the navigation shows them, each under its own first heading
+# (the home page as "Start here"); a missing one is left out.
+GUIDES = [
+    "index.md",
+    "troubleshooting.md",
+    "glossary.md",
+    "catalog.md",
+    "streaming.md",
+    "monitoring.md",
+]
+TEACHING = ["teacher-guide.md", "runbook.md", "lab-format.md", "lesson-frame.md", "run-times.md"]
 # Modules the API reference leaves out: command-line wrappers and the entry point.
 NOT_API = re.compile(r"(^|\.)(cli|__main__)(\.|$)|^neuralake\.lab\.docs\b|\._")
 # The labs' graders (``neuralake.lab.graders.lab01`` ...): their builders script each exercise's
@@ -261,18 +256,16 @@ def _warnings() -> Iterator[list[str]]:
         logger.removeHandler(handler)
 
 
-def _pages(titles: dict[str, str], staging: Path) -> list[dict[str, str]]:
-    return [{title: page} for title, page in titles.items() if (staging / page).exists()]
+def _pages(names: list[str], staging: Path) -> list[dict[str, str]]:
+    """Navigation entries for the pages that exist, each titled by its first heading."""
+    pages = [staging / name for name in names if (staging / name).exists()]
+    return [{"Start here" if p.name == "index.md" else _markdown_title(p): p.name} for p in pages]
 
 
 def _other_guides(staging: Path) -> list[dict[str, str]]:
-    """Guides in ``docs/`` that ``GUIDES`` and ``TEACHING`` do not name, by their title."""
-    named = {*GUIDES.values(), *TEACHING.values(), "catalog-site.md"}
-    return [
-        {_markdown_title(page): page.name}
-        for page in sorted(staging.glob("*.md"))
-        if page.name not in named
-    ]
+    """Guides in ``docs/`` that ``GUIDES`` and ``TEACHING`` do not name."""
+    named = {*GUIDES, *TEACHING, "catalog-site.md"}
+    return _pages(sorted(p.name for p in staging.glob("*.md") if p.name not in named), staging)
 
 
 def _copy_guides(docs: Path, staging: Path) -> None:
