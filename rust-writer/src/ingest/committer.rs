@@ -651,3 +651,178 @@ pub fn describe(offsets: &BatchOffsets) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// The committer's state machine on real `file://` tables: commits, the check before each
+/// commit, two committers racing for the same offsets, and the fence between two groups.
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use deltalake::writer::RecordBatchWriter;
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+    use crate::decode::decode;
+
+    const GOOD: &str = r#"{"timestamp":"2026-11-23T19:14:44.123456Z","session_id":1,"device_id":1,"patient_id":1,"channel":3,"voltage_uv":-12.5,"spike":false,"quality":0.98}"#;
+
+    fn scratch(name: &str) -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("committer-{name}-{}-{nanos}", std::process::id()));
+        format!("file://{}", dir.display())
+    }
+
+    async fn committer(uri: &str, group: &str) -> Committer {
+        let open = |u: String, spec: schema::TableSpec| async move {
+            schema::open_or_create(&u, &HashMap::new(), &spec, "t")
+                .await
+                .unwrap()
+        };
+        let bronze = open(uri.to_string(), schema::bronze()).await;
+        let dead = open(format!("{uri}_dead_letters"), schema::dead_letters()).await;
+        let partitions = vec![0, 1];
+        let held = offsets::read_table_offsets(&bronze, "app", "t", &partitions)
+            .await
+            .unwrap();
+        let dead_offsets = offsets::read_table_offsets(&dead, "app", "t", &partitions)
+            .await
+            .unwrap();
+        let versions = (commit::version_of(&bronze), commit::version_of(&dead));
+        Committer {
+            app: "app".into(),
+            topic: "t".into(),
+            partitions,
+            group: group.into(),
+            owned: BTreeSet::from([0, 1]),
+            bronze_schema: RecordBatchWriter::for_table(&bronze)
+                .unwrap()
+                .arrow_schema(),
+            dead_schema: RecordBatchWriter::for_table(&dead).unwrap().arrow_schema(),
+            bronze: Tracked::new(bronze, held.clone()),
+            dead: Tracked::new(dead, dead_offsets.clone()),
+            held,
+            dead_offsets,
+            metrics: IngestMetrics::register(&mut Registry::default()),
+            checkpoint_every: 0,
+            checkpointed: versions,
+            give_up: std::time::Duration::from_secs(1),
+            summary: Summary::default(),
+        }
+    }
+
+    /// Offsets `first..=last` of `partition`; those in `bad` are malformed.
+    fn batch(partition: i32, first: i64, last: i64, bad: &[i64]) -> Pending {
+        let mut p = Pending::new(16);
+        for offset in first..=last {
+            p.offsets.record(partition, offset);
+            p.messages += 1;
+            if bad.contains(&offset) {
+                p.dead.push(dead_letters::DeadLetter {
+                    partition,
+                    offset,
+                    payload: b"{".to_vec(),
+                    reason: "not JSON".into(),
+                    received_at_us: 0,
+                });
+            } else {
+                let signal = decode(GOOD.as_bytes()).unwrap();
+                p.rows.append(&signal, partition, offset, None);
+            }
+        }
+        p
+    }
+
+    /// Rows in the table's latest version (from the files' statistics).
+    async fn rows(uri: &str) -> u64 {
+        let mut table = deltalake::open_table(url::Url::parse(uri).unwrap())
+            .await
+            .unwrap();
+        commit::refresh(&mut table).await.unwrap();
+        table
+            .snapshot()
+            .unwrap()
+            .log_data()
+            .iter()
+            .map(|f| {
+                let stats: serde_json::Value = serde_json::from_str(&f.stats().unwrap()).unwrap();
+                stats["numRecords"].as_u64().unwrap()
+            })
+            .sum()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_commits_rows_dead_letters_and_txn_versions_once() {
+        let uri = scratch("once");
+        let mut c = committer(&uri, "g").await;
+        let outcome = c.commit_batch(batch(0, 0, 9, &[3])).await.unwrap();
+        assert!(matches!(outcome, Outcome::Committed(_)));
+        assert_eq!(c.held.get(&0), Some(&Some(9)));
+        assert_eq!(c.dead_offsets.get(&0), Some(&Some(9)));
+        assert_eq!(rows(&uri).await, 9);
+        assert_eq!(rows(&format!("{uri}_dead_letters")).await, 1);
+        // The next batch of the partition goes on from there.
+        let outcome = c.commit_batch(batch(0, 10, 14, &[])).await.unwrap();
+        assert!(matches!(outcome, Outcome::Committed(_)));
+        assert_eq!(rows(&uri).await, 14);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_committers_racing_for_the_same_offsets_store_them_once() {
+        let uri = scratch("race");
+        for round in 0..3 {
+            let (mut a, mut b) = (committer(&uri, "g").await, committer(&uri, "g").await);
+            let first = round * 10;
+            let (ra, rb) = tokio::join!(
+                a.commit_batch(batch(0, first, first + 9, &[first + 1])),
+                b.commit_batch(batch(0, first, first + 9, &[first + 1]))
+            );
+            let committed = [ra.unwrap(), rb.unwrap()]
+                .iter()
+                .filter(|o| matches!(o, Outcome::Committed(_)))
+                .count();
+            assert_eq!(committed, 1, "round {round}: exactly one commits the batch");
+        }
+        assert_eq!(rows(&uri).await, 27, "30 offsets, 3 malformed, none twice");
+        assert_eq!(rows(&format!("{uri}_dead_letters")).await, 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_committer_drops_its_batch_and_learns_where_the_table_is() {
+        let uri = scratch("stale");
+        let (mut a, mut b) = (committer(&uri, "g").await, committer(&uri, "g").await);
+        assert!(matches!(
+            a.commit_batch(batch(1, 0, 4, &[])).await.unwrap(),
+            Outcome::Committed(_)
+        ));
+        // b still expects partition 1 empty: its batch is dropped, nothing duplicated.
+        assert!(matches!(
+            b.commit_batch(batch(1, 0, 7, &[])).await.unwrap(),
+            Outcome::Superseded
+        ));
+        assert_eq!(b.held.get(&1), Some(&Some(4)));
+        assert!(matches!(
+            b.commit_batch(batch(1, 5, 7, &[])).await.unwrap(),
+            Outcome::Committed(_)
+        ));
+        assert_eq!(rows(&uri).await, 8);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_committer_of_another_group_is_fenced_with_one_line() {
+        let uri = scratch("fence");
+        let (mut a, mut b) = (committer(&uri, "g1").await, committer(&uri, "g2").await);
+        a.commit_batch(batch(0, 0, 4, &[])).await.unwrap();
+        let err = match b.commit_batch(batch(0, 0, 4, &[])).await {
+            Err(e) => format!("{e:#}"),
+            Ok(_) => panic!("the second group's batch must not be accepted"),
+        };
+        assert!(err.contains("consumer group 'g1' also writes"), "{err}");
+        assert!(err.contains("--group-id g1"), "{err}");
+        assert!(!err.contains('\n'));
+        assert_eq!(rows(&uri).await, 5);
+    }
+}

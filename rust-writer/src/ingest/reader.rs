@@ -64,7 +64,7 @@ pub struct Pending {
 }
 
 impl Pending {
-    fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             rows: BronzeRows::new(capacity),
             dead: Vec::new(),
