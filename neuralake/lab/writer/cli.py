@@ -46,10 +46,22 @@ def up(
         list[str] | None,
         typer.Option(help="Start only this process (repeat for several): ingest, compact, vacuum."),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Ingest workers sharing the topic (one consumer group); default 1."),
+    ] = None,
 ) -> None:
     """Start ingest, compact and vacuum for a table; return once each one is ready."""
     options = {k: v for k, v in locals().items() if k in control.OPTION_VARS}
-    control.up(settings(), topic=topic, table=table, echo=typer.echo, only=only, **options)
+    control.up(
+        settings(),
+        topic=topic,
+        table=table,
+        echo=typer.echo,
+        only=only,
+        workers=workers,
+        **options,
+    )
 
 
 @app.command()
@@ -97,18 +109,31 @@ def down(
 
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Each writer process: table, name, pid, alive, metrics URL (exit 1 if one is down)."""
+    """Each writer process: table, name, pid, alive, partitions and lag of each ingest worker,
+    metrics URL (exit 1 if one is down)."""
     rows = control.status(settings())
     if as_json:
         typer.echo(control.as_json(rows))
     else:
         print_table(
-            ["TABLE", "PROCESS", "PID", "ALIVE", "METRICS"],
+            ["TABLE", "PROCESS", "PID", "ALIVE", "PARTITIONS", "LAG", "METRICS"],
             [
-                [r.table, r.name, str(r.pid or "-"), "yes" if r.alive else "no", r.metrics_url]
+                [
+                    r.table,
+                    r.name,
+                    str(r.pid or "-"),
+                    "yes" if r.alive else "no",
+                    "-" if r.partitions is None else ",".join(map(str, r.partitions)) or "none",
+                    "-" if r.lag is None else str(r.lag),
+                    r.metrics_url,
+                ]
                 for r in rows
             ],
-            notes=[f"{r.table}: topic {r.topic} -> {r.table_uri}" for r in rows if r.topic],
+            notes=list(
+                dict.fromkeys(
+                    f"{r.table}: topic {r.topic} -> {r.table_uri}" for r in rows if r.topic
+                )
+            ),
         )
     if not all(r.alive for r in rows):
         raise typer.Exit(1)

@@ -11,6 +11,13 @@ and ``writer.json`` (topic, URIs, metrics ports). The default table uses the por
 9464/9465/9466; any other table gets free ports, chosen once and recorded, so writers
 for two tables can run side by side. ``up`` is idempotent (a live process is left
 alone, a dead one restarted) and ``down`` stops only processes ``up`` started.
+
+Scale-out: ``up(workers=N)`` runs N ingest workers (``ingest``, ``ingest-1``, ...), each
+with its own metrics port, in one Kafka consumer group; the group spreads the topic's
+partitions over them and moves partitions when a worker joins or leaves. A later ``up``
+with another N adds workers or stops the extra ones cleanly. Compaction and vacuum stay
+single processes; checkpoints are written by the worker owning the first partition.
+``status`` shows which partitions each worker owns and its lag.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import polars as pl
+
 from neuralake.delta import drop_table
 from neuralake.errors import ConfigError, StackError
 from neuralake.lab.stack import processes
@@ -31,7 +40,7 @@ from neuralake.settings import Settings, project_dir
 from neuralake.streaming import metrics
 from neuralake.streaming.schemas import DEFAULT_TABLE, DEFAULT_TOPIC, dead_letter_uri
 
-PROCESSES = ("ingest", "compact", "vacuum")
+PROCESSES = ("ingest", "compact", "vacuum")  # the kinds of process; ingest may have workers
 # The processes that can run one pass in the foreground, and the options each one takes.
 ONE_SHOT = {
     "compact": ("target_size", "min_files"),
@@ -66,6 +75,24 @@ class WriterStatus:
     topic: str | None  # ingest only
     dead_letter_uri: str | None  # ingest only
     log: str
+    partitions: list[int] | None = None  # ingest workers: the partitions the group gave it
+    lag: int | None = None  # ingest workers: messages of its partitions not yet in the table
+
+
+def worker_names(workers: int) -> list[str]:
+    """The ingest workers' process names: ``ingest``, ``ingest-1``, ``ingest-2``, ..."""
+    return ["ingest"] + [f"ingest-{i}" for i in range(1, workers)]
+
+
+def _kind(name: str) -> str:
+    """The binary's subcommand for a process name (``ingest-2`` is an ``ingest``)."""
+    return "ingest" if name.startswith("ingest") else name
+
+
+def _names(config: dict, workers: int | None = None) -> list[str]:
+    """Every process of a table, in start order: the workers, then compact and vacuum."""
+    count = workers if workers is not None else config.get("workers", 1)
+    return [*worker_names(count), "compact", "vacuum"]
 
 
 def up(
@@ -75,35 +102,50 @@ def up(
     table: str = DEFAULT_TABLE,
     echo: Callable[[str], None] = print,
     only: Sequence[str] | None = None,
+    workers: int | None = None,
     **options: int | float | str | None,
 ) -> list[WriterStatus]:
     """Start ingest, compact and vacuum for ``table`` from ``topic`` (idempotent).
 
     ``only`` starts a subset (``["ingest"]``: a writer without background compaction, whose
-    compaction and vacuum you run by hand with :func:`run_once`). ``options`` are the
-    tuning knobs of :data:`OPTION_VARS` (``flush_ms=200``, ...); they are recorded with the
-    table, so a later ``up`` restarts a dead process with them.
+    compaction and vacuum you run by hand with :func:`run_once`). ``workers`` is how many
+    ingest workers share the topic (default: as many as the last ``up`` asked for, else 1);
+    fewer than are running stops the extra ones cleanly. ``options`` are the tuning knobs of
+    :data:`OPTION_VARS` (``flush_ms=200``, ...); they are recorded with the table, so a later
+    ``up`` restarts a dead process with them.
     """
-    wanted = _chosen(only)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers={workers}: run at least 1 ingest worker (e.g. --workers 3)")
     exe = binary.find(s.cache_dir)
     config = _config(s, table)
-    live = {name for name in PROCESSES if processes.running(_pid_file(s, table, name))}
-    if "ingest" in live and config.get("topic") != topic:
+    before = _names(config)
+    count = workers if workers is not None else config.get("workers", 1)
+    wanted = [n for kind in _chosen(only) for n in _names(config, count) if _kind(n) == kind]
+    surplus = [n for n in before if n not in _names(config, count)]
+    for name in surplus:  # a smaller group: the extra workers leave it cleanly
+        if processes.stop(_pid_file(s, table, name)):
+            echo(f"writer {name:<8} stopped ({table}): {count} worker(s) wanted")
+    known = set(before) | set(_names(config, count))
+    live = {name for name in known if processes.running(_pid_file(s, table, name))}
+    if any(_kind(n) == "ingest" for n in live) and config.get("topic") != topic:
         raise StackError(
             f"the writer for {table!r} is running on topic {config.get('topic')!r}: "
             f"stop it first (neuralake writer down --table {table})"
         )
     # Options are remembered: a process restarted by a later `up` keeps its tuning.
     options = {**config.get("options", {}), **{k: v for k, v in options.items() if v is not None}}
+    started_before = [n for n in config.get("processes", []) if n not in surplus]
+    names = _names(config, count)
     config = {
         **config,
         "options": options,
         "topic": topic,
+        "workers": count,
         "table_uri": s.table_uri(table),
         "dead_letter_uri": dead_letter_uri(s.table_uri(table)),
-        "ports": _ports(table, config.get("ports", {}), live),
+        "ports": _ports(table, names, config.get("ports", {}), live),
         # The processes `up` has started for this table so far (`status` lists these).
-        "processes": [n for n in PROCESSES if n in wanted or n in config.get("processes", [])],
+        "processes": [n for n in names if n in wanted or n in started_before],
     }
     env = process_env(s, topic=topic, table_uri=config["table_uri"], **options)
     _write_config(s, table, config)
@@ -113,7 +155,7 @@ def up(
             continue
         log = _log_file(s, table, name)
         processes.start(
-            [str(exe), name],
+            [str(exe), _kind(name)],
             pid_file=_pid_file(s, table, name),
             log_file=log,
             env={**env, "NEURALAKE_WRITER_METRICS_ADDR": f"127.0.0.1:{config['ports'][name]}"},
@@ -177,7 +219,8 @@ def forget(s: Settings, table: str, *, echo: Callable[[str], None] = print) -> i
     writer resumes, so a new ``up`` reads the topic from the beginning again.
     """
     table_uri = s.table_uri(table)  # validates the name
-    running = [n for n in PROCESSES if processes.running(_pid_file(s, table, n))]
+    names = _names(_config(s, table))
+    running = [n for n in names if processes.running(_pid_file(s, table, n))]
     if running:
         raise StackError(
             f"the writer for {table!r} is running ({', '.join(running)}): "
@@ -201,7 +244,7 @@ def down(
     """Stop the writer processes of ``table`` (every table when None). Idempotent."""
     stopped = []
     for name_of_table in [table] if table else tables(s):
-        for name in reversed(PROCESSES):
+        for name in reversed(_names(_config(s, name_of_table))):
             if processes.stop(_pid_file(s, name_of_table, name)):
                 stopped.append(f"{name_of_table}/{name}")
                 echo(f"writer {name:<8} stopped ({name_of_table})")
@@ -217,13 +260,19 @@ def status(s: Settings, table: str | None = None) -> list[WriterStatus]:
     that died keeps its pid file and shows as not alive.
     """
     rows = []
-    started = [t for t in tables(s) if any(_pid_file(s, t, n).exists() for n in PROCESSES)]
+    started = [
+        t for t in tables(s) if any(_pid_file(s, t, n).exists() for n in _names(_config(s, t)))
+    ]
     for name_of_table in [table] if table else started:
         config = _config(s, name_of_table)
         if not config:
             continue
         for name in config.get("processes", PROCESSES):
             tracked = processes.running(_pid_file(s, name_of_table, name))
+            worker = _kind(name) == "ingest"
+            partitions, lag = (
+                _ownership(_metrics_url(config, name)) if worker and tracked else (None, None)
+            )
             rows.append(
                 WriterStatus(
                     table=name_of_table,
@@ -232,12 +281,34 @@ def status(s: Settings, table: str | None = None) -> list[WriterStatus]:
                     alive=tracked is not None,
                     metrics_url=_metrics_url(config, name),
                     table_uri=config["table_uri"],
-                    topic=config["topic"] if name == "ingest" else None,
-                    dead_letter_uri=config["dead_letter_uri"] if name == "ingest" else None,
+                    topic=config["topic"] if worker else None,
+                    dead_letter_uri=config["dead_letter_uri"] if worker else None,
                     log=str(_log_file(s, name_of_table, name)),
+                    partitions=partitions,
+                    lag=lag,
                 )
             )
     return rows
+
+
+def _ownership(url: str) -> tuple[list[int] | None, int | None]:
+    """The partitions a worker owns and their summed lag, read from its metrics (None, None
+    when it does not answer)."""
+    try:
+        samples = metrics.samples(url)
+    except StackError:
+        return None, None
+    owned = samples.filter(
+        (pl.col("name") == "neuralake_writer_assigned_partition") & (pl.col("value") == 1)
+    )["labels"].to_list()
+    partitions = sorted(int(label.split('"')[1]) for label in owned)
+    lags = samples.filter(pl.col("name") == "neuralake_writer_consumer_lag")
+    lag = sum(
+        int(value)
+        for label, value in lags.select("labels", "value").iter_rows()
+        if int(label.split('"')[1]) in partitions
+    )
+    return partitions, lag
 
 
 def tables(s: Settings) -> list[str]:
@@ -262,7 +333,7 @@ def log_file(s: Settings, table: str, name: str) -> Path:
 
 
 def _chosen(only: Sequence[str] | None) -> list[str]:
-    """The processes to start, in start order (ingest first); all three when None."""
+    """The kinds of process to start, in start order (ingest first); all three when None."""
     if only is None:
         return list(PROCESSES)
     unknown = sorted(set(only) - set(PROCESSES))
@@ -300,14 +371,18 @@ def _write_config(s: Settings, table: str, config: dict) -> None:
     path.write_text(json.dumps(config, indent=2))
 
 
-def _ports(table: str, recorded: dict[str, int], live: set[str]) -> dict[str, int]:
-    """Each process's metrics port: kept while its process lives, else free now."""
+def _ports(
+    table: str, names: list[str], recorded: dict[str, int], live: set[str]
+) -> dict[str, int]:
+    """Each process's metrics port: kept while its process lives, else free now. The default
+    table's first worker, compact and vacuum have fixed ports; other workers get free ones."""
     ports: dict[str, int] = {}
-    for name in PROCESSES:
-        wanted = DEFAULT_PORTS[name] if table == DEFAULT_TABLE else recorded.get(name)
+    for name in names:
+        fixed = table == DEFAULT_TABLE and name in DEFAULT_PORTS
+        wanted = DEFAULT_PORTS[name] if fixed else recorded.get(name)
         if wanted and (name in live or processes.port_is_free(wanted)):
             ports[name] = wanted
-        elif wanted and table == DEFAULT_TABLE:
+        elif wanted and fixed:
             raise StackError(
                 f"port {wanted} for the writer's {name} metrics is held by "
                 f"{processes.port_holder(wanted)}: stop that process, or write another "
@@ -354,7 +429,7 @@ def _wait_healthy(s: Settings, table: str, name: str, config: dict) -> None:
     url = _metrics_url(config, name)
 
     def ready() -> None:
-        if name == "ingest":  # serving /metrics is not enough: the table must be open
+        if _kind(name) == "ingest":  # serving /metrics is not enough: the table must be open
             if metrics.values(url).get("neuralake_writer_ready") != 1.0:
                 raise StackError(f"writer ingest is not ready yet ({url})")
         else:
