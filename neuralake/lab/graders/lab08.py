@@ -100,7 +100,7 @@ RULES = [
 
 GOLD_KEY = ["session_id", "channel", "minute"]
 GOLD_SCHEMA = pl.Schema(
-    {
+    {  # type: ignore[arg-type]  # Datetime("us", "UTC") is an instance, the stubs want classes
         "session_id": pl.Int32,
         "channel": pl.Int32,
         "minute": pl.Datetime("us", "UTC"),
@@ -267,7 +267,7 @@ def recording(story: Story, seed: int) -> pl.DataFrame:
             "quality": quality.round(3),
             NEW_FIELD: kohm.round(1),
         }
-    ).cast({**MESSAGE, NEW_FIELD: pl.Float64})
+    ).cast({**dict(MESSAGE), NEW_FIELD: pl.Float64})  # type: ignore[dict-item]
 
 
 def _land_recording(lab: Lab08) -> Story:
@@ -347,9 +347,10 @@ def read_topic(s: Settings, topic: str) -> pl.DataFrame:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Kafka did not serve {topic} to its end in 60 s")
             for msg in consumer.consume(num_messages=10_000, timeout=0.2):
-                if msg.error() is None and msg.offset() < ends[msg.partition()][1]:
-                    rows.append((msg.partition(), msg.offset(), msg.value()))
-                    left[msg.partition()] -= 1
+                p, o = msg.partition(), msg.offset()
+                if msg.error() is None and p is not None and o is not None and o < ends[p][1]:
+                    rows.append((p, o, msg.value()))
+                    left[p] -= 1
     finally:
         consumer.close()
     return pl.DataFrame(
@@ -406,6 +407,14 @@ def truth_health(lab: Lab08) -> pl.DataFrame:
 def _write(lab: Lab08, name: str, frame: pl.DataFrame) -> None:
     uri = Lab08.fresh_table(lab.settings, lab.prefix, name)
     write_deltalake(uri, frame.to_arrow(), storage_options=lab.storage_options)
+
+
+def _required(lab: Lab08, uri: str, found: str, hint: Hint, key: str) -> pl.DataFrame:
+    """The table at ``uri``; a failed check saying ``found`` if there is none."""
+    table = _read(lab, uri)
+    expect(table is not None, found, hint, key=key)
+    assert table is not None  # expect raised otherwise
+    return table
 
 
 def _read(lab: Lab08, uri: str) -> pl.DataFrame | None:
@@ -575,8 +584,8 @@ def first_alerts(recording: pl.DataFrame) -> tuple[list[str], float]:
     fired = evaluate(RULES, recording).filter("fired")
     if fired.is_empty():
         raise NeuralakeError("no rule of RULES fired on the recording: stage it again")
-    first = fired["first_fired_s"].min()
-    return fired.filter(pl.col("first_fired_s") == first)["alert"].to_list(), float(first)
+    first = float(fired["first_fired_s"].min())  # type: ignore[arg-type]
+    return fired.filter(pl.col("first_fired_s") == first)["alert"].to_list(), first
 
 
 # -- exercise 1: where does the new field stop? -------------------------------------------
@@ -639,8 +648,7 @@ def check_impedance(lab: Lab08, land_impedance: Any) -> None:
     messages = lab.messages()
     for _ in range(2):  # a scheduler runs a batch job again; the table must not change
         land_impedance(messages, uri)
-    got = _read(lab, uri)
-    expect(got is not None, f"land_impedance wrote no table at {uri}", IMPEDANCE, key=key)
+    got = _required(lab, uri, f"land_impedance wrote no table at {uri}", IMPEDANCE, key)
     missing = sorted(set(IMPEDANCE_SCHEMA) - set(got.columns))
     expect(not missing, f"the impedance table has no column {missing}", IMPEDANCE, key=key)
     truth = truth_impedance(lab)
@@ -692,7 +700,8 @@ def compare_gold(got: pl.DataFrame, truth: pl.DataFrame) -> str | None:
         got = got.select(GOLD_SCHEMA.names()).cast(GOLD_SCHEMA)
     except pl.exceptions.PolarsError as error:
         return f"gold's columns do not cast to {dict(GOLD_SCHEMA)}: {str(error).splitlines()[0]}"
-    minutes = got.group_by("channel").agg(pl.col("minute").n_unique())["minute"].max()
+    per_channel_minutes = got.group_by("channel").agg(pl.col("minute").n_unique())["minute"]
+    minutes = int(per_channel_minutes.max() or 0)  # type: ignore[arg-type]  # None: no rows
     if got.height != truth.height:
         return (
             f"gold has {got.height:,} rows, up to {minutes} minutes per channel; the recording "
@@ -714,8 +723,9 @@ def check_health(lab: Lab08, electrode_health: Any) -> None:
     """Exercise 3: the student's gold table, against the truth from bronze and the topic."""
     key = Lab08.key("ex3")
     expect(callable(electrode_health), "electrode_health is None", HEALTH, key=key)
-    got = _read(lab, lab.uri("electrode_health"))
-    expect(got is not None, "there is no electrode_health table", HEALTH, key=key)
+    got = _required(
+        lab, lab.uri("electrode_health"), "there is no electrode_health table", HEALTH, key
+    )
     problem = compare_gold(got, truth_health(lab))
     expect(problem is None, str(problem), HEALTH, key=key)
     passed(f"{got.height} rows: {CHANNELS} channels x {MINUTES} minutes of device time")
