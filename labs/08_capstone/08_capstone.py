@@ -117,7 +117,9 @@ lab08.check_dropped(lab, dropped)
 # exactly, and `impedance_kohm` (a float). Then run it for `lab.uri("impedance")`.
 #
 # The check runs your function twice on the topic's messages, as a scheduler that
-# retries a job would, and compares the table with every message.
+# retries a job would, and compares the table with every message. No lesson reads a field
+# out of a JSON text column: Polars' `str.json_path_match` does
+# (https://docs.pola.rs/api/python/stable/reference/expressions/api/polars.Expr.str.json_path_match.html).
 #
 # *Why it matters:* a side table keyed like bronze is how a signal ships before the
 # writer's contract changes, and the key decides whether the join is exact.
@@ -151,6 +153,8 @@ lab08.check_impedance(lab, land_impedance)
 # and the columns `samples` (rows, Int64), `impedance_kohm` (its mean, Float64) and
 # `quality` (its mean, Float64). Write its result over bronze and the impedance table
 # the lab gives you (`lab.uri("given_impedance")`) to `lab.uri("electrode_health")`.
+# Lesson 08 truncates times in SQL (`date_trunc`); in Polars it is `dt.truncate`
+# (https://docs.pola.rs/api/python/stable/reference/expressions/api/polars.Expr.dt.truncate.html).
 #
 # *Why it matters:* one number per electrode and minute is what a surgeon reads and what
 # an alert watches; computed on the wrong clock, a 20-minute recording collapses into
@@ -352,6 +356,16 @@ lab08.check_earlier(lab, earlier)
 #   the data, the duration from what a false page costs.
 # - In an incident the witnesses outside the failing part (the broker, a reader, the
 #   Delta log) keep talking; the audit dates the failure to the commit.
+#
+# **What next:** the monitoring guide (`docs/monitoring.md`) lists the pipeline's signals
+# and rules; the runbook (`docs/runbook.md`) is what to do when the stack itself fails.
+#
+# **Sources:** Prometheus alerting rules and their `for` clause,
+# https://prometheus.io/docs/prometheus/latest/configuration/alerting_rules/ ; Google SRE
+# book, *Monitoring Distributed Systems*,
+# https://sre.google/sre-book/monitoring-distributed-systems/ ; Kafka consumer lag,
+# https://kafka.apache.org/documentation/#monitoring ; the Delta protocol's `commitInfo`
+# and `txn`, https://github.com/delta-io/delta/blob/master/PROTOCOL.md .
 #
 # ## Stop what the lab started
 #
