@@ -81,10 +81,11 @@ class Simulation:
     @property
     def samples_per_session(self) -> int:
         """Time steps recorded in each session (a whole number of blocks)."""
-        if self.duration is not None:
-            wanted = math.ceil(self.duration * SAMPLE_RATE_HZ)
-        else:
+        if self.rows is not None:
             wanted = math.ceil(self.rows / (CHANNELS * self.sessions))
+        else:
+            assert self.duration is not None  # __post_init__: exactly one of the two
+            wanted = math.ceil(self.duration * SAMPLE_RATE_HZ)
         return math.ceil(wanted / BLOCK_SAMPLES) * BLOCK_SAMPLES
 
     @property

@@ -119,26 +119,36 @@ def write_frames(
                 yield from piece.to_arrow().to_batches()
 
         reader = pa.RecordBatchReader.from_batches(arrow_schema, batches())
+        # An overwrite may also change the partitioning (a re-run with other options);
+        # an append must match the table's schema, or fails with TableSchemaError.
+        schema_mode: Literal["overwrite"] | None = "overwrite" if mode == "overwrite" else None
         with storage_errors(uri, storage_options):
-            write_deltalake(
-                uri,
-                reader,
-                mode=mode,
-                # An overwrite may also change the partitioning (a re-run with other options);
-                # an append must match the table's schema, or fails with TableSchemaError.
-                schema_mode="overwrite" if mode == "overwrite" else None,
-                partition_by=partition_by,
-                storage_options=storage_options or None,
-                target_file_size=target_bytes,
-                # One row group per file, so that no early row-group flush shrinks the
-                # size estimate; Snappy as delta-rs' default (WriterProperties() alone
-                # would write uncompressed files).
-                writer_properties=WriterProperties(
-                    max_row_group_size=rows_per_file, compression="SNAPPY"
+            if rows_per_file is None:  # delta-rs' own writer properties
+                write_deltalake(
+                    uri,
+                    reader,
+                    mode=mode,
+                    schema_mode=schema_mode,
+                    partition_by=partition_by,
+                    storage_options=storage_options or None,
+                    target_file_size=target_bytes,
                 )
-                if rows_per_file
-                else None,
-            )
+            else:
+                write_deltalake(
+                    uri,
+                    reader,
+                    mode=mode,
+                    schema_mode=schema_mode,
+                    partition_by=partition_by,
+                    storage_options=storage_options or None,
+                    target_file_size=target_bytes,
+                    # One row group per file, so that no early row-group flush shrinks the
+                    # size estimate; Snappy as delta-rs' default (WriterProperties() alone
+                    # would write uncompressed files).
+                    writer_properties=WriterProperties(
+                        max_row_group_size=rows_per_file, compression="SNAPPY"
+                    ),
+                )
 
 
 def _parquet_bytes(frame: pl.DataFrame) -> int:

@@ -29,6 +29,7 @@ import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 
@@ -36,20 +37,20 @@ from neuralake.delta import log_files, read_commit
 
 COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
 SCHEMA = {
-    "table": pl.String,
-    "version": pl.Int64,
+    "table": pl.String(),
+    "version": pl.Int64(),
     "committed_at": pl.Datetime("us", "UTC"),
-    "operation": pl.String,
-    "writer": pl.String,
-    "engine": pl.String,
-    "txn": pl.String,
-    "data_change": pl.Boolean,
-    "files_added": pl.Int64,
-    "files_removed": pl.Int64,
-    "rows_added": pl.Int64,
-    "bytes_added": pl.Int64,
-    "bronze_version": pl.Int64,
-    "user_metadata": pl.String,
+    "operation": pl.String(),
+    "writer": pl.String(),
+    "engine": pl.String(),
+    "txn": pl.String(),
+    "data_change": pl.Boolean(),
+    "files_added": pl.Int64(),
+    "files_removed": pl.Int64(),
+    "rows_added": pl.Int64(),
+    "bytes_added": pl.Int64(),
+    "bronze_version": pl.Int64(),
+    "user_metadata": pl.String(),
 }
 
 
@@ -68,7 +69,7 @@ def who(operation: str, engine: str, txn_apps: set[str], metadata: dict) -> str:
 
 def commit_row(version: int, actions: list[dict]) -> dict:
     """One audit row from the actions of one commit (pure: no I/O)."""
-    info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+    info: dict[str, Any] = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
     txns = [a["txn"] for a in actions if "txn" in a]
     adds = [a["add"] for a in actions if "add" in a]
     removes = [a["remove"] for a in actions if "remove" in a]
@@ -156,7 +157,9 @@ def elt_behind(bronze: pl.DataFrame, silver: pl.DataFrame, now: datetime | None 
         "bronze_version": bronze["version"].max(),
         "covered": covered,
         "versions_behind": newer.height,
-        "seconds_behind": round((now - oldest).total_seconds(), 1) if oldest else 0.0,
+        "seconds_behind": round((now - oldest).total_seconds(), 1)
+        if isinstance(oldest, datetime)
+        else 0.0,
     }
 
 

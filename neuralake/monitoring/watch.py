@@ -45,15 +45,15 @@ WRITER_METRICS = {
     "table_version": "neuralake_writer_table_version",
 }
 COLUMNS = {
-    "t_s": pl.Float64,
+    "t_s": pl.Float64(),
     "sampled_at": pl.Datetime("us", "UTC"),
-    "phase": pl.String,
-    "writer_lag": pl.Float64,
-    **{name: pl.Float64 for name in WRITER_METRICS},
-    "broker_lag": pl.Int64,
-    "served_age_s": pl.Float64,
-    "files": pl.Int64,
-    "down": pl.String,
+    "phase": pl.String(),
+    "writer_lag": pl.Float64(),
+    **{name: pl.Float64() for name in WRITER_METRICS},
+    "broker_lag": pl.Int64(),
+    "served_age_s": pl.Float64(),
+    "files": pl.Int64(),
+    "down": pl.String(),
 }
 
 

@@ -63,8 +63,8 @@ RETRY_DELAYS_S = (0.5, 1, 2, 4, 8, 15)  # backoff for S3 failures, then 15 s unt
 _COLUMNS = pl.Schema(
     {
         **{name: dtype for name, dtype in BRONZE.items() if name != "date"},
-        "timestamp": pl.Int64,
-        "kafka_timestamp": pl.Int64,
+        "timestamp": pl.Int64(),
+        "kafka_timestamp": pl.Int64(),
     }
 )
 
@@ -104,6 +104,7 @@ class Batch:
 
     def add(self, msg: Message, topic: str, skip_dead_up_to: dict[int, int]) -> None:
         partition, offset, payload = msg.partition(), msg.offset(), msg.value()
+        assert partition is not None and offset is not None  # a consumed message, not an error
         if not self.messages:
             self.started = time.monotonic()
         self.messages += 1
@@ -214,13 +215,14 @@ class Baseline:
         batch = Batch()
         while not should_stop():
             for msg in self.consumer.consume(num_messages=10_000, timeout=0.1):
-                if msg.error() is None:
+                error = msg.error()
+                if error is None:
                     batch.add(msg, self.topic, self.skip_dead_up_to)
                     if batch.full(self.flush_rule):
                         self.commit(batch)
                         batch = Batch()
-                elif msg.error().code() != KafkaError._PARTITION_EOF:
-                    log.warning("kafka: %s (librdkafka retries)", msg.error().str())
+                elif error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("kafka: %s (librdkafka retries)", error.str())
             consumed_all = end is not None and _covers({**self.done, **batch.last}, end)
             if batch.due(self.flush_rule) or (consumed_all and batch.messages):
                 self.commit(batch)

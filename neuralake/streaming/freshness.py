@@ -28,10 +28,10 @@ from deltalake import DeltaTable
 from neuralake.delta import open_table, read_commit
 
 RESULT_SCHEMA = {
-    "version": pl.Int64,
+    "version": pl.Int64(),
     "seen_at": pl.Datetime("us", "UTC"),
     "kafka_timestamp": pl.Datetime("us", "UTC"),
-    "freshness_s": pl.Float64,
+    "freshness_s": pl.Float64(),
 }
 
 
@@ -67,15 +67,21 @@ def measure(
     return pl.concat(frames).select(RESULT_SCHEMA.keys())
 
 
-def summary(freshness: pl.DataFrame) -> dict[str, float]:
-    """Rows seen and freshness percentiles in seconds: p50, p90, p99, max."""
+def summary(freshness: pl.DataFrame) -> dict[str, float | None]:
+    """Rows seen and freshness percentiles in seconds: p50, p90, p99, max (None without rows)."""
     column = freshness.get_column("freshness_s")
     if column.is_empty():
         return {"rows": 0, "p50_s": None, "p90_s": None, "p99_s": None, "max_s": None}
+    quantiles = {f"p{q}_s": column.quantile(q / 100) for q in (50, 90, 99)}
+    worst = column.max()
+    assert isinstance(worst, float)  # a Float64 column with rows
     return {
         "rows": column.len(),
-        **{f"p{q}_s": round(column.quantile(q / 100), 3) for q in (50, 90, 99)},
-        "max_s": round(column.max(), 3),
+        **{
+            name: round(value, 3) if value is not None else None
+            for name, value in quantiles.items()
+        },
+        "max_s": round(worst, 3),
     }
 
 

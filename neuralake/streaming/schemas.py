@@ -41,21 +41,21 @@ MESSAGE = NEURAL_SIGNALS  # the fields of one message, and their column types
 BRONZE = pl.Schema(
     {
         **MESSAGE,
-        "kafka_partition": pl.Int32,
-        "kafka_offset": pl.Int64,
+        "kafka_partition": pl.Int32(),
+        "kafka_offset": pl.Int64(),
         "kafka_timestamp": UTC_MICROS,  # the message's Kafka timestamp: for freshness
-        "date": pl.Date,  # UTC day of `timestamp`
+        "date": pl.Date(),  # UTC day of `timestamp`
     }
 )
 PARTITION_BY = ["date"]
 
 DEAD_LETTERS = pl.Schema(
     {
-        "kafka_topic": pl.String,
-        "kafka_partition": pl.Int32,
-        "kafka_offset": pl.Int64,
-        "payload": pl.Binary,  # the raw bytes: nothing is lost
-        "reason": pl.String,  # names the field and the problem
+        "kafka_topic": pl.String(),
+        "kafka_partition": pl.Int32(),
+        "kafka_offset": pl.Int64(),
+        "payload": pl.Binary(),  # the raw bytes: nothing is lost
+        "reason": pl.String(),  # names the field and the problem
         "received_at": UTC_MICROS,
     }
 )

@@ -102,10 +102,11 @@ def decode(payload: bytes | None) -> dict:
     return row
 
 
-class _Repeated(dict):
+class _Repeated(dict[str, object]):
     """A JSON object that had repeated keys: ``repeated`` lists them in the order they recur."""
 
     __slots__ = ("repeated",)
+    repeated: list[str]
 
 
 class _HugeInt(int):
@@ -173,7 +174,7 @@ def _deeper_than(value: object, limit: int) -> bool:
     """Does ``value`` nest objects and arrays more than ``limit`` levels deep?"""
     level, current = 1, [value]
     while True:
-        inner = []
+        inner: list[object] = []
         for item in current:
             if isinstance(item, dict):
                 inner.extend(v for v in item.values() if isinstance(v, dict | list))
