@@ -26,6 +26,7 @@ HINTS = [
     "the writer's ingest process is running",
     "doubled_version is None",
     "nothing was replayed",
+    "1 ingest worker(s) of",
     "p99 is None",
 ]
 

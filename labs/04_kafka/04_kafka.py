@@ -28,7 +28,9 @@
 # 2. measure lag from Kafka and from the table, and say when the two differ;
 # 3. find, from the Delta log alone, the commit that doubled rows and why it could;
 # 4. repair the dead letters whose true value is known and replay each exactly once;
-# 5. (stretch) measure freshness from the log, and say what a percentile over a whole
+# 5. add a worker to a running consumer group, and prove from offsets that the
+#    rebalance lost and doubled nothing;
+# 6. (stretch) measure freshness from the log, and say what a percentile over a whole
 #    table measures.
 #
 # **Time:** about 60 minutes, plus 20 for the stretch exercise (the notebook itself
@@ -255,6 +257,46 @@ print(replay.replay(fixed, dead_letter_uri=lab.ex4.dead_uri, **options))
 
 # %%
 lab04.check_replayed(lab)
+
+# %% [markdown]
+# ## Exercise 5 · Add a worker, and prove nothing was doubled or lost
+#
+# `lab.ex5`'s topic has `lab04.SCALE_PARTITIONS` partitions and one ingest worker that
+# reads them all. Traffic is about to grow: start a stream
+# (`lab.ex5.start_stream(40_000, rate=5_000)`, about 8 s) and, while it runs, add a
+# second worker to the writer's consumer group with the writer's control:
+# `control.up(s, topic=..., table=..., workers=2, only=["ingest"])` (the number of
+# workers you want in all; `only=["ingest"]`: this writer runs no compactor). Look at
+# `control.status(s, lab.ex5.table)`: which partitions does each worker own now?
+#
+# Then prove, from the topic and the tables, that the rebalance lost and doubled
+# nothing. Store in `proof` a dict of four counts: `messages` in the topic, `rows` of
+# bronze, `unique_offsets` (distinct `(kafka_partition, kafka_offset)` pairs in bronze)
+# and `dead_letters`. Which of them must be equal, and which must add up?
+#
+# *Why it matters:* scaling out is the moment partitions change hands mid-batch. "The
+# row count looks right" is not a proof: a lost batch and a doubled one cancel out.
+# Offsets counted both ways are.
+
+# %% tags=["solution"]
+# Start a stream, add a second ingest worker while it runs, wait until the table has
+# caught up, then store in proof {"messages", "rows", "unique_offsets", "dead_letters"}.
+lab.ex5.start_stream(40_000, rate=5_000)
+control.up(s, topic=lab.ex5.topic, table=lab.ex5.table, workers=2, only=["ingest"])
+print(lab.ex5.wait_stream())
+lab.ex5.wait_caught_up()
+print("partitions per worker:", {w.name: w.partitions for w in control.status(s, lab.ex5.table)})
+bronze = lab.ex5.bronze()
+proof = {
+    "messages": int(topics.describe(s, lab.ex5.topic)["messages"].sum()),
+    "rows": bronze.height,
+    "unique_offsets": bronze.select("kafka_partition", "kafka_offset").n_unique(),
+    "dead_letters": lab.ex5.dead_letters().height,
+}
+print(proof)
+
+# %%
+lab04.check_scaled(lab, proof)
 
 # %% [markdown]
 # ## Exercise 6 (stretch) · Freshness p99, from the log alone

@@ -62,7 +62,23 @@ def _quiet(_: str) -> None:
 
 # -- one exercise's pipeline ----------------------------------------------------------------
 
-_streams: dict[str, Future[Produced]] = {}  # topic -> the stream producing into it
+
+@dataclass
+class _Stream:
+    """A stream producing in a thread of the kernel, and when it started and ended."""
+
+    future: Future[Produced]
+    started: float  # epoch seconds
+    workers_at_start: frozenset[int]  # pids of the ingest workers running then
+    ended: float | None = None
+    workers_at_end: frozenset[int] = frozenset()
+
+    def finish(self, pipe: Pipeline) -> None:
+        self.ended = time.time()
+        self.workers_at_end = frozenset(w.pid for w in pipe.workers() if w.pid)
+
+
+_streams: dict[str, _Stream] = {}  # topic -> the latest stream producing into it
 
 
 @dataclass(frozen=True)
@@ -91,10 +107,11 @@ class Pipeline:
 
     def start_stream(self, count: int, rate: float, malformed_ratio: float = 0.01) -> None:
         """Produce ``count`` messages at ``rate`` a second in a thread; returns at once."""
-        if self.topic in _streams and not _streams[self.topic].done():
+        if self.topic in _streams and not _streams[self.topic].future.done():
             raise ConfigError("a stream is still running: wait for it (wait_stream())")
         pool = ThreadPoolExecutor(max_workers=1)
-        _streams[self.topic] = pool.submit(
+        started = time.time()
+        future = pool.submit(
             produce,
             self.settings,
             topic=self.topic,
@@ -104,13 +121,25 @@ class Pipeline:
             seed=SEED + 1,
             partitions=PARTITIONS,
         )
+        running = frozenset(w.pid for w in self.workers() if w.pid)
+        stream = _streams[self.topic] = _Stream(future, started, running)
+        future.add_done_callback(lambda _: stream.finish(self))
         pool.shutdown(wait=False)
 
     def wait_stream(self, timeout: float = 120) -> Produced:
         """Wait until the stream :meth:`start_stream` started has sent everything."""
         if self.topic not in _streams:
             raise ConfigError("no stream was started on this topic: start_stream(count, rate)")
-        return _streams[self.topic].result(timeout=timeout)
+        return _streams[self.topic].future.result(timeout=timeout)
+
+    def stream(self) -> _Stream | None:
+        """The latest stream :meth:`start_stream` started (None if none was)."""
+        return _streams.get(self.topic)
+
+    def workers(self) -> list[control.WriterStatus]:
+        """The running ingest workers of this exercise's writer."""
+        rows = control.status(self.settings, self.table)
+        return [row for row in rows if row.name.startswith("ingest") and row.alive and row.pid]
 
     def behind(self) -> dict[int, tuple[int, int]]:
         """Partitions the table does not hold to their end: partition -> (txn version, high)."""
@@ -154,7 +183,7 @@ class Pipeline:
         """Stop this exercise's writer (and wait for a stream still producing)."""
         control.down(self.settings, self.table, echo=_quiet)
         if self.topic in _streams:
-            _streams.pop(self.topic).exception(timeout=120)
+            _streams.pop(self.topic).future.exception(timeout=120)
 
 
 EXERCISES = ("ex1", "ex2", "ex3", "ex4", "ex5", "ex6")
@@ -741,13 +770,120 @@ def check_replayed(lab: Lab04) -> None:
 
 # -- exercise 5: add a worker, nothing doubled or lost ---------------------------------------
 
+SCALE_PARTITIONS = 6
+EX5_MESSAGES = 6_000
+
 
 def build_scale(settings: Settings, prefix: str) -> Pipeline:
-    """A fresh topic of SCALE_PARTITIONS partitions; no writer yet."""
-    return _pipeline(settings, prefix, "ex5", partitions=SCALE_PARTITIONS)
+    """A topic of SCALE_PARTITIONS partitions, ingested by one worker that keeps running."""
+    pipe = _pipeline(settings, prefix, "ex5", partitions=SCALE_PARTITIONS)
+    produce(settings, topic=pipe.topic, count=EX5_MESSAGES, malformed_ratio=0.01, seed=SEED,
+            partitions=SCALE_PARTITIONS)  # fmt: skip
+    _ingest_all(pipe, keep_running=True, workers=1)
+    return pipe
 
 
-SCALE_PARTITIONS = 6
+ADD_A_WORKER = Hint(
+    concept="Workers that share a consumer group split the topic's partitions between "
+    "them; a new member makes the group rebalance.",
+    api="control.up(s, topic=..., table=..., workers=N, only=['ingest']) runs N workers in "
+    "one group, and control.status(s, table) lists the partitions each one owns (its gauge "
+    "neuralake_writer_assigned_partition, lesson 04, section 9).",
+    call="lab.ex5.start_stream(40_000, rate=5_000); control.up(s, topic=lab.ex5.topic, "
+    "table=lab.ex5.table, workers=2, only=['ingest'])",
+)
+WHILE_STREAMING = Hint(
+    concept="A rebalance proves something only while messages keep arriving: partitions "
+    "move while their batches are being filled.",
+    api="lab.ex5.start_stream(count, rate) returns at once; add the worker before "
+    "lab.ex5.wait_stream().",
+    call="lab.reset('ex5'); lab.ex5.start_stream(40_000, rate=5_000); then control.up(..., "
+    "workers=2, only=['ingest']) at once",
+)
+COUNT_IT_ALL = Hint(
+    concept="Nothing lost and nothing doubled are separate claims: rows can add up while "
+    "a loss and a duplicate cancel out.",
+    api="Messages in the topic (topics.describe(...)['messages']), rows of bronze, distinct "
+    "(kafka_partition, kafka_offset) pairs (n_unique), dead letters (lesson 04, section 5).",
+    call="proof = {'messages': int(topics.describe(s, lab.ex5.topic)['messages'].sum()), "
+    "'rows': bronze.height, 'unique_offsets': bronze.select('kafka_partition', "
+    "'kafka_offset').n_unique(), 'dead_letters': lab.ex5.dead_letters().height}",
+)
+COUNT_WHEN_DONE = Hint(
+    concept="Count once the stream is over and the table holds every partition to its end.",
+    api="lab.ex5.wait_stream(), then lab.ex5.wait_caught_up().",
+    call="lab.ex5.wait_stream(); lab.ex5.wait_caught_up(); then count",
+)
+EXACTLY_ONCE = Hint(
+    concept="Every worker resumes a partition from the table's txn versions, so rows and "
+    "offsets must agree whatever moved.",
+    api="Only the writer's workers may commit to the table; lab.reset('ex5') starts over.",
+    call="lab.reset('ex5'), then add the worker with control.up only",
+)
+PROOF_KEYS = ("messages", "rows", "unique_offsets", "dead_letters")
+
+
+def check_scaled(lab: Lab04, proof: dict | None) -> None:
+    grade, pipe = Lab04.grading("ex5"), lab.ex5
+    workers = pipe.workers()
+    owning = [w for w in workers if w.partitions]
+    grade.expect(
+        len(owning) >= 2,
+        f"{len(workers)} ingest worker(s) of {pipe.table} run, {len(owning)} owning partitions "
+        "of the topic: the group was not scaled out",
+        ADD_A_WORKER,
+    )
+    stream = pipe.stream()
+    grade.expect(stream is not None, "no stream was started on lab.ex5.topic", WHILE_STREAMING)
+    assert stream is not None
+    grade.expect(stream.ended is not None, "the stream is still running", COUNT_WHEN_DONE)
+    assert stream.ended is not None
+    joined = [
+        w for w in owning if w.pid not in stream.workers_at_start and w.pid in stream.workers_at_end
+    ]
+    grade.expect(
+        bool(joined),
+        f"no worker joined while the stream ran: the workers now owning partitions "
+        f"{sorted(w.pid or 0 for w in owning)} were running before it started "
+        f"{sorted(stream.workers_at_start)} or started after it ended",
+        WHILE_STREAMING,
+    )
+    try:
+        pipe.wait_caught_up(timeout=30)
+    except TimeoutError as err:
+        grade.fail(str(err), COUNT_WHEN_DONE)
+    truth_frame = topic_truth(pipe)
+    bronze = pipe.bronze().select("kafka_partition", "kafka_offset")
+    dead = pipe.dead_letters().select("kafka_partition", "kafka_offset")
+    truth = {
+        "messages": truth_frame.height,
+        "rows": bronze.height,
+        "unique_offsets": bronze.n_unique(),
+        "dead_letters": dead.height,
+    }
+    grade.expect(
+        isinstance(proof, dict) and set(PROOF_KEYS) <= set(proof),
+        f"proof is {proof!r}, not a dict with {', '.join(PROOF_KEYS)}",
+        COUNT_IT_ALL,
+    )
+    assert isinstance(proof, dict)
+    wrong = {k: (proof[k], truth[k]) for k in PROOF_KEYS if proof[k] != truth[k]}
+    grade.expect(not wrong, f"proof disagrees with the tables: (yours, true) {wrong}", COUNT_IT_ALL)
+    good = int(truth_frame["good"].sum())
+    grade.expect(
+        truth["rows"] == truth["unique_offsets"] == good
+        and truth["dead_letters"] == dead.n_unique() == truth["messages"] - good,
+        f"bronze has {truth['rows']:,} rows ({truth['unique_offsets']:,} distinct offsets) for "
+        f"{good:,} good messages; {truth['dead_letters']:,} dead letters for "
+        f"{truth['messages'] - good:,} malformed",
+        EXACTLY_ONCE,
+    )
+    split = {w.name: w.partitions for w in owning}
+    passed(
+        f"{len(owning)} workers share the topic {split}, {joined[0].name} joined during a "
+        f"{stream.ended - stream.started:.1f} s stream: {truth['messages']:,} messages = "
+        f"{truth['rows']:,} rows + {truth['dead_letters']:,} dead letters, every offset once"
+    )
 
 
 # -- exercise 6 (stretch): freshness p99 from the log ---------------------------------------
