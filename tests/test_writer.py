@@ -149,7 +149,7 @@ def test_kill_9_during_ingest_loses_and_duplicates_nothing(stack_settings, write
     assert_exactly_once(s, table, sent.good, sent.malformed)
 
 
-# -- (a2) one bad message never stops ingestion; two writers never duplicate ----------------
+# -- (a2) one bad message never stops ingestion (two writers: test_writer_scaleout.py) ------
 
 
 def send(s, topic: str, values: list[bytes], partition: int | None = None) -> None:
@@ -208,29 +208,6 @@ def test_an_out_of_range_timestamp_is_a_dead_letter_and_ingestion_goes_on(
     assert dead["kafka_offset"].to_list() == [300]
     assert dead["payload"].to_list() == [bad]
     assert dead["reason"][0].startswith("field 'timestamp'"), dead["reason"][0]
-
-
-def test_two_writers_on_one_table_never_duplicate_a_row(stack_settings, writer_binary, names):
-    """Two ingest processes (different consumer groups) race through one preloaded topic into
-    one table: every offset lands exactly once, in both tables."""
-    topic, table = names
-    s = stack_settings
-    topics.ensure_topic(s, topic, partitions=3)
-    sent = produce.produce(s, topic=topic, count=60_000, malformed_ratio=0.01, seed=21)
-    args = ("--flush-rows", "1500", "--checkpoint-every", "10")
-    writers = [run_to_end(s, topic, table, *args) for _ in range(2)]
-    results = [finished(w, timeout=240) for w in writers]
-    uri = s.table_uri(table)
-    rows = pl.read_delta(uri, storage_options=s.storage_options)
-    keys = rows.select("kafka_partition", "kafka_offset")
-    assert rows.height == keys.n_unique() == sent.good, (rows.height, keys.n_unique(), sent.good)
-    dead = pl.read_delta(dead_letter_uri(uri), storage_options=s.storage_options)
-    dead_keys = dead.select("kafka_partition", "kafka_offset")
-    assert dead.height == dead_keys.n_unique() == sent.malformed
-    # They did race: batches were dropped because the other writer had committed them.
-    dropped = sum(err.count("batch dropped") for _, err in results)
-    assert dropped >= 1, [summary for summary, _ in results]
-    assert sum(summary["rows"] for summary, _ in results) == sent.good
 
 
 def test_python_optimize_racing_the_compactor_never_duplicates_a_row(

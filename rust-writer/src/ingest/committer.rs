@@ -590,10 +590,14 @@ impl Committer {
 
 /// The error that stops a writer whose partitions another consumer group moved: two groups
 /// on one table each read every partition, and each drops what the other committed first.
+/// Of two groups started together exactly one goes on: the one whose name sorts first (the
+/// other, seeing its commits, stops; it merely drops the other's duplicates meanwhile). A
+/// group started beside a running one is refused at start instead (`ingest.rs`).
 fn fenced(tracked: &Tracked, partitions: &[i32], group: &str) -> Option<anyhow::Error> {
-    let (p, other) = partitions
-        .iter()
-        .find_map(|p| Some((p, tracked.groups.get(p).filter(|g| *g != group)?)))?;
+    let (p, other) = partitions.iter().find_map(|p| {
+        let other = tracked.groups.get(p).filter(|g| g.as_str() < group)?;
+        Some((p, other))
+    })?;
     let url = tracked.table.table_url();
     let uri = url.as_str().trim_end_matches('/');
     error!(partition = p, other_group = %other, group, "another consumer group writes this table");
