@@ -130,12 +130,13 @@ print("clean")
 # ## 1 · The writer on a fresh topic
 #
 # A topic of `PARTITIONS` partitions, and the writer's three processes on it, started
-# the way lesson 03 section 1 did. We pass the flush interval explicitly: `control.up`
-# remembers options per table, and the last section of this lesson changes it.
+# the way lesson 03 section 1 did. We pass the flush interval and the number of ingest
+# workers explicitly: `control.up` remembers both per table, and sections 9 and the
+# last one change them.
 
 # %%
 topics.ensure_topic(s, TOPIC, partitions=PARTITIONS)
-writer = control.up(s, topic=TOPIC, table=TABLE, flush_ms=1000, echo=lambda _: None)
+writer = control.up(s, topic=TOPIC, table=TABLE, workers=1, flush_ms=1000, echo=lambda _: None)
 INGEST = next(w for w in writer if w.name == "ingest")
 pl.DataFrame([{"process": w.name, "pid": w.pid, "metrics": w.metrics_url} for w in writer])
 
@@ -923,15 +924,46 @@ assert both.height == both.n_unique() == in_topic, "lost or doubled while partit
 _ = processes.stop(WORK / "worker-b.pid")
 
 # %% [markdown]
-# Every message once, across the rebalances. In operation you would not start workers
-# by hand: the lab's writer control starts and tracks them. At the time of writing it
-# starts one ingest per table (`control.up`); what it offers for several,
-# `control.process_env` (the S3 and Kafka settings as the binary's variables) and
-# `processes.start` (a pid-tracked process), is what `start_worker` used above.
-# Three limits to remember: more workers than partitions leaves the extra ones idle
-# (exercise 4); a rebalance pauses the partitions that move; and every worker must use
-# the same `--group-id` (the writer refuses to start beside a *different* group that
-# still has live members, since two groups would each read every partition).
+# Every message once, across the rebalances.
+#
+# ### The same with the lab's writer control
+#
+# In class you would not start workers by hand: `control.up(..., workers=N)` (in a
+# shell, `neuralake writer up --table l04_bronze --workers N`) starts N ingest workers
+# named `ingest`, `ingest-1`, ... in the table's group, and a later call with a smaller
+# N stops the extra ones with a `SIGTERM`. `control.status` (`neuralake writer status`)
+# reads the same `neuralake_writer_assigned_partition` gauges we read above, per worker.
+
+
+# %%
+def settled(count: int, timeout: float = 60) -> pl.DataFrame:
+    """Wait until ``count`` live workers own every partition between them; their status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [w for w in control.status(s, TABLE) if w.name.startswith("ingest") and w.alive]
+        owners = [w for w in rows if w.partitions]
+        every = sum(len(w.partitions) for w in owners) == PARTITIONS
+        if len(rows) == count and every and len(owners) == min(count, PARTITIONS):
+            return pl.DataFrame(
+                [{"worker": w.name, "partitions": str(w.partitions), "lag": w.lag} for w in rows]
+            )
+        assert time.monotonic() < deadline, f"not settled in {timeout} s: {rows}"
+        time.sleep(0.5)
+
+
+control.up(s, topic=TOPIC, table=TABLE, workers=2, only=["ingest"], echo=lambda _: None)
+two = settled(2)
+control.up(s, topic=TOPIC, table=TABLE, workers=1, only=["ingest"], echo=print)
+one = settled(1)
+assert two.height == 2 and one.height == 1, "the control started or stopped the wrong number"
+pl.concat([two.with_columns(workers_wanted=pl.lit(2)), one.with_columns(workers_wanted=pl.lit(1))])
+
+# %% [markdown]
+# Three limits to remember. More workers than partitions leaves the extra ones idle
+# (exercise 4). A rebalance pauses the partitions that move. And every worker must use
+# the same group (`--group-id`, by default `neuralake-writer.<table>`): the writer
+# refuses to start beside a *different* group that still has live members, since two
+# groups would each read every partition and write it twice.
 #
 # ## 10 · Stop what this notebook started
 #
@@ -1025,7 +1057,7 @@ my_guess_p50_s = None  # your guess for the p50 freshness at --flush-ms 250, e.g
 
 # %%
 fast_writer = control.up(
-    s, topic=TOPIC, table=TABLE, only=["ingest"], flush_ms=250, echo=lambda _: None
+    s, topic=TOPIC, table=TABLE, only=["ingest"], workers=1, flush_ms=250, echo=lambda _: None
 )
 deadline = time.monotonic() + 60  # ready = table open; partitions come with the rebalance
 while len(owned(next(w.metrics_url for w in fast_writer if w.name == "ingest"))) < PARTITIONS:
