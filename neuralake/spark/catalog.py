@@ -48,31 +48,35 @@ neural_signals_silver = DeltalakeTable(
     ],
 )
 
+# The gold table's columns, in order: polars_elt selects them by name.
+SESSION_FEATURES = {
+    "session_id": Column(pl.Int32, "The recording session."),
+    "date": Column(pl.Date, "UTC day (partition column)."),
+    "task": Column(pl.String, "What the participant did (from sessions)."),
+    "patient_id": Column(pl.Int32, "The participant."),
+    "cohort": Column(pl.String, "Study cohort (from patients)."),
+    "age_band": Column(pl.String, "Age range at enrolment (from patients)."),
+    "device_id": Column(pl.Int32, "The implant."),
+    "firmware": Column(pl.String, "Device firmware (from devices)."),
+    "samples": Column(pl.Int64, "Rows (channel samples) that day."),
+    "channels": Column(pl.Int32, "Distinct channels recorded."),
+    "spikes": Column(pl.Int64, "Spikes detected over all channels."),
+    "spikes_per_channel_s": Column(pl.Float64, "Spikes per channel per second."),
+    "mean_voltage_uv": Column(pl.Float64, "Mean voltage, microvolts."),
+    "std_voltage_uv": Column(pl.Float64, "Sample standard deviation of the voltage."),
+    "mean_quality": Column(pl.Float64, "Average signal quality, 0 to 1."),
+    "first_sample": Column(UTC_MICROS, "First sample of the day (UTC)."),
+    "last_sample": Column(UTC_MICROS, "Last sample of the day (UTC)."),
+}
+
+
 session_features = DeltalakeTable(
     "session_features",
     uri=PREFIX + "session_features",
     description="One row per session and day: volume, spike rate, voltage statistics and "
     "quality, with the session's task, device firmware and patient cohort. Written by "
     "`neuralake spark elt`; only the (session, day) pairs new data touched are recomputed.",
-    schema={
-        "session_id": Column(pl.Int32, "The recording session."),
-        "date": Column(pl.Date, "UTC day (partition column)."),
-        "task": Column(pl.String, "What the participant did (from sessions)."),
-        "patient_id": Column(pl.Int32, "The participant."),
-        "cohort": Column(pl.String, "Study cohort (from patients)."),
-        "age_band": Column(pl.String, "Age range at enrolment (from patients)."),
-        "device_id": Column(pl.Int32, "The implant."),
-        "firmware": Column(pl.String, "Device firmware (from devices)."),
-        "samples": Column(pl.Int64, "Rows (channel samples) that day."),
-        "channels": Column(pl.Int32, "Distinct channels recorded."),
-        "spikes": Column(pl.Int64, "Spikes detected over all channels."),
-        "spikes_per_channel_s": Column(pl.Float64, "Spikes per channel per second."),
-        "mean_voltage_uv": Column(pl.Float64, "Mean voltage, microvolts."),
-        "std_voltage_uv": Column(pl.Float64, "Sample standard deviation of the voltage."),
-        "mean_quality": Column(pl.Float64, "Average signal quality, 0 to 1."),
-        "first_sample": Column(UTC_MICROS, "First sample of the day (UTC)."),
-        "last_sample": Column(UTC_MICROS, "Last sample of the day (UTC)."),
-    },
+    schema=SESSION_FEATURES,
     partition_columns=["date"],
     tags=["gold", "features", "spark"],
     owner=_OWNER,

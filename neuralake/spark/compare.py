@@ -37,6 +37,8 @@ def fingerprint(data, columns: list[str] | None = None, decimals: int | None = N
     values both read from the same Parquet files.
     """
     frame = data if isinstance(data, pl.DataFrame) else pl.from_arrow(data)
+    if isinstance(frame, pl.Series):  # a single Arrow array: one column
+        frame = frame.to_frame()
     if columns is not None:
         frame = frame.select(columns)
     if decimals is not None:

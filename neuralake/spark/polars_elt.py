@@ -24,7 +24,7 @@ from neuralake.spark import catalog as spark_catalog
 
 KEY = ["kafka_partition", "kafka_offset"]
 GOLD_KEY = ["session_id", "date"]
-GOLD_COLUMNS = list(spark_catalog.session_features.schema)  # declared, in order
+GOLD_COLUMNS = list(spark_catalog.SESSION_FEATURES)  # declared, in order
 
 
 def row_checks(checks: Iterable) -> list[pl.Expr]:

@@ -139,7 +139,8 @@ def session(settings: Settings | None = None, extra: Mapping[str, str] | None = 
     check_master(conf["spark.master"])
     # Bind the driver to loopback, like spark.driver.host, and skip the hostname warning.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    return SparkSession.builder.config(map=conf).getOrCreate()
+    options: dict[str, bool | float | int | str | None] = dict(conf)
+    return SparkSession.builder.config(map=options).getOrCreate()
 
 
 def stop() -> None:
