@@ -60,6 +60,9 @@ class Lab:
     number: ClassVar[str]  # "01": attempt keys are "lab01.ex3"
     exercises: ClassVar[tuple[str, ...]]  # ("ex1", ...), in the notebook's order
     tables: ClassVar[tuple[str, ...]] = ()  # table names after the prefix (drop_tables)
+    # exercise -> builder(settings, prefix): what the exercise starts from. A lab that
+    # declares them gets build_all() and rebuild() for free.
+    builders: ClassVar[Mapping[str, Callable[[Settings, str], object]]] = {}
 
     @property
     def storage_options(self) -> dict[str, str]:
@@ -80,18 +83,17 @@ class Lab:
         cls,
         settings: Settings,
         prefix: str,
-        builders: Mapping[str, Callable[[Settings, str], object]],
         *,
         needs_stack: bool = False,
     ) -> Self:
-        """A run of the lab with every exercise built from scratch by its builder
-        (``builders``: exercise -> ``builder(settings, prefix)``); attempts forgotten."""
+        """A run of the lab with every exercise built from scratch by its
+        :attr:`builders`; attempts forgotten."""
         if needs_stack and settings.profile == "local":
             raise ConfigError(
                 f"lab {cls.number} needs Kafka and S3: start the stack (make up), then rerun"
             )
         cls.forget_attempts()
-        built = {exercise: build(settings, prefix) for exercise, build in builders.items()}
+        built = {exercise: build(settings, prefix) for exercise, build in cls.builders.items()}
         return cls(settings, prefix, **built)
 
     @classmethod
@@ -130,8 +132,10 @@ class Lab:
         print(f"{exercise} is as it was at setup; its hints start again at 1/3")
 
     def rebuild(self, exercise: str) -> None:
-        """Put ``exercise`` back as ``setup`` left it (each lab says how)."""
-        raise NotImplementedError(f"lab {self.number} does not say how to rebuild {exercise}")
+        """Put ``exercise`` back as ``setup`` left it: its builder, by default."""
+        if exercise not in self.builders:
+            raise NotImplementedError(f"lab {self.number} does not say how to rebuild {exercise}")
+        setattr(self, exercise, self.builders[exercise](self.settings, self.prefix))
 
     @classmethod
     def fresh_table(cls, settings: Settings, prefix: str, name: str) -> str:

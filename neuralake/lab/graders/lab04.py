@@ -39,7 +39,7 @@ from deltalake import DeltaTable, write_deltalake
 from neuralake import delta
 from neuralake.errors import ConfigError, NeuralakeError
 from neuralake.lab.graders.base import Lab, fresh_topic
-from neuralake.lab.graders.checks import Hint, passed
+from neuralake.lab.graders.checks import Grading, Hint, passed
 from neuralake.lab.graders.kafka import read_topic
 from neuralake.lab.graders.logs import data_adds, read_added
 from neuralake.lab.writer import control
@@ -205,9 +205,6 @@ class Lab04(Lab):
     ex5: Pipeline
     ex6: Pipeline
 
-    def rebuild(self, exercise: str) -> None:
-        setattr(self, exercise, BUILDERS[exercise](self.settings, self.prefix))
-
     def stop(self) -> None:
         """Stop every writer of the lab and wait for any stream still producing."""
         for exercise in self.exercises:
@@ -216,7 +213,7 @@ class Lab04(Lab):
 
 def setup(settings: Settings, *, prefix: str = "lab04_") -> Lab04:
     """(Re)create every exercise's topic, table and writer from scratch; forget attempts."""
-    return Lab04.build_all(settings, prefix, BUILDERS, needs_stack=True)
+    return Lab04.build_all(settings, prefix, needs_stack=True)
 
 
 def drop(settings: Settings, prefix: str = "lab04_") -> None:
@@ -375,8 +372,8 @@ NOT_THE_TRICKLE = Hint(
 
 
 def check_culprit(lab: Lab04, culprit: dict | None) -> None:
-    grading, pipe = Lab04.grading("ex1"), lab.ex1
-    grading.expect(
+    grade, pipe = Lab04.grading("ex1"), lab.ex1
+    grade.expect(
         isinstance(culprit, dict) and {"session_id", "field"} <= set(culprit),
         f"culprit is {culprit!r}, not a dict with session_id and field",
         FIND_THE_SOURCE,
@@ -387,13 +384,13 @@ def check_culprit(lab: Lab04, culprit: dict | None) -> None:
     session, field_name = culprit["session_id"], str(culprit["field"])
     if session != top["session_id"]:
         theirs = truth.filter(pl.col("session_id") == session)
-        grading.fail(
+        grade.fail(
             f"session {session!r} sent {theirs['len'].sum()} dead letters over "
             f"{theirs.height} field(s), at most {theirs['len'].max() or 0} for one field; "
             f"another session sent {top['len']} of one kind",
             NOT_THE_TRICKLE,
         )
-    grading.expect(
+    grade.expect(
         field_name == top["field"],
         f"session {session}'s dead letters do not name {field_name!r}",
         FIND_THE_SOURCE,
@@ -410,15 +407,7 @@ def check_culprit(lab: Lab04, culprit: dict | None) -> None:
 EX2_MESSAGES = 3_000
 BURST = 5_000  # messages the lab asks to produce while the writer is stopped
 
-
-def build_lag(settings: Settings, prefix: str) -> Pipeline:
-    """A topic and its writer, running and caught up."""
-    pipe = _pipeline(settings, prefix, "ex2")
-    produce(settings, topic=pipe.topic, count=EX2_MESSAGES, seed=SEED, partitions=PARTITIONS)
-    _ingest_all(pipe, keep_running=True)
-    return pipe
-
-
+# The hints, in the order check_lag meets the mistakes they answer.
 STOP_FIRST = Hint(
     concept="Lag holds still only while nobody consumes.",
     api="neuralake.lab.writer.control.down (lesson 04, section 10).",
@@ -445,12 +434,20 @@ LAG_FROM_TABLE = Hint(
 )
 
 
+def build_lag(settings: Settings, prefix: str) -> Pipeline:
+    """A topic and its writer, running and caught up."""
+    pipe = _pipeline(settings, prefix, "ex2")
+    produce(settings, topic=pipe.topic, count=EX2_MESSAGES, seed=SEED, partitions=PARTITIONS)
+    _ingest_all(pipe, keep_running=True)
+    return pipe
+
+
 def check_lag(
     lab: Lab04, lag: dict[int, int] | None, lag_from_table: dict[int, int] | None
 ) -> None:
-    grading, pipe = Lab04.grading("ex2"), lab.ex2
+    grade, pipe = Lab04.grading("ex2"), lab.ex2
     ingest = pipe.ingest()
-    grading.expect(
+    grade.expect(
         ingest is None,
         f"the writer's ingest process is running (pid {ingest[0] if ingest else '-'}): its lag "
         "changes while you read it",
@@ -458,13 +455,13 @@ def check_lag(
     )
     kafka = topics.group_lag(lab.settings, pipe.group, pipe.topic)
     truth = {int(p): int(n) for p, n in kafka.select("partition", "lag").iter_rows()}
-    grading.expect(
+    grade.expect(
         sum(truth.values()) >= BURST,
         f"the writer's group is only {sum(truth.values())} messages behind: the burst of "
         f"{BURST:,} was not produced while the writer was stopped",
         BURST_FIRST,
     )
-    grading.expect(
+    grade.expect(
         _as_counts(lag) == truth, f"lag is {lag!r}; the AdminClient says {truth}", LAG_PER_PARTITION
     )
     table = DeltaTable(pipe.uri, storage_options=lab.storage_options or None)
@@ -473,12 +470,20 @@ def check_lag(
         int(p): int(high - 1 - _or(table.transaction_version(app_id(APP, pipe.topic, p)), -1))
         for p, high in highs.items()
     }
-    grading.expect(
+    grade.expect(
         _as_counts(lag_from_table) == from_table,
         f"lag_from_table is {lag_from_table!r}; the table's txn versions give {from_table}",
         LAG_FROM_TABLE,
     )
     passed(f"{sum(truth.values()):,} messages behind, by Kafka and by the table alike: {truth}")
+
+
+def _require_caught_up(grade: Grading, pipe: Pipeline, hint: Hint) -> None:
+    """Fail the check unless the table catches up with the topic within 30 s."""
+    try:
+        pipe.wait_caught_up(timeout=30)
+    except TimeoutError as err:
+        grade.fail(str(err), hint)
 
 
 def _as_counts(value: object) -> dict[int, int] | None:
@@ -579,10 +584,10 @@ WHY_DOUBLED = Hint(
 def check_doubled(
     lab: Lab04, doubled_version: int | None, doubled: dict | None, cause: str | None
 ) -> None:
-    grading, pipe = Lab04.grading("ex3"), lab.ex3
+    grade, pipe = Lab04.grading("ex3"), lab.ex3
     truth = doubling(pipe.uri, lab.storage_options)
     versions = sorted(set(truth["version"]))
-    grading.expect(
+    grade.expect(
         doubled_version in versions,
         f"doubled_version is {doubled_version!r}, and no commit but "
         f"{' and '.join(map(str, versions)) or 'none'} added a row an earlier commit had added",
@@ -590,19 +595,19 @@ def check_doubled(
     )
     rows = truth.filter(pl.col("version") == doubled_version)
     want = {int(p): int(n) for _, p, n, _ in rows.iter_rows()}
-    grading.expect(
+    grade.expect(
         _as_counts(doubled) == want,
         f"doubled is {doubled!r}; version {doubled_version} added again {want} rows per partition",
         PER_PARTITION,
     )
     writer = bool(rows["txn"].any())
     right = "resumed_from_kafka" if writer else "append_without_txn"
-    grading.expect(
+    grade.expect(
         cause in CAUSES,
         f"cause is {cause!r}, not one of {sorted(CAUSES)}",
         WHY_DOUBLED,
     )
-    grading.expect(
+    grade.expect(
         cause == right,
         f"cause is {cause!r}, but version {doubled_version} "
         + ("carries" if writer else "carries no")
@@ -622,6 +627,22 @@ FAULTS_PER_KIND = 6  # hand-made broken messages per kind below
 FAULT_SESSION = 9  # their session_id: no generated message uses it
 FIXABLE = ("spike", "voltage_uv", "timestamp")  # fields whose true value can be recovered
 SPIKE_WORDS = {"yes": True, "no": False}
+
+
+FIX_WHAT_IS_KNOWABLE = Hint(
+    concept="Only a value you can know may be fixed; a guessed value is worse than a "
+    "dead letter that waits for a human.",
+    api="replay.pending, a fixed payload column (null = leave alone), replay.replay "
+    "(lesson 04, section 6).",
+    call="replay.replay(replay.pending(lab.ex4.dead_uri, opts).with_columns(pl.col("
+    "'payload').map_elements(fix, return_dtype=pl.Binary, skip_nulls=True)), "
+    "dead_letter_uri=lab.ex4.dead_uri, kafka_config=s.kafka_config, storage_options=opts)",
+)
+REPLAY_ONCE = Hint(
+    concept="A replay is a new message: replaying twice makes two rows.",
+    api="replay.replay records every replay in a ledger and skips what it holds.",
+    call="replay.replay(...) instead of producing the fixed payloads yourself",
+)
 
 
 def build_repair(settings: Settings, prefix: str) -> Pipeline:
@@ -686,24 +707,8 @@ def expected_fix(payload: bytes) -> dict | None:
     return row
 
 
-FIX_WHAT_IS_KNOWABLE = Hint(
-    concept="Only a value you can know may be fixed; a guessed value is worse than a "
-    "dead letter that waits for a human.",
-    api="replay.pending, a fixed payload column (null = leave alone), replay.replay "
-    "(lesson 04, section 6).",
-    call="replay.replay(replay.pending(lab.ex4.dead_uri, opts).with_columns(pl.col("
-    "'payload').map_elements(fix, return_dtype=pl.Binary, skip_nulls=True)), "
-    "dead_letter_uri=lab.ex4.dead_uri, kafka_config=s.kafka_config, storage_options=opts)",
-)
-REPLAY_ONCE = Hint(
-    concept="A replay is a new message: replaying twice makes two rows.",
-    api="replay.replay records every replay in a ledger and skips what it holds.",
-    call="replay.replay(...) instead of producing the fixed payloads yourself",
-)
-
-
 def check_replayed(lab: Lab04) -> None:
-    grading, pipe = Lab04.grading("ex4"), lab.ex4
+    grade, pipe = Lab04.grading("ex4"), lab.ex4
     dead = pipe.dead_letters()
     fixes = {
         (p, o): expected_fix(payload)
@@ -716,22 +721,19 @@ def check_replayed(lab: Lab04) -> None:
         for p, o in ledger.select("kafka_partition", "kafka_offset").iter_rows()
         if (p, o) in fixes and fixes[(p, o)] is None
     ]
-    grading.expect(
+    grade.expect(
         not invented,
         f"{len(invented)} replayed dead letter(s) had no knowable fix (e.g. partition "
         f"{invented[0][0] if invented else '-'} offset {invented[0][1] if invented else '-'}): "
         "their replayed values are invented",
         FIX_WHAT_IS_KNOWABLE,
     )
-    grading.expect(
+    grade.expect(
         ledger.height > 0,
         f"nothing was replayed: {len(fixable)} dead letters can be fixed",
         FIX_WHAT_IS_KNOWABLE,
     )
-    try:
-        pipe.wait_caught_up(timeout=30)
-    except TimeoutError as err:
-        grading.fail(str(err), FIX_WHAT_IS_KNOWABLE)
+    _require_caught_up(grade, pipe, FIX_WHAT_IS_KNOWABLE)
     bronze = pipe.bronze()
     keys = ["timestamp", "session_id", "channel"]
     want = pl.DataFrame(list(fixable.values())).with_columns(
@@ -743,12 +745,12 @@ def check_replayed(lab: Lab04) -> None:
         pl.col("len").fill_null(0)
     )
     missing, twice = found.filter(pl.col("len") == 0), found.filter(pl.col("len") > 1)
-    grading.expect(
+    grade.expect(
         missing.height == 0,
         f"{missing.height} of {len(fixable)} fixable dead letters are not in bronze",
         FIX_WHAT_IS_KNOWABLE,
     )
-    grading.expect(
+    grade.expect(
         twice.height == 0,
         f"{twice.height} fixed dead letters are in bronze more than once (up to "
         f"{found['len'].max()} times)",
@@ -759,7 +761,7 @@ def check_replayed(lab: Lab04) -> None:
         (pl.col("spike") != pl.col("spike_bronze"))
         | ((pl.col("voltage_uv") - pl.col("voltage_uv_bronze")).abs() > 1e-3)
     )
-    grading.expect(
+    grade.expect(
         wrong.height == 0,
         f"{wrong.height} replayed rows carry other values than their dead letter",
         FIX_WHAT_IS_KNOWABLE,
@@ -848,10 +850,7 @@ def check_scaled(lab: Lab04, proof: dict | None) -> None:
         f"{sorted(stream.workers_at_start)} or started after it ended",
         WHILE_STREAMING,
     )
-    try:
-        pipe.wait_caught_up(timeout=30)
-    except TimeoutError as err:
-        grade.fail(str(err), COUNT_WHEN_DONE)
+    _require_caught_up(grade, pipe, COUNT_WHEN_DONE)
     truth_frame = topic_truth(pipe)
     bronze = pipe.bronze().select("kafka_partition", "kafka_offset")
     dead = pipe.dead_letters().select("kafka_partition", "kafka_offset")
@@ -958,14 +957,14 @@ DATA_CHANGE_ONLY = Hint(
 
 
 def check_freshness(lab: Lab04, p99: float | None) -> None:
-    grading, pipe = Lab04.grading("ex6"), lab.ex6
-    grading.expect(
+    grade, pipe = Lab04.grading("ex6"), lab.ex6
+    grade.expect(
         isinstance(p99, int | float), f"p99 is {p99!r}, not a number of seconds", COMMIT_FRESHNESS
     )
     assert isinstance(p99, int | float)
     truth = commit_freshness(pipe.uri, lab.storage_options)
     true_p99 = truth["freshness_s"].quantile(0.99)
-    grading.expect(
+    grade.expect(
         abs(p99 - true_p99) <= max(0.01 * true_p99, 0.005),
         f"p99={p99:.3f} s; over the {truth.height:,} rows the log added, it is {true_p99:.3f} s",
         DATA_CHANGE_ONLY,
@@ -984,3 +983,4 @@ BUILDERS = {
     "ex5": build_scale,
     "ex6": build_freshness,
 }
+Lab04.builders = BUILDERS
