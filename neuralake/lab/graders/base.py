@@ -14,8 +14,9 @@ A lab notebook's setup cell keeps what ``labNN.setup(s, prefix=PREFIX)`` returns
 
 It does not grade. The graders are the ``check_*`` functions of the lab's module: they
 read the real tables and never take the object's (or the student's) word for what
-happened. A lab subclasses :class:`Lab`, names itself and its exercises, and says in
-:meth:`Lab.rebuild` how one exercise is put back::
+happened. A lab subclasses :class:`Lab`, names itself, its exercises and its tables, and
+declares one builder per exercise; :meth:`Lab.build_all` builds them all and
+:meth:`Lab.rebuild` one of them::
 
     @dataclass
     class Lab07(Lab):
@@ -25,13 +26,12 @@ happened. A lab subclasses :class:`Lab`, names itself and its exercises, and say
         ex1: str  # the URI exercise 1 works on
         ex2: str
 
-        def rebuild(self, exercise: str) -> None:
-            setattr(self, exercise, BUILDERS[exercise](self.settings, self.prefix))
+    Lab07.builders = {"ex1": build_events, "ex2": build_late_events}
 
     def setup(settings, *, prefix="lab07_") -> Lab07:
-        Lab07.forget_attempts()
-        built = {exercise: build(settings, prefix) for exercise, build in BUILDERS.items()}
-        return Lab07(settings, prefix, **built)
+        return Lab07.build_all(settings, prefix)
+
+A lab whose exercises need more than (settings, prefix) overrides :meth:`Lab.rebuild`.
 """
 
 from __future__ import annotations
