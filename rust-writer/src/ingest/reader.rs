@@ -153,11 +153,13 @@ impl Reader {
         let Some(targets) = &self.targets else {
             return false;
         };
+        // A partition without position starts where `--offset-reset` says: its start or end.
+        let latest = self.reset == OffsetReset::Latest;
         self.assigned_once
             && self.position.iter().all(|(p, next)| {
-                targets
-                    .get(p)
-                    .is_none_or(|(low, high)| next.unwrap_or(*low) >= *high)
+                targets.get(p).is_none_or(|(low, high)| {
+                    next.unwrap_or(if latest { *high } else { *low }) >= *high
+                })
             })
     }
 
