@@ -122,33 +122,25 @@ def write_frames(
         # An overwrite may also change the partitioning (a re-run with other options);
         # an append must match the table's schema, or fails with TableSchemaError.
         schema_mode: Literal["overwrite"] | None = "overwrite" if mode == "overwrite" else None
+        # With rows_per_file: one row group per file, so that no early row-group flush
+        # shrinks the size estimate; Snappy as delta-rs' default (WriterProperties() alone
+        # would write uncompressed files). Without: delta-rs' own writer properties.
+        properties = (
+            None
+            if rows_per_file is None
+            else WriterProperties(max_row_group_size=rows_per_file, compression="SNAPPY")
+        )
         with storage_errors(uri, storage_options):
-            if rows_per_file is None:  # delta-rs' own writer properties
-                write_deltalake(
-                    uri,
-                    reader,
-                    mode=mode,
-                    schema_mode=schema_mode,
-                    partition_by=partition_by,
-                    storage_options=storage_options or None,
-                    target_file_size=target_bytes,
-                )
-            else:
-                write_deltalake(
-                    uri,
-                    reader,
-                    mode=mode,
-                    schema_mode=schema_mode,
-                    partition_by=partition_by,
-                    storage_options=storage_options or None,
-                    target_file_size=target_bytes,
-                    # One row group per file, so that no early row-group flush shrinks the
-                    # size estimate; Snappy as delta-rs' default (WriterProperties() alone
-                    # would write uncompressed files).
-                    writer_properties=WriterProperties(
-                        max_row_group_size=rows_per_file, compression="SNAPPY"
-                    ),
-                )
+            write_deltalake(
+                uri,
+                reader,
+                mode=mode,
+                schema_mode=schema_mode,
+                partition_by=partition_by,
+                storage_options=storage_options or None,
+                target_file_size=target_bytes,
+                writer_properties=properties,
+            )
 
 
 def _parquet_bytes(frame: pl.DataFrame) -> int:
