@@ -27,12 +27,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import polars as pl
 from confluent_kafka import KafkaException
 
 from neuralake.errors import NeuralakeError
 from neuralake.streaming import metrics
+
+T = TypeVar("T")
 
 LAG = "neuralake_writer_consumer_lag"
 #: Column of a sample -> the writer metric it comes from (ingest's /metrics).
@@ -152,7 +155,7 @@ class Watch:
         return metrics.values(self.ingest_url)
 
     @staticmethod
-    def _probe(name: str, down: list[str], probe: Callable | None):
+    def _probe(name: str, down: list[str], probe: Callable[[], T] | None) -> T | None:
         """The probe's answer; None (and its name in ``down``) when its service is away."""
         if probe is None:
             return None

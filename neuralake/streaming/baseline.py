@@ -33,8 +33,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import polars as pl
+import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
 
 from neuralake.console import JsonLine
@@ -208,7 +210,9 @@ class Baseline:
         )
         log.info("reading %s from offsets %s", self.topic, start)
 
-    def run(self, *, stop_at_end: bool = False, should_stop: Callable[[], bool] = lambda: False):
+    def run(
+        self, *, stop_at_end: bool = False, should_stop: Callable[[], bool] = lambda: False
+    ) -> Summary:
         """Consume and commit until ``should_stop()``, or the end of the topic as seen now."""
         end = self.high_watermarks() if stop_at_end else None
         started = time.perf_counter()
@@ -329,9 +333,7 @@ def _covers(done: dict[int, int], end: dict[int, int]) -> bool:
     return all(done.get(p, -1) >= high - 1 for p, high in end.items())
 
 
-def _fields(schema) -> list[tuple[str, str]]:
-    from deltalake import Schema as DeltaSchema
-
+def _fields(schema: DeltaSchema | pa.Schema) -> list[tuple[str, str]]:
     if not isinstance(schema, DeltaSchema):
         schema = DeltaSchema.from_arrow(schema)
     return [(f["name"], str(f["type"])) for f in json.loads(schema.to_json())["fields"]]

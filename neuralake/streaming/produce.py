@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from neuralake.console import JsonLine
 from neuralake.datagen import Simulation
@@ -86,7 +86,7 @@ def produce(
 
     failures: list[KafkaError] = []
 
-    def delivered(err: KafkaError | None, _msg) -> None:
+    def delivered(err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             failures.append(err)
 
@@ -152,7 +152,13 @@ def _batches(count: int, seed: int, sessions: int = 1) -> Iterator[tuple[list[by
             return
 
 
-def _send(producer: Producer, topic: str, value: bytes, key: bytes, on_delivery) -> None:
+def _send(
+    producer: Producer,
+    topic: str,
+    value: bytes,
+    key: bytes,
+    on_delivery: Callable[[KafkaError | None, Message], None],
+) -> None:
     while True:
         try:
             producer.produce(topic, value=value, key=key, on_delivery=on_delivery)

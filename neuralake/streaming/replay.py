@@ -30,12 +30,12 @@ recovers its messages from their headers.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import polars as pl
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
@@ -271,9 +271,9 @@ def _produce(todo: pl.DataFrame, kafka_config: Mapping[str, str], timeout: float
     delivered: list[dict] = []
     failures: list[str] = []
 
-    def report(coordinates: tuple[str, int, int]):
+    def report(coordinates: tuple[str, int, int]) -> Callable[[KafkaError | None, Message], None]:
         # Delivery reports carry no headers: each callback remembers its dead letter.
-        def on_delivery(error, message) -> None:
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
             if error is not None:
                 failures.append(str(error))
                 return
@@ -373,7 +373,7 @@ def _high_watermarks(
         consumer.close()
 
 
-def _ledger_row(coordinates: tuple[str, int, int], message, *, recovered: bool) -> dict:
+def _ledger_row(coordinates: tuple[str, int, int], message: Message, *, recovered: bool) -> dict:
     """A ledger row: the dead letter's coordinates and where its replay landed."""
     topic, partition, offset = coordinates
     return {

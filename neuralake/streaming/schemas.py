@@ -29,6 +29,7 @@ writer that restarts reads those versions and resumes at ``version + 1``.
 from __future__ import annotations
 
 import polars as pl
+import pyarrow as pa
 
 from neuralake.datagen.schemas import NEURAL_SIGNALS, UTC_MICROS
 
@@ -86,6 +87,6 @@ def message_key(session_id: int, channel: int) -> str:
     return f"{session_id}:{channel}"
 
 
-def arrow_schema(schema: pl.Schema):
+def arrow_schema(schema: pl.Schema) -> pa.Schema:
     """The ``pyarrow.Schema`` for a Polars schema, as deltalake wants it."""
     return pl.DataFrame(schema=schema).to_arrow().schema

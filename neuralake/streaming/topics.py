@@ -212,6 +212,8 @@ def _partitions(client: AdminClient, s: Settings, topic: str) -> list[int]:
     return sorted(metadata.partitions)
 
 
-def _offsets(client: AdminClient, topic: str, partitions: list[int], spec) -> dict[int, int]:
+def _offsets(
+    client: AdminClient, topic: str, partitions: list[int], spec: OffsetSpec
+) -> dict[int, int]:
     futures = client.list_offsets({TopicPartition(topic, p): spec for p in partitions})
     return {tp.partition: f.result(timeout=TIMEOUT_S).offset for tp, f in futures.items()}

@@ -34,6 +34,7 @@ import io
 import json
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import polars as pl
@@ -204,7 +205,7 @@ def _boolean(name: str, value: object) -> bool:
     return value
 
 
-def _integer(low: int, high: int, type_name: str):
+def _integer(low: int, high: int, type_name: str) -> Callable[[str, object], int]:
     def check(name: str, value: object) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise Malformed(f"field {name!r} must be an integer, got {value!r:.40}")
