@@ -25,7 +25,7 @@ import io
 import itertools
 import math
 from collections.abc import Iterable, Iterator
-from typing import Literal
+from typing import Literal, TypedDict
 
 import polars as pl
 import pyarrow as pa
@@ -124,12 +124,13 @@ def write_frames(
         schema_mode: Literal["overwrite"] | None = "overwrite" if mode == "overwrite" else None
         # With rows_per_file: one row group per file, so that no early row-group flush
         # shrinks the size estimate; Snappy as delta-rs' default (WriterProperties() alone
-        # would write uncompressed files). Without: delta-rs' own writer properties.
-        properties = (
-            None
-            if rows_per_file is None
-            else WriterProperties(max_row_group_size=rows_per_file, compression="SNAPPY")
-        )
+        # would write uncompressed files). Without: delta-rs' own writer properties, by
+        # leaving the argument out (deltalake's type hints do not take None for it).
+        properties: _Properties = {}
+        if rows_per_file is not None:
+            properties["writer_properties"] = WriterProperties(
+                max_row_group_size=rows_per_file, compression="SNAPPY"
+            )
         with storage_errors(uri, storage_options):
             write_deltalake(
                 uri,
@@ -139,8 +140,14 @@ def write_frames(
                 partition_by=partition_by,
                 storage_options=storage_options or None,
                 target_file_size=target_bytes,
-                writer_properties=properties,
+                **properties,
             )
+
+
+class _Properties(TypedDict, total=False):
+    """Optional keyword arguments of ``write_deltalake``."""
+
+    writer_properties: WriterProperties
 
 
 def _parquet_bytes(frame: pl.DataFrame) -> int:
