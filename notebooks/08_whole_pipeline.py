@@ -19,12 +19,12 @@
 # **Time:** about 60 minutes to read and try. The notebook itself runs for minutes,
 # most of them Spark's (sections 3 and 5 print how long each step took): 110 s in one
 # `make test` on the lab's 2-core machine at load average 2-3; on the same machine shared
-# with other jobs (load 11-19), two runs took 4.8 and 8.4 minutes, of which Spark's start
-# and its two ELT runs took 3.6 and 7.3. **Behind schedule?** Run
-# sections 1, 2 and 4 (the hot path, the outage and its alerts: 69 s at load 12-16)
-# and the cell of section 9 that stops the writer; skip the code cells of sections 3
-# and 5-7 and of "Predict the number", and read their results in the executed copy
-# (`make run` writes it to `build/notebooks/`).
+# with other jobs, 3.1 minutes at load 8-10 (Spark's start and its two ELT runs: 2.1 of
+# them), and 4.8 and 8.4 minutes in two earlier runs at load 11-19 (Spark: 3.6 and 7.3).
+# **Behind schedule?** Run sections 1, 2 and 4 (the hot path, the outage and its
+# alerts: 55 s at load 8-10, 69 s at 12-16) and the cell of section 9 that stops the
+# writer; skip the code cells of sections 3 and 5-7 and of "Predict the number", and
+# read their results in the executed copy (`make run` writes it to `build/notebooks/`).
 # **Prerequisites:** lessons 02 (the catalog), 03 and 04 (the Rust writer, Kafka,
 # exactly-once), 05 (ROAPI) and 06 (Spark's ELT). The stack up (`make up`) and the Rust
 # writer built (`make setup` builds it).
@@ -56,6 +56,7 @@
 # on a shared stack, give each student their own (e.g. "l08_ada_").
 PREFIX = "l08_"
 PARTITIONS = 3  # partitions of the topic
+SESSIONS = 4  # recording sessions in section 4's stream (one patient and implant each)
 RATE = 1_000  # messages per second while the live chart runs, and during the outage
 LIVE_SECONDS = 20  # how long the live chart runs
 OUTAGE_SECONDS = 10  # how long the writer is down in section 4
@@ -185,7 +186,8 @@ print("ROAPI serves:", served, f"| provider tables re-read every {RELOAD_INTERVA
 # ## 2 · The hot path, live: the last minute of signals through ROAPI
 #
 # **Do:** a background thread produces `RATE` messages a second for `LIVE_SECONDS`
-# seconds. Meanwhile, about once a second (less often on a busy machine: the line under
+# seconds, from one recording session (session 1: the dashboard follows one patient's
+# implant). Meanwhile, about once a second (less often on a busy machine: the line under
 # the chart counts the queries), we ask ROAPI for the last minute per channel and second
 # (`date_trunc` on the broker's `kafka_timestamp`, the time the sample reached the
 # lakehouse) and redraw one figure in place, as a dashboard would. `channel` is cast to
@@ -232,8 +234,8 @@ watch = new_watch()
 produced: dict[int, Produced] = {}  # seed -> what produce() sent: good and malformed
 
 
-def producing(count: int, malformed: float, seed: int) -> threading.Thread:
-    """Produce ``count`` messages at ``RATE`` per second in a background thread."""
+def producing(count: int, malformed: float, seed: int, sessions: int) -> threading.Thread:
+    """Produce ``count`` messages of ``sessions`` at ``RATE`` a second in a background thread."""
 
     def send() -> None:
         produced[seed] = produce(
@@ -244,6 +246,7 @@ def producing(count: int, malformed: float, seed: int) -> threading.Thread:
             malformed_ratio=malformed,
             seed=seed,
             partitions=PARTITIONS,
+            sessions=sessions,
         )
 
     thread = threading.Thread(target=send)
@@ -281,7 +284,7 @@ rate_ax.set_ylabel("samples")
 handle = display(fig, display_id=True)
 
 LIVE_MESSAGES = RATE * LIVE_SECONDS
-producer = producing(LIVE_MESSAGES, 0.0, SEED)
+producer = producing(LIVE_MESSAGES, 0.0, SEED, sessions=1)  # one patient's session
 queries, query_ms, served_total = 0, [], 0
 started = time.monotonic()
 # Until the producer is done and ROAPI serves every message it sent.
@@ -354,7 +357,8 @@ assert spread > 1.5, "channels differ in loudness: each has its own noise level"
 # prints the run's summary as one JSON line (`run.to_json()`); here it is a table row.
 
 # %%
-sim = Simulation(rows=1, sessions=1, patients=1, seed=SEED)  # the producer's ids: session 1
+# The producer's ids: sessions 1..SESSIONS, one patient and implant each.
+sim = Simulation(rows=1, sessions=SESSIONS, patients=SESSIONS, seed=SEED)
 for name, frame in {
     "sessions": sim.sessions_table(),
     "devices": sim.devices_table(),
@@ -399,7 +403,8 @@ display(pl.DataFrame([run_row("first", first_run)]))
 #
 # **Why:** a pipeline rarely fails loudly. The writer crashes, the producers keep
 # sending, the dashboard keeps answering: with old data. Monitoring must notice from the
-# outside. **Do:** produce again (with `MALFORMED_RATIO` broken messages this time),
+# outside. **Do:** produce again, now from all `SESSIONS` sessions of the study, one
+# after the other (with `MALFORMED_RATIO` broken messages this time),
 # kill the writer's ingest process after 4 s (`SIGKILL`, a crash), restart it
 # `OUTAGE_SECONDS` later with `control.up` (it resumes from the `txn` offsets in the
 # Delta log, lesson 04), and keep sampling twice a second until the writer has caught up.
@@ -419,12 +424,18 @@ def caught_up() -> bool:
     return all(high == 0 or (done[p] or -1) >= high - 1 for p, high in highs)
 
 
-producer = producing(OUTAGE_MESSAGES, MALFORMED_RATIO, SEED + 1)
+producer = producing(OUTAGE_MESSAGES, MALFORMED_RATIO, SEED + 1, sessions=SESSIONS)
 # Nothing was produced while Spark ran, so the newest row is as old as the live chart's
 # last one. Wait until the new stream is served, so the watch starts from a healthy state.
 deadline = time.monotonic() + 60
 while (new_watch().sample()["served_age_s"] or float("inf")) > RELOAD_INTERVAL_S + 2:
-    assert time.monotonic() < deadline, "ROAPI did not serve the new stream within 60 s"
+    assert time.monotonic() < deadline, "ROAPI did not serve the new stream within 60 s" + (
+        ""
+        if BRONZE in client.tables()
+        else f": it no longer serves {BRONZE}, so another "
+        "lesson or test restarted the shared ROAPI with its own tables; run section 1's "
+        "serve() cell again, then this one"
+    )
     time.sleep(0.5)
 watch = new_watch()  # a fresh watch: t_s counts from here
 killed_at = restarted_at = None
@@ -879,6 +890,9 @@ expected = RATE * LIVE_SECONDS + OUTAGE_MESSAGES * (1 - MALFORMED_RATIO)  # the 
 assert abs(answers[0][2] / expected - 1) < 0.02, "bronze should hold about the worked answer"
 days = pl.scan_delta(uri["silver"], storage_options=s.storage_options).select("session_id", "date")
 assert answers[1][2] == days.unique().collect().height, "gold: one row per session and day"
+gold_ids = pl.scan_delta(uri["gold"], storage_options=s.storage_options).select("session_id")
+gold_sessions = gold_ids.unique().collect().height
+assert gold_sessions == SESSIONS, "the worked answer: every session the producer sent"
 assert answers[2][2] > OUTAGE_SECONDS, "the newest row aged through the whole outage"
 
 
@@ -905,8 +919,10 @@ pl.DataFrame(
 #    `RATE * (OUTAGE_SECONDS + 12)`, of which about `MALFORMED_RATIO` went to the
 #    dead-letter table instead. The writer writes every good message exactly once, kill
 #    or no kill: 20,000 + 22,000 x 0.95 = about 40,900 at the defaults.
-# 2. Gold has one row per session and day. The producer sends one session (session 1),
-#    so gold has one row, or two if the lesson ran across midnight UTC.
+# 2. Gold has one row per session and day. Section 2 sent session 1, section 4 all
+#    `SESSIONS` sessions (4 at the defaults), minutes apart, so each session's rows
+#    share one date UTC and gold has 4 rows; one more if session 1's two batches fell
+#    on both sides of midnight UTC.
 # 3. About `OUTAGE_SECONDS` plus what a healthy pipeline already adds: the writer's
 #    flush (1 s), ROAPI's reload (`RELOAD_INTERVAL_S`), and the time the restarted
 #    writer needs to commit its backlog. The chart of section 4 shows it.
