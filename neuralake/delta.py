@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 from urllib.parse import ParseResult, unquote, urlparse
 
 import httpx
@@ -36,6 +37,9 @@ from neuralake.errors import (
     TableNotFoundError,
     TableSchemaError,
 )
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 # delta-rs' optimize() aims for 100 MiB files (``delta.targetFileSize``); a file under a
 # quarter of that is "small": it costs a request and a footer read for little data.
@@ -141,7 +145,7 @@ def data_files(uri: str, storage_options: dict[str, str] | None = None) -> pl.Da
     return pl.DataFrame(files, schema={"name": pl.String, "bytes": pl.Int64}, orient="row")
 
 
-def s3_client(storage_options: dict[str, str]):
+def s3_client(storage_options: dict[str, str]) -> BaseClient:
     """A boto3 S3 client for the same server and credentials as delta-rs' storage options.
 
     It fails fast (one attempt, 3 s to connect): it is used to explain failures, and a

@@ -27,7 +27,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 from neuralake.errors import ConfigError
 
@@ -331,7 +331,7 @@ def _validate(profile: str, v: dict[str, str | None]) -> None:
         )
 
 
-def _port_ok(url) -> bool:
+def _port_ok(url: ParseResult) -> bool:
     try:
         return url.port is None or 0 < url.port < 65536
     except ValueError:

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from neuralake.errors import StackError
@@ -73,7 +74,7 @@ def install_spark_jars(cache: Path | None = None) -> list[Path]:
     return spark_jars(cache)
 
 
-def install_all(cache: Path | None = None, echo=print) -> None:
+def install_all(cache: Path | None = None, echo: Callable[[str], None] = print) -> None:
     """Everything the native stack needs. Safe to run again: done steps are skipped."""
     echo(f"MinIO   {versions.MINIO_GO_VERSION}: {install_minio(cache)}")
     echo(f"Kafka   {versions.KAFKA_VERSION}: {len(install_kafka(cache).split(os.pathsep))} jars")

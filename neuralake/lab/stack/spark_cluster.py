@@ -28,7 +28,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psutil
@@ -38,6 +38,9 @@ from neuralake.lab.stack import processes
 from neuralake.settings import Settings
 from neuralake.settings import settings as load_settings
 from neuralake.spark.session import CLUSTER_DEFAULTS, check_java
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 HOST = "127.0.0.1"
 
@@ -253,7 +256,7 @@ def pids(c: Cluster) -> dict[str, list[int]]:
     return found
 
 
-def app_api(spark, path: str):
+def app_api(spark: SparkSession, path: str) -> Any:
     """The application's REST API (served by the driver's web UI), e.g. ``executors``,
     ``stages``, ``jobs``: ``/api/v1/applications/<app id>/<path>``."""
     context = spark.sparkContext
@@ -261,7 +264,7 @@ def app_api(spark, path: str):
     return httpx.get(url, timeout=5).raise_for_status().json()
 
 
-def wait_for_executors(spark, count: int, timeout: float = 120.0) -> list[dict]:
+def wait_for_executors(spark: SparkSession, count: int, timeout: float = 120.0) -> list[dict]:
     """Until ``count`` executors have registered with the driver (they start after the
     session does, one per worker); the executors, as the REST API describes them."""
     found: list[dict] = []
