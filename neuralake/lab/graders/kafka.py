@@ -32,9 +32,10 @@ def read_topic(s: Settings, topic: str, timeout: float = 60) -> pl.DataFrame:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Kafka did not serve {topic} to its end in {timeout:.0f} s")
             for msg in consumer.consume(num_messages=10_000, timeout=0.2):
-                if msg.error() is None and msg.offset() < ends[msg.partition()][1]:
-                    rows.append((msg.partition(), msg.offset(), msg.value()))
-                    left[msg.partition()] -= 1
+                p, o = msg.partition(), msg.offset()
+                if msg.error() is None and p is not None and o is not None and o < ends[p][1]:
+                    rows.append((p, o, msg.value()))
+                    left[p] -= 1
     finally:
         consumer.close()
     return pl.DataFrame(

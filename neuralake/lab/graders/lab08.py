@@ -45,15 +45,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from deltalake import DeltaTable, write_deltalake
 
 from neuralake import delta
 from neuralake.api.client import QueryError, RoapiClient
 from neuralake.catalog import Catalog
 from neuralake.errors import NeuralakeError
-from neuralake.lab.graders.base import Lab, fresh_topic
-from neuralake.lab.graders.checks import Hint, expect, passed
+from neuralake.lab.graders.base import Lab, TableName, TableUri, fresh_topic
+from neuralake.lab.graders.checks import Grading, Hint, passed
+from neuralake.lab.graders.kafka import read_topic
 from neuralake.lab.writer import control
 from neuralake.monitoring import Rule, Watch, evaluate
 from neuralake.settings import Settings
@@ -145,6 +146,10 @@ class Lab08(Lab):
     seed: int = 8
     story: Story | None = None
     work: Path = field(default_factory=Path)
+    bronze_table = TableName("bronze")
+    bronze_uri = TableUri("bronze")
+    incident_table = TableName("incident_bronze")
+    incident_uri = TableUri("incident_bronze")
 
     def uri(self, name: str) -> str:
         return self.settings.table_uri(self.prefix + name)
@@ -154,24 +159,8 @@ class Lab08(Lab):
         return f"{self.prefix}signals"
 
     @property
-    def bronze_table(self) -> str:
-        return f"{self.prefix}bronze"
-
-    @property
-    def bronze_uri(self) -> str:
-        return self.uri("bronze")
-
-    @property
     def incident_topic(self) -> str:
         return f"{self.prefix}incident"
-
-    @property
-    def incident_table(self) -> str:
-        return f"{self.prefix}incident_bronze"
-
-    @property
-    def incident_uri(self) -> str:
-        return self.uri("incident_bronze")
 
     @property
     def incident_dead_uri(self) -> str:
@@ -330,36 +319,6 @@ def wait_caught_up(s: Settings, topic: str, uri: str, timeout: float = CATCH_UP_
         time.sleep(0.3)
 
 
-def read_topic(s: Settings, topic: str) -> pl.DataFrame:
-    """Every message of ``topic`` up to its high watermarks: partition, offset, payload."""
-    consumer = Consumer({**s.kafka_config, "group.id": f"{topic}.reader"})
-    rows: list[tuple[int, int, bytes | None]] = []
-    try:
-        ends = {}
-        for partition in topics.partitions(s, topic):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            if high > low:
-                ends[partition] = (low, high)
-        consumer.assign([TopicPartition(topic, p, low) for p, (low, _) in ends.items()])
-        left = {p: high - low for p, (low, high) in ends.items()}
-        deadline = time.monotonic() + 60
-        while any(left.values()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"Kafka did not serve {topic} to its end in 60 s")
-            for msg in consumer.consume(num_messages=10_000, timeout=0.2):
-                p, o = msg.partition(), msg.offset()
-                if msg.error() is None and p is not None and o is not None and o < ends[p][1]:
-                    rows.append((p, o, msg.value()))
-                    left[p] -= 1
-    finally:
-        consumer.close()
-    return pl.DataFrame(
-        rows,
-        schema={"kafka_partition": pl.Int32, "kafka_offset": pl.Int64, "payload": pl.Binary},
-        orient="row",
-    ).sort("kafka_partition", "kafka_offset")
-
-
 # -- the truth ------------------------------------------------------------------------------
 
 
@@ -409,10 +368,10 @@ def _write(lab: Lab08, name: str, frame: pl.DataFrame) -> None:
     write_deltalake(uri, frame.to_arrow(), storage_options=lab.storage_options)
 
 
-def _required(lab: Lab08, uri: str, found: str, hint: Hint, key: str) -> pl.DataFrame:
+def _required(lab: Lab08, uri: str, found: str, hint: Hint, grade: Grading) -> pl.DataFrame:
     """The table at ``uri``; a failed check saying ``found`` if there is none."""
     table = _read(lab, uri)
-    expect(table is not None, found, hint, key=key)
+    grade.expect(table is not None, found, hint)
     assert table is not None  # expect raised otherwise
     return table
 
@@ -602,8 +561,8 @@ DROPPED = Hint(
 
 def check_dropped(lab: Lab08, dropped: Any) -> None:
     """Exercise 1: the message fields bronze does not keep."""
-    key = Lab08.key("ex1")
-    expect(dropped is not None, "dropped is None", DROPPED, key=key)
+    grade = Lab08.grading("ex1")
+    grade.expect(dropped is not None, "dropped is None", DROPPED)
     payloads = lab.messages()["payload"]
     carried: set[str] = set()
     for payload in payloads.sample(min(200, payloads.len()), seed=1):
@@ -611,12 +570,11 @@ def check_dropped(lab: Lab08, dropped: Any) -> None:
     columns = set(pl.read_delta(lab.bronze_uri, storage_options=lab.storage_options).columns)
     truth = carried - columns
     got = set(dropped) if isinstance(dropped, set | list | tuple | frozenset) else dropped
-    expect(
+    grade.expect(
         got == truth,
         f"dropped is {dropped!r}; the topic's messages carry {len(carried)} fields, and "
         f"bronze has {len(columns)} columns",
         DROPPED,
-        key=key,
     )
     dead = _read(lab, dead_letter_uri(lab.bronze_uri))
     passed(
@@ -642,24 +600,23 @@ IMPEDANCE = Hint(
 def check_impedance(lab: Lab08, land_impedance: Any) -> None:
     """Exercise 2: the grader runs the student's job twice on the topic's messages, then
     compares the table with every message's field."""
-    key = Lab08.key("ex2")
-    expect(callable(land_impedance), "land_impedance is None", IMPEDANCE, key=key)
+    grade = Lab08.grading("ex2")
+    grade.expect(callable(land_impedance), "land_impedance is None", IMPEDANCE)
     uri = lab.uri("impedance")
     messages = lab.messages()
     for _ in range(2):  # a scheduler runs a batch job again; the table must not change
         land_impedance(messages, uri)
-    got = _required(lab, uri, f"land_impedance wrote no table at {uri}", IMPEDANCE, key)
+    got = _required(lab, uri, f"land_impedance wrote no table at {uri}", IMPEDANCE, grade)
     missing = sorted(set(IMPEDANCE_SCHEMA) - set(got.columns))
-    expect(not missing, f"the impedance table has no column {missing}", IMPEDANCE, key=key)
+    grade.expect(not missing, f"the impedance table has no column {missing}", IMPEDANCE)
     truth = truth_impedance(lab)
     coords = ["kafka_partition", "kafka_offset"]
     repeated = got.height - got.select(coords).n_unique()
-    expect(
+    grade.expect(
         repeated == 0,
         f"after two runs the impedance table has {got.height:,} rows for {truth.height:,} "
         f"messages ({repeated:,} repeat a Kafka message)",
         IMPEDANCE,
-        key=key,
     )
     joined = truth.join(
         got.select(*coords, pl.col(NEW_FIELD).cast(pl.Float64).alias("got")), on=coords, how="left"
@@ -667,12 +624,11 @@ def check_impedance(lab: Lab08, land_impedance: Any) -> None:
     wrong = joined.filter(
         pl.col("got").is_null() | ((pl.col("got") - pl.col(NEW_FIELD)).abs() > 1e-3)
     ).height
-    expect(
+    grade.expect(
         wrong == 0 and got.height == truth.height,
         f"{wrong:,} of {truth.height:,} messages have no or another impedance in the table "
         f"({got.height:,} rows)",
         IMPEDANCE,
-        key=key,
     )
     passed(f"{truth.height:,} messages' impedance, one row each, keyed by their Kafka offset")
 
@@ -721,13 +677,13 @@ def compare_gold(got: pl.DataFrame, truth: pl.DataFrame) -> str | None:
 
 def check_health(lab: Lab08, electrode_health: Any) -> None:
     """Exercise 3: the student's gold table, against the truth from bronze and the topic."""
-    key = Lab08.key("ex3")
-    expect(callable(electrode_health), "electrode_health is None", HEALTH, key=key)
+    grade = Lab08.grading("ex3")
+    grade.expect(callable(electrode_health), "electrode_health is None", HEALTH)
     got = _required(
-        lab, lab.uri("electrode_health"), "there is no electrode_health table", HEALTH, key
+        lab, lab.uri("electrode_health"), "there is no electrode_health table", HEALTH, grade
     )
     problem = compare_gold(got, truth_health(lab))
-    expect(problem is None, str(problem), HEALTH, key=key)
+    grade.expect(problem is None, str(problem), HEALTH)
     passed(f"{got.height} rows: {CHANNELS} channels x {MINUTES} minutes of device time")
 
 
@@ -755,26 +711,25 @@ WORST = Hint(
 def check_served(lab: Lab08, catalog: Any, worst_channel: Any) -> None:
     """Exercise 4: the catalog declares the gold table with its lineage and a passing
     check, ROAPI serves all of its rows, and the answer read through ROAPI is right."""
-    key = Lab08.key("ex4")
-    expect(isinstance(catalog, Catalog), f"catalog is {catalog!r}", SERVED, key=key)
+    grade = Lab08.grading("ex4")
+    grade.expect(isinstance(catalog, Catalog), f"catalog is {catalog!r}", SERVED)
     uri = lab.uri("health_served")
     declared = [
         (db, t) for db, t in catalog.items() if getattr(t, "location", None) and
         t.location(lab.settings).rstrip("/") == uri.rstrip("/")
     ]  # fmt: skip
-    expect(bool(declared), f"the catalog declares no table at {uri}", SERVED, key=key)
+    grade.expect(bool(declared), f"the catalog declares no table at {uri}", SERVED)
     db, table = declared[0]
     sources = list(table.upstream)
-    expect(
+    grade.expect(
         any(u.endswith("bronze") for u in sources) and any("impedance" in u for u in sources),
         f"{table.name}'s upstream is {sources}: name both tables it is computed from",
         SERVED,
-        key=key,
     )
-    expect(bool(table.checks), f"{table.name} declares no check", SERVED, key=key)
+    grade.expect(bool(table.checks), f"{table.name} declares no check", SERVED)
     (report,) = catalog.check(f"{db}.{table.name}", settings=lab.settings)
     failing = [r.check for r in report.results if not r.passed]
-    expect(not failing, f"{table.name}'s checks fail: {failing}", SERVED, key=key)
+    grade.expect(not failing, f"{table.name}'s checks fail: {failing}", SERVED)
     rows = pl.read_delta(uri, storage_options=lab.storage_options).height
     client = RoapiClient(settings=lab.settings)
     try:
@@ -783,18 +738,16 @@ def check_served(lab: Lab08, catalog: Any, worst_channel: Any) -> None:
         served = f"an error ({str(error)[:80]})"
     finally:
         client.close()
-    expect(
+    grade.expect(
         served == rows,
         f"ROAPI answers {served} for the rows of {table.name}; the table has {rows}",
         SERVED,
-        key=key,
     )
     assert lab.story is not None
-    expect(
+    grade.expect(
         worst_channel == lab.story.failing,
         f"worst_channel is {worst_channel!r}",
         WORST,
-        key=key,
     )
     passed(
         f"{db}.{table.name}: upstream {sources}, {len(table.checks)} check(s) passing, "
@@ -816,14 +769,13 @@ RULE = Hint(
 
 def check_rule(lab: Lab08, rule: Any) -> None:
     """Exercise 5: the student's rule, evaluated on every channel's minutes."""
-    key = Lab08.key("ex5")
-    expect(isinstance(rule, Rule), f"rule is {rule!r}, not a Rule", RULE, key=key)
+    grade = Lab08.grading("ex5")
+    grade.expect(isinstance(rule, Rule), f"rule is {rule!r}, not a Rule", RULE)
     gold = pl.read_delta(lab.uri("health_served"), storage_options=lab.storage_options)
-    expect(
+    grade.expect(
         rule.column in gold.columns,
         f"rule watches {rule.column!r}, not a column of the gold table",
         RULE,
-        key=key,
     )
     story = lab.story
     assert story is not None
@@ -831,23 +783,21 @@ def check_rule(lab: Lab08, rule: Any) -> None:
         c: evaluate([rule], frame).row(0, named=True) for c, frame in per_channel(gold).items()
     }
     fired = sorted(c for c, r in results.items() if r["fired"])
-    expect(
+    grade.expect(
         story.failing in fired,
         f"the rule fired on channels {fired}; channel {story.failing}'s electrode failed at "
         f"minute {story.onset} and stayed failed",
         RULE,
-        key=key,
     )
     late = results[story.failing]["first_fired_s"] / 60 - story.onset
-    expect(
+    grade.expect(
         late <= 3,
         f"the rule fired on channel {story.failing} {late:.0f} minutes after its electrode "
         "failed: too late to save the recording",
         RULE,
-        key=key,
     )
     others = [c for c in fired if c != story.failing]
-    expect(
+    grade.expect(
         not others,
         f"the rule also fired on channels {others}"
         + (
@@ -856,7 +806,6 @@ def check_rule(lab: Lab08, rule: Any) -> None:
             else ""
         ),
         RULE,
-        key=key,
     )
     passed(
         f"{rule.condition}: fires on channel {story.failing} only, {late:.0f} min after its "
@@ -882,35 +831,31 @@ WHAT = Hint(
 
 def check_incident(lab: Lab08, what: Any, started_at: Any, first_alert: Any) -> None:
     """Exercise 6: what happened, when, and which alert showed it first."""
-    key = Lab08.key("ex6")
+    grade = Lab08.grading("ex6")
     kind, start = staged(lab)
-    expect(what is not None, "what is None", WHAT, key=key)
-    expect(
+    grade.expect(what is not None, "what is None", WHAT)
+    grade.expect(
         what == kind,
         f"what is {what!r}; the recording and the audit tell one of {INCIDENTS}",
         WHAT,
-        key=key,
     )
     ok_time = isinstance(started_at, datetime) and started_at.tzinfo is not None
-    expect(
+    grade.expect(
         ok_time,
         f"started_at is {started_at!r}, not a UTC datetime",
         WHAT,
-        key=key,
     )
     off = (started_at - start).total_seconds()
-    expect(
+    grade.expect(
         abs(off) <= START_TOLERANCE_S,
         f"started_at is {off:+.1f} s from when the incident began",
         WHAT,
-        key=key,
     )
     names, first_s = first_alerts(lab.recording())
-    expect(
+    grade.expect(
         first_alert in names,
         f"first_alert is {first_alert!r}; the recording says otherwise",
         WHAT,
-        key=key,
     )
     after = first_s - seconds_into(lab.recording(), start)
     passed(
@@ -935,34 +880,31 @@ EARLIER = Hint(
 def check_earlier(lab: Lab08, earlier: Any) -> None:
     """Exercise 7: the student's rule fires on the recording after the incident began,
     at least EARLIER_BY_S before the first of the lab's rules, and not before."""
-    key = Lab08.key("ex7")
-    expect(isinstance(earlier, Rule), f"earlier is {earlier!r}, not a Rule", EARLIER, key=key)
+    grade = Lab08.grading("ex7")
+    grade.expect(isinstance(earlier, Rule), f"earlier is {earlier!r}, not a Rule", EARLIER)
     samples = lab.recording()
-    expect(
+    grade.expect(
         earlier.column in samples.columns,
         f"earlier watches {earlier.column!r}, not a column of the recording",
         EARLIER,
-        key=key,
     )
     _, start = staged(lab)
     start_s = seconds_into(samples, start)
     result = evaluate([earlier], samples).row(0, named=True)
-    expect(result["fired"], f"{earlier.condition} never fired on the recording", EARLIER, key=key)
+    grade.expect(result["fired"], f"{earlier.condition} never fired on the recording", EARLIER)
     fired_s = result["first_fired_s"]
-    expect(
+    grade.expect(
         fired_s >= start_s,
         f"{earlier.condition} fired {start_s - fired_s:.1f} s before the incident began: "
         "it would page on a healthy pipeline",
         EARLIER,
-        key=key,
     )
     names, first_s = first_alerts(samples)
-    expect(
+    grade.expect(
         fired_s <= first_s - EARLIER_BY_S,
         f"{earlier.condition} fired {fired_s - start_s:.1f} s into the incident; "
         f"{names[0]!r} already did at {first_s - start_s:.1f} s",
         EARLIER,
-        key=key,
     )
     passed(
         f"{earlier.condition} fired {fired_s - start_s:.1f} s into the incident, "
