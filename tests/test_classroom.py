@@ -230,3 +230,32 @@ def test_grade_scores_each_check_and_writes_the_class_csv(tmp_path, stack_settin
     assert blank.exists()
     leftovers = grading.drop_tables(stack_settings, f"grade_done{run}_01_")
     assert leftovers == 0, "grade must drop the tables of its runs"
+
+
+def test_grading_clean_up_leaves_no_topic_table_or_roapi_config_of_the_run(stack_settings):
+    """A graded run's topics, tables and ROAPI config go; other prefixes' stay."""
+    import polars as pl
+
+    from neuralake.lab.stack.services import roapi_config_path
+    from neuralake.streaming import topics
+
+    run = f"grade_clean{uuid.uuid4().hex[:6]}_08_"
+    other = f"{run[:-4]}x_"
+    for prefix in (run, other):
+        topics.recreate_topic(stack_settings, f"{prefix}signals", 1)
+        pl.DataFrame({"a": [1]}).write_delta(
+            stack_settings.table_uri(f"{prefix}gold"),
+            storage_options=stack_settings.storage_options,
+        )
+    config = roapi_config_path(stack_settings)
+    before = config.read_text(encoding="utf-8") if config.exists() else None
+    try:
+        grading.clean_up(stack_settings, run)
+        names = topics.admin(stack_settings).list_topics(timeout=10).topics
+        assert f"{run}signals" not in names and f"{other}signals" in names
+        assert grading.drop_tables(stack_settings, run) == 0
+        assert grading.drop_tables(stack_settings, other) > 0  # untouched until now
+        if before is not None and run not in before:
+            assert config.read_text(encoding="utf-8") == before  # another run's config stays
+    finally:
+        topics.delete_topic(stack_settings, f"{other}signals")

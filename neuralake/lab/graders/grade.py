@@ -25,8 +25,12 @@ import nbformat
 from neuralake import storage
 from neuralake.delta import drop_table
 from neuralake.errors import NeuralakeError
+from neuralake.lab.api.serve import unserve
 from neuralake.lab.graders.build import find_labs
+from neuralake.lab.stack.services import roapi_config_path
+from neuralake.lab.writer import control
 from neuralake.settings import Settings, project_dir
+from neuralake.streaming import topics
 
 CHECK = re.compile(r"\.(check_\w+)\s*\(")
 CELL_TIMEOUT_S = 600
@@ -151,13 +155,29 @@ def grade(notebook: Path, out_dir: Path, settings: Settings, keep: bool = False)
         pass  # failed cells are the grade's business: results() reads each one
     finally:
         if not keep:
-            drop_tables(settings, prefix)
+            clean_up(settings, prefix)
     found = {r.check: r for r in results(executed)}
     checks = [
         found.get(name, CheckResult(name, False, "the check cell is missing"))
         for name in expected_checks(lab)
     ]
     return Grade(student, lab.parent.name, checks, time.perf_counter() - started)
+
+
+def clean_up(settings: Settings, prefix: str) -> None:
+    """Leave the shared stack as the run found it: stop the run's writers, stop ROAPI if
+    its config serves the run's tables (a config naming dropped tables would stop ROAPI at
+    the next ``make up``), then delete the run's topics and tables."""
+    for table in control.tables(settings):
+        if table.startswith(prefix):
+            control.down(settings, table, echo=lambda _: None)
+    config = roapi_config_path(settings)
+    if config.exists() and prefix in config.read_text(encoding="utf-8"):
+        unserve(settings)
+    names = topics.admin(settings).list_topics(timeout=10).topics
+    for topic in sorted(name for name in names if name.startswith(prefix)):
+        topics.delete_topic(settings, topic)
+    drop_tables(settings, prefix)
 
 
 def drop_tables(settings: Settings, prefix: str) -> int:
