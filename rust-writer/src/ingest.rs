@@ -364,10 +364,10 @@ async fn pipeline(reader: &mut Reader, committer: Committer) -> Result<Summary> 
     let shutdown = shutdown_signal();
     let mut slot = Slot::Free(Box::new(committer));
     loop {
-        let (filled, signalled) = if reader.reached_targets() {
-            (None, false)
-        } else {
-            let busy = matches!(slot, Slot::Busy(..));
+        let (filled, signalled) = {
+            // With nothing left to read (`--stop-at-end`), keep polling briefly anyway: the
+            // group may still hand this worker partitions another worker has not finished.
+            let busy = matches!(slot, Slot::Busy(..)) || reader.reached_targets();
             // The reader polls Kafka on this thread; the committer runs on the workers.
             let (pending, signalled) = tokio::task::block_in_place(|| reader.fill(&shutdown, busy));
             if let Some(fatal) = reader.take_fatal() {
@@ -411,7 +411,17 @@ async fn pipeline(reader: &mut Reader, committer: Committer) -> Result<Summary> 
             Some(pending) => Slot::commit(committer, pending),
             None => Slot::Free(committer),
         };
-        if signalled || (idle && reader.reached_targets()) {
+        if signalled {
+            return finish(slot, reader, started, signalled).await;
+        }
+        // `--stop-at-end`: this worker has read its partitions to the end, and the table holds
+        // every partition of the topic to the end (the other workers' too: a worker whose
+        // partitions moved away must not leave them unfinished).
+        if idle
+            && reader.reached_targets()
+            && let (Slot::Free(committer), Some(targets)) = (&mut slot, reader.targets())
+            && committer.holds(targets).await
+        {
             return finish(slot, reader, started, signalled).await;
         }
     }

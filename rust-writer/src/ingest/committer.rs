@@ -306,6 +306,19 @@ impl Committer {
         Ok(Outcome::Superseded)
     }
 
+    /// Does the bronze table hold every partition of `targets` up to its end (`--stop-at-end`)?
+    /// Reloads the table first; a failed reload answers no (the caller asks again).
+    pub async fn holds(&mut self, targets: &BTreeMap<i32, (i64, i64)>) -> bool {
+        if let Err(e) = Self::sync(&mut self.bronze, &self.app, &self.topic, &self.partitions).await
+        {
+            warn!(error = format!("{e:#}"), "reloading the table failed");
+            return false;
+        }
+        targets.iter().all(|(p, (low, high))| {
+            high <= low || self.bronze.txn.get(p).copied().flatten() >= Some(high - 1)
+        })
+    }
+
     /// Count a failed attempt (and start the stall clock).
     fn failed(&self) {
         self.metrics.commit_failures.inc();

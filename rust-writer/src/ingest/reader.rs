@@ -163,6 +163,11 @@ impl Reader {
             })
     }
 
+    /// With `--stop-at-end`: per partition, the (low, high) watermarks seen at start.
+    pub fn targets(&self) -> Option<&BTreeMap<i32, (i64, i64)>> {
+        self.targets.as_ref()
+    }
+
     /// Why the reader cannot go on (a partition went back: the topic was recreated), if so.
     pub fn take_fatal(&mut self) -> Option<anyhow::Error> {
         self.fatal.take()
