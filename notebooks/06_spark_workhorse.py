@@ -21,7 +21,9 @@
 # quiet machine (load 2 to 3); 3.7 minutes at a load of 3 to 6, of which sections 1-4
 # took 103 s, section 5 (Spark against Polars) 36 s and section 7 (the cluster) 78 s;
 # 14 minutes at a load of 12 to 24 (five other jobs on 2 cores), section 7 alone 7.7.
-# (The first two runs timed section 5 at two scales; it now times three.)
+# (The first two runs timed section 5 at two scales; it now times three. This version
+# at a load of 6 to 11: 5.3 minutes, sections 1-4 100 s, section 5 69 s, section 7
+# 144 s.)
 # **Behind schedule?** Sections 1-4 and 6 are the core. Skip the code cells of
 # section 5 and of section 7 (nothing after them needs their variables) and read
 # their results in the executed copy (`make run` writes it to `build/notebooks/`).
