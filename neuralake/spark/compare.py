@@ -10,9 +10,13 @@ Parquet values, so nothing may drift.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import polars.selectors as cs
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame as SparkFrame
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,9 @@ def checksum(frame: pl.DataFrame) -> int:
     return int(frame.hash_rows(seed=0).cast(pl.UInt64).sum()) % 2**64
 
 
-def fingerprint(data, columns: list[str] | None = None, decimals: int | None = None) -> Fingerprint:
+def fingerprint(
+    data: Any, columns: list[str] | None = None, decimals: int | None = None
+) -> Fingerprint:
     """A fingerprint of an Arrow table (or anything ``pl.from_arrow`` takes, or a frame).
 
     ``decimals`` rounds every float column first: for values two engines *computed*
@@ -49,7 +55,7 @@ def fingerprint(data, columns: list[str] | None = None, decimals: int | None = N
 
 
 def spark_fingerprint(
-    spark_frame, columns: list[str] | None = None, decimals: int | None = None
+    spark_frame: SparkFrame, columns: list[str] | None = None, decimals: int | None = None
 ) -> Fingerprint:
     """Spark's rows, moved to the driver as Arrow (fine for lab-sized tables)."""
     return fingerprint(spark_frame.toArrow(), columns, decimals)

@@ -28,6 +28,7 @@ import json
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from neuralake.catalog.examples import neuro
 from neuralake.catalog.quality import AcceptedValues, NotNull, Range
@@ -38,6 +39,9 @@ from neuralake.spark import catalog as spark_catalog
 from neuralake.spark import guard
 from neuralake.spark.session import session
 from neuralake.streaming.schemas import DEFAULT_TABLE
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 APP = "neuralake-spark-elt"
 KEY = ["kafka_partition", "kafka_offset"]
@@ -98,7 +102,7 @@ def row_checks(checks: Iterable) -> list:
     return predicates
 
 
-def to_silver(bronze):
+def to_silver(bronze: DataFrame) -> DataFrame:
     """Bronze rows, typed for every reader, one per Kafka offset (dupes dropped)."""
     from pyspark.sql import functions as F
 
@@ -118,12 +122,14 @@ def to_silver(bronze):
     )
 
 
-def clean(bronze, predicates: list):
+def clean(bronze: DataFrame, predicates: list[Column]) -> DataFrame:
     """Silver: typed, deduplicated, and only the rows that pass every predicate."""
     return to_silver(bronze).where(_all(predicates))
 
 
-def features(silver, sessions, devices, patients):
+def features(
+    silver: DataFrame, sessions: DataFrame, devices: DataFrame, patients: DataFrame
+) -> DataFrame:
     """Per (session, day): volume, spike rate, voltage statistics, joined with dimensions."""
     from pyspark.sql import functions as F
 
@@ -150,7 +156,7 @@ def features(silver, sessions, devices, patients):
         .join(sessions.select("session_id", "task"), "session_id", "left")
         .join(devices.select("device_id", "firmware"), "device_id", "left")
         .join(patients.select("patient_id", "cohort", "age_band"), "patient_id", "left")
-        .select(*spark_catalog.session_features.schema)  # the declared columns, in order
+        .select(*spark_catalog.SESSION_FEATURES)  # the declared columns, in order
     )
 
 
@@ -169,7 +175,7 @@ class Job:
         }
         self.checks = row_checks(neuro.neural_signals.checks)
 
-    def _read(self, uri: str):
+    def _read(self, uri: str) -> DataFrame:
         from deltalake import DeltaTable
 
         if not DeltaTable.is_deltatable(uri, storage_options=self.s.storage_options):
@@ -204,8 +210,9 @@ class Job:
             .start()
         )
         query.awaitTermination()
-        if query.exception() is not None:
-            raise query.exception()
+        error = query.exception()
+        if error is not None:
+            raise error
         if self.run.batches:  # AvailableNow reads up to the version current at its start
             first = 0 if previous is None else previous + 1
             self.run.bronze_versions = [first, self.bronze_version]
@@ -213,7 +220,7 @@ class Job:
             self.run.tables[name] = self._describe(self.uris[name])
         return self.run
 
-    def _batch(self, bronze, batch_id: int) -> None:
+    def _batch(self, bronze: DataFrame, batch_id: int) -> None:
         from delta.tables import DeltaTable as SparkDelta
         from pyspark.sql import functions as F
 
@@ -223,7 +230,7 @@ class Job:
             bronze.unpersist()
             return
         typed = to_silver(bronze).withColumn("_ok", _all(self.checks)).persist()
-        counts = typed.agg(F.count(F.lit(1)), F.sum(F.col("_ok").cast("long"))).first()
+        (counts,) = typed.agg(F.count(F.lit(1)), F.sum(F.col("_ok").cast("long"))).collect()
         distinct, kept = counts[0], counts[1] or 0
         good = typed.where("_ok").drop("_ok")
         self.run.batches += 1
@@ -252,7 +259,7 @@ class Job:
         bronze.unpersist()
         batch_session.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
 
-    def _gold(self, spark, touched) -> None:
+    def _gold(self, spark: SparkSession, touched: DataFrame) -> None:
         """Recompute the touched (session, day) pairs from all of silver and merge them."""
         from delta.tables import DeltaTable as SparkDelta
 
@@ -294,7 +301,7 @@ class Job:
         return {"uri": uri, "version": table.version(), "rows": table.count()}
 
 
-def _all(predicates: list):
+def _all(predicates: list[Column]) -> Column:
     """All predicates together (true when there are none)."""
     from pyspark.sql import functions as F
 

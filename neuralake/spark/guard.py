@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -37,6 +38,9 @@ from neuralake.errors import NeuralakeError, TableNotFoundError
 from neuralake.settings import Settings
 from neuralake.streaming.baseline import DEFAULT_APP as BASELINE_APP
 from neuralake.streaming.schemas import DEFAULT_APP as WRITER_APP
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 #: The apps whose ``txn`` actions mark a table as written by the streaming writer.
 WRITER_APPS: tuple[str, ...] = (WRITER_APP, BASELINE_APP)
@@ -83,7 +87,7 @@ def writer_app_id(
 
 
 def _checkpoint_app_ids(
-    uri: str, checkpoints: list[tuple[int, str]], version: int, storage_options
+    uri: str, checkpoints: list[tuple[int, str]], version: int, storage_options: dict | None
 ) -> list[str]:
     """The ``txn.appId`` values of the (possibly multi-part) checkpoint at ``version``."""
     parts = [name for v, name in checkpoints if v == version]
@@ -98,7 +102,7 @@ def _checkpoint_app_ids(
     return ids
 
 
-def ensure_spark_may_write(uri: str, settings: Settings, apps: Iterable[str] = WRITER_APPS):
+def ensure_spark_may_write(uri: str, settings: Settings, apps: Iterable[str] = WRITER_APPS) -> None:
     """Raise :class:`WriterOwnedTableError` if the streaming writer commits to ``uri``."""
     app = writer_app_id(uri, settings.storage_options, apps)
     if app is not None:
@@ -110,7 +114,7 @@ def ensure_spark_may_write(uri: str, settings: Settings, apps: Iterable[str] = W
 
 
 def write_delta(
-    frame,
+    frame: DataFrame,
     uri: str,
     settings: Settings,
     *,

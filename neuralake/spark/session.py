@@ -28,10 +28,14 @@ import shutil
 import socket
 import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from neuralake.errors import ConfigError, StackError
 from neuralake.settings import Settings
 from neuralake.settings import settings as load_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 MASTER_ENV = "NEURALAKE_SPARK_MASTER"
 
@@ -120,7 +124,9 @@ def check_java() -> str:
     return java
 
 
-def session(settings: Settings | None = None, extra: Mapping[str, str] | None = None):
+def session(
+    settings: Settings | None = None, extra: Mapping[str, str] | None = None
+) -> SparkSession:
     """A SparkSession with Delta Lake and S3A for ``settings`` (default: the active profile).
 
     The second call in a process returns the running session at once. ``extra`` adds

@@ -20,6 +20,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -86,7 +87,9 @@ def _is_current(uri: str, settings: Settings, rows: int) -> bool:
     return int(actions["num_records"].sum()) == rows
 
 
-def write_tables(settings: Settings, scale: float, echo=lambda _: None) -> dict[str, str]:
+def write_tables(
+    settings: Settings, scale: float, echo: Callable[[str], None] = lambda _: None
+) -> dict[str, str]:
     """Generate (if needed) and write the TPC-H Delta tables; return their URIs.
 
     A table whose Delta log already counts the generated rows is left alone.

@@ -46,7 +46,9 @@ def column_bytes(files: list[str], filesystem: fs.FileSystem, columns: tuple[str
     return total
 
 
-def _best_read_s(files: list[str], filesystem: fs.FileSystem, columns, repeats: int) -> float:
+def _best_read_s(
+    files: list[str], filesystem: fs.FileSystem, columns: tuple[str, ...], repeats: int
+) -> float:
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()

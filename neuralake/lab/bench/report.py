@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from neuralake.lab.bench import acceptance
@@ -48,7 +49,7 @@ def speedups(document: dict, baseline: str = "spark") -> dict[str, float]:
     return {e: round(total[baseline] / t, 2) for e, t in total.items() if t > 0}
 
 
-def _grouped_bars(ax, wide: pl.DataFrame, engines: list[str]) -> None:
+def _grouped_bars(ax: Axes, wide: pl.DataFrame, engines: list[str]) -> None:
     width = 0.8 / max(len(engines), 1)
     x = range(wide.height)
     for i, engine in enumerate(engines):

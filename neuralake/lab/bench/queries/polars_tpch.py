@@ -9,7 +9,7 @@ become a group-by and a join, which is how every optimizer here decorrelates the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from functools import partial
 
@@ -511,6 +511,6 @@ def q22(t: Tables) -> pl.LazyFrame:
 _PLANS = {n: globals()[f"q{n}"] for n in range(1, 23)}
 
 
-def plan(number: int, scale: float):
+def plan(number: int, scale: float) -> Callable[[Tables], pl.LazyFrame]:
     """The Polars plan function of TPC-H query ``number`` for scale factor ``scale``."""
     return partial(q11, scale=scale) if number == 11 else _PLANS[number]
