@@ -20,6 +20,10 @@
 //! batch's age (and the `--flush-ms` rule) starts when its first message arrives, not after
 //! the previous commit.
 //!
+//! Several `ingest` workers share a topic as one Kafka consumer group; the [`group`] module
+//! handles rebalances (a new partition starts at the table's txn version + 1, a revoked one's
+//! batch being filled is dropped).
+//!
 //! A crash anywhere leaves the table at a commit boundary, and a restart resumes each partition
 //! at its txn version + 1. Commit conflicts with the compactor are resolved by delta-rs's
 //! conflict checker (appends and `dataChange: false` rewrites do not conflict). Before every

@@ -9,7 +9,7 @@
 //! - [`dead_letters`]: the dead-letter rows and the replay rule;
 //! - [`schema`]: the two tables' schemas, creating and checking them;
 //! - [`commit`]: writing Parquet and committing to the Delta log;
-//! - [`kafka`]: consumer settings, start-up checks, assignment;
+//! - [`kafka`]: consumer settings (consumer group), start-up checks, seeking, watermarks;
 //! - [`ingest`], [`compact`], [`vacuum`], [`bench`]: the four subcommands;
 //! - [`metrics`], [`logging`], [`storage`], [`startup`], [`retry`], [`errors`]: plumbing.
 
