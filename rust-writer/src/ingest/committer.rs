@@ -683,14 +683,28 @@ mod tests {
 
     const GOOD: &str = r#"{"timestamp":"2026-11-23T19:14:44.123456Z","session_id":1,"device_id":1,"patient_id":1,"channel":3,"voltage_uv":-12.5,"spike":false,"quality":0.98}"#;
 
-    fn scratch(name: &str) -> String {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("committer-{name}-{}-{nanos}", std::process::id()));
-        format!("file://{}", dir.display())
+    /// A fresh folder for one test's tables (removed by the test through [`Scratch`]'s drop).
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let folder = format!("committer-{name}-{}-{nanos}", std::process::id());
+            Self(std::env::temp_dir().join(folder))
+        }
+
+        fn uri(&self) -> String {
+            format!("file://{}/t", self.0.display())
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 
     async fn committer(uri: &str, group: &str) -> Committer {
@@ -773,7 +787,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_commits_rows_dead_letters_and_txn_versions_once() {
-        let uri = scratch("once");
+        let scratch = Scratch::new("once");
+        let uri = scratch.uri();
         let mut c = committer(&uri, "g").await;
         let outcome = c.commit_batch(batch(0, 0, 9, &[3])).await.unwrap();
         assert!(matches!(outcome, Outcome::Committed(_)));
@@ -789,7 +804,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_committers_racing_for_the_same_offsets_store_them_once() {
-        let uri = scratch("race");
+        let scratch = Scratch::new("race");
+        let uri = scratch.uri();
         for round in 0..3 {
             let (mut a, mut b) = (committer(&uri, "g").await, committer(&uri, "g").await);
             let first = round * 10;
@@ -809,7 +825,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stale_committer_drops_its_batch_and_learns_where_the_table_is() {
-        let uri = scratch("stale");
+        let scratch = Scratch::new("stale");
+        let uri = scratch.uri();
         let (mut a, mut b) = (committer(&uri, "g").await, committer(&uri, "g").await);
         assert!(matches!(
             a.commit_batch(batch(1, 0, 4, &[])).await.unwrap(),
@@ -830,7 +847,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_committer_of_another_group_is_fenced_with_one_line() {
-        let uri = scratch("fence");
+        let scratch = Scratch::new("fence");
+        let uri = scratch.uri();
         let (mut a, mut b) = (committer(&uri, "g1").await, committer(&uri, "g2").await);
         a.commit_batch(batch(0, 0, 4, &[])).await.unwrap();
         let err = match b.commit_batch(batch(0, 0, 4, &[])).await {
