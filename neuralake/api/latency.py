@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -86,7 +86,10 @@ def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:
     }
 
 
-def measure(run: Callable[[str], Any], sql: Sequence[str], warmup: int = 3) -> list[float]:
+Q = TypeVar("Q")  # what one call takes: a SQL string, a session id...
+
+
+def measure(run: Callable[[Q], Any], sql: Sequence[Q], warmup: int = 3) -> list[float]:
     """Milliseconds per call of ``run(q)`` for each ``q`` in ``sql``, after ``warmup`` calls."""
     for q in sql[:warmup]:
         run(q)

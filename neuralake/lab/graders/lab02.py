@@ -65,10 +65,6 @@ class Lab02(Lab):
     view_uri: str  # exercise 5 materializes session_spikes here
     rows: int  # rows of spike_counts
 
-    @property
-    def storage_options(self) -> dict[str, str] | None:
-        return self.settings.storage_options or None  # None on a local warehouse
-
     def data(self) -> pl.DataFrame:
         """The rows of ``spike_counts`` (what every grader compares with)."""
         frame = pl.read_delta(self.uri, storage_options=self.storage_options)

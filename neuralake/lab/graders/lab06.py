@@ -43,14 +43,16 @@ SESSIONS = 3  # recording sessions in bronze, 64 channels each
 EXERCISES = ("ex1", "ex2", "ex3", "ex4", "ex5", "ex6", "ex7")
 CHECKS = neuro.neural_signals.checks
 FEATURE_KEY = ["session_id", "date", "channel"]
-FEATURE_SCHEMA = {
-    "session_id": pl.Int32,
-    "date": pl.Date,
-    "channel": pl.Int32,
-    "samples": pl.Int64,
-    "spikes": pl.Int64,
-    "rms_uv": pl.Float64,
-}
+FEATURE_SCHEMA = pl.Schema(
+    {
+        "session_id": pl.Int32,
+        "date": pl.Date,
+        "channel": pl.Int32,
+        "samples": pl.Int64,
+        "spikes": pl.Int64,
+        "rms_uv": pl.Float64,
+    }
+)
 WRITER_APP = "neuralake-baseline/lab06/0"  # the txn a writer commit carries
 NEW_SESSION = 2  # the session the incoming messages belong to
 NEW_ROWS = 2_000  # new messages in each incoming batch
@@ -417,7 +419,8 @@ def check_agree(
 ) -> None:
     """Exercise 4: the student's Polars feature equals Spark's table, and they said so."""
     grade = Lab06.grading("ex4")
-    grade.expect(callable(polars_features), "polars_channel_features is None", AGREE)
+    if not callable(polars_features):
+        grade.fail("polars_channel_features is None", AGREE)
     mine = polars_features(_scan(lab))
     if isinstance(mine, pl.LazyFrame):
         mine = mine.collect()
