@@ -288,10 +288,8 @@ def test_measure_counts_the_files_a_query_requests(stack_settings, stack_uri):
     direct = pl.scan_delta(stack_uri, storage_options=stack_settings.storage_options)
     with pytest.raises(CatalogError, match="sent no request through the log"):
         measure(lambda _: direct, stack_settings)  # built around the log: nothing to count
-    # The deprecated form (Polars' verbose log, for graders still passing a frame) agrees.
-    with pytest.warns(DeprecationWarning, match="pass a function"):
-        _, scan = measure(channel_count(15)(stack_settings), local=False)
-    assert (scan.files_opened, scan.files_total) == (1, 3)
+    with pytest.raises(CatalogError, match="not a LazyFrame built already"):
+        measure(direct, stack_settings)  # a query built already: its reader bypasses the log
 
 
 def test_measure_refuses_a_local_warehouse_in_one_line(local):

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
 import types
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -141,20 +143,34 @@ def test_reset_of_an_unknown_exercise_names_the_real_ones(lab) -> None:
 # -- exercise 2 ---------------------------------------------------------------------------
 
 
-def test_filter_grader_wants_lazy_pruned_and_right_rows(lab) -> None:
-    spike_counts = _table(lab)
-    right = spike_counts.scan(filters=[Filter("session_id", "=", 2), Filter("channel", "<", 8)])
-    grade.check_filtered(lab, right)
-    with pytest.raises(CheckFailed, match="session_two is a DataFrame, not a LazyFrame"):
-        grade.check_filtered(lab, right.collect())
+@pytest.fixture
+def stack_lab(stack_settings) -> Iterator[grade.Lab02]:
+    """Lab 02 on the stack: exercise 2's grader counts the S3 requests a scan sends."""
+    prefix = f"test_lab02_{uuid.uuid4().hex[:8]}_"
+    lab = grade.setup(stack_settings, prefix=prefix)
+    yield lab
+    for name in (grade.TABLE, grade.VIEW):
+        delta.drop_table(stack_settings.table_uri(prefix + name), stack_settings.storage_options)
+    shutil.rmtree(lab.out, ignore_errors=True)
+
+
+@pytest.mark.stack
+def test_filter_grader_wants_lazy_pruned_and_right_rows(stack_lab) -> None:
+    spike_counts = _table(stack_lab)
+    session_two = [Filter("session_id", "=", 2), Filter("channel", "<", 8)]
+    grade.check_filtered(stack_lab, lambda: spike_counts.scan(filters=session_two))
+    with pytest.raises(CheckFailed, match="session_two is a LazyFrame, not a function"):
+        grade.check_filtered(stack_lab, spike_counts.scan(filters=session_two))
+    with pytest.raises(CheckFailed, match="session_two\\(\\) returns a DataFrame, not a LazyFrame"):
+        grade.check_filtered(stack_lab, lambda: spike_counts.scan(filters=session_two).collect())
     with pytest.raises(CheckFailed, match="session_two has 256 rows"):
-        grade.check_filtered(lab, spike_counts.scan(filters=[Filter("session_id", "=", 2)]))
+        grade.check_filtered(
+            stack_lab, lambda: spike_counts.scan(filters=[Filter("session_id", "=", 2)])
+        )
     # Right rows, but through an expression no file statistics can answer: all files open.
-    by_value = spike_counts.scan().filter(
-        ((pl.col("session_id") + pl.col("channel") * 0) == 2) & (pl.col("channel") < 8)
-    )
+    by_value = ((pl.col("session_id") + pl.col("channel") * 0) == 2) & (pl.col("channel") < 8)
     with pytest.raises(CheckFailed, match="the scan opened all 4 files"):
-        grade.check_filtered(lab, by_value)
+        grade.check_filtered(stack_lab, lambda: spike_counts.scan().filter(by_value))
 
 
 # -- exercise 3 ---------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The lab format and lab 01.
 
 Pure logic first: the builder hides solutions, hints get more specific as an exercise
-keeps failing. Then lab 01's graders on a local warehouse: each typical mistake gets
-its own ``found`` text, and ``lab.reset`` rebuilds one exercise. Last, both versions of
+keeps failing. Then lab 01's graders on a local warehouse (exercise 4's on the stack: it
+counts S3 requests): each typical mistake gets its own ``found`` text, and ``lab.reset``
+rebuilds one exercise. Last, both versions of
 the lab notebook run with papermill against the stack: the solution passes every
 check, the student version fails each with its ``found`` text and the first hint tier.
 """
@@ -240,13 +241,25 @@ def test_dedupe_grader_wants_every_spike_once_by_merge(lab):
     _fails(lab01.check_deduplicated, lab, found="the commits since setup are ['WRITE']")
 
 
-def test_partition_grader_measures_the_scan(lab):
-    _, scan = measure(lab01.dashboard_query(lab, lab.ex4.source_uri))
-    assert scan.files_opened == scan.files_total > 1, "as set up, the query skips nothing"
-    signals = pl.read_delta(lab.ex4.source_uri)
-    write_deltalake(lab.ex4.target_uri, signals)
+@pytest.fixture
+def stack_lab(lab, stack_settings) -> Iterator[lab01.Lab01]:
+    """Lab 01 with exercise 4 on the stack: its grader counts the S3 requests a query sends."""
+    prefix = f"test_lab01_{uuid.uuid4().hex[:8]}_"
+    ex4 = lab01.build_partition(stack_settings, prefix, lab.seed)
+    yield dataclasses.replace(lab, settings=stack_settings, prefix=prefix, ex4=ex4)
+    lab01.drop(stack_settings, prefix)
+
+
+@pytest.mark.stack
+def test_partition_grader_measures_the_scan(stack_lab):
+    lab, options = stack_lab, stack_lab.storage_options
+    _, reads = measure(lab01.dashboard_query(lab, lab.ex4.source_uri), lab.settings)
+    files = len(DeltaTable(lab.ex4.source_uri, storage_options=options).file_uris())
+    assert reads.files_opened == files > 1, "as set up, the query skips nothing"
+    signals = pl.read_delta(lab.ex4.source_uri, storage_options=options)
+    write_deltalake(lab.ex4.target_uri, signals, storage_options=options)
     _fails(lab01.check_partitioned, lab, 0, found="partitioned by [], the query for session 2")
-    repartition = {"mode": "overwrite", "schema_mode": "overwrite"}
+    repartition = {"mode": "overwrite", "schema_mode": "overwrite", "storage_options": options}
     write_deltalake(lab.ex4.target_uri, signals, partition_by=["channel"], **repartition)
     _fails(lab01.check_partitioned, lab, 0, found="the copy has 256 files")
     write_deltalake(lab.ex4.target_uri, signals, partition_by=["session_id"], **repartition)

@@ -124,14 +124,20 @@ lab02.check_declared(lab, spike_counts)
 # %% [markdown]
 # ## Exercise 2 · Read it with a filter that skips files
 #
-# Store in `session_two` the rows of session 2, channels 0 to 7, read through your
-# table as a **LazyFrame** (no `.collect()`): the check collects it and counts the files
-# the scan opened, which must be fewer than all of them. Before you run the check,
-# predict how many files it will open, then look at `session_two.explain()`.
+# Store in `session_two` a **function** that returns the rows of session 2, channels 0
+# to 7, read through your table as a **LazyFrame** (no `.collect()`). The check calls it
+# inside `measure` (lesson 02, section 6), so that the scan sends its requests through a
+# log, collects it and counts the files the scan opened, which must be fewer than all
+# of them. A LazyFrame built before the check could not be counted: it already knows
+# where S3 is. Before you run the check, predict how many files it will open, then look
+# at `session_two().explain()`.
+
 
 # %% tags=["solution"]
-# Store in session_two a LazyFrame of session 2, channels 0 to 7.
-session_two = spike_counts.scan(filters=[Filter("session_id", "=", 2), Filter("channel", "<", 8)])
+# Store in session_two a function returning a LazyFrame of session 2, channels 0 to 7.
+def session_two() -> pl.LazyFrame:
+    return spike_counts.scan(filters=[Filter("session_id", "=", 2), Filter("channel", "<", 8)])
+
 
 # %%
 lab02.check_filtered(lab, session_two)

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import polars as pl
 import requests
 import yaml
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 
 from neuralake import delta
 from neuralake.catalog import DeltalakeTable, FunctionTable
@@ -205,12 +205,14 @@ def check_declared(lab: Lab02, table: Any) -> None:
 # -- exercise 2: read with a filter that skips files --------------------------------------
 
 LAZY = Hint(
-    concept="A filter can only skip files if it reaches the scan: the frame must stay a "
-    "plan (LazyFrame) until the check collects it.",
+    concept="A filter can only skip files if it reaches the scan: the query must stay a "
+    "plan (LazyFrame) until the check collects it, and the check builds it itself (a "
+    "function that returns it) so that it can count the files the scan requests.",
     api="table.scan(filters=[Filter(...), ...]) returns a LazyFrame (lesson 02, section 3); "
-    ".collect() turns it into a DataFrame, too early here.",
-    call=f"session_two = spike_counts.scan(filters=[Filter('session_id', '=', {SESSION}), "
-    f"Filter('channel', '<', {CHANNELS_BELOW})])",
+    ".collect() turns it into a DataFrame, too early here. measure(make_frame, s) takes "
+    "a function for the same reason (lesson 02, section 6).",
+    call=f"session_two = lambda: spike_counts.scan(filters=[Filter('session_id', '=', "
+    f"{SESSION}), Filter('channel', '<', {CHANNELS_BELOW})])",
 )
 PRUNE = Hint(
     concept="Files are skipped by partition value and by the min/max statistics in the "
@@ -222,16 +224,26 @@ PRUNE = Hint(
 )
 
 
-def check_filtered(lab: Lab02, frame: Any) -> None:
-    """Ex2: a LazyFrame of the right rows whose scan opens fewer files than the table has."""
+def check_filtered(lab: Lab02, session_two: Callable[[], pl.LazyFrame] | None) -> None:
+    """Ex2: a function returning a LazyFrame of the right rows, whose scan requests fewer
+    files than the table has (counted by :func:`neuralake.catalog.pushdown.measure`)."""
     grade = grading("ex2")
-    grade.expect(frame is not None, "session_two is None", LAZY)
+    grade.expect(session_two is not None, "session_two is None", LAZY)
+    if not callable(session_two):
+        grade.fail(
+            f"session_two is a {type(session_two).__name__}, not a function that returns "
+            "the query (session_two = lambda: spike_counts.scan(...))",
+            LAZY,
+        )
+    frame = session_two()
     grade.expect(
         isinstance(frame, pl.LazyFrame),
-        f"session_two is a {type(frame).__name__}, not a LazyFrame",
+        f"session_two() returns a {type(frame).__name__}, not a LazyFrame",
         LAZY,
     )
-    result, scan = measure(frame, local=lab.settings.warehouse_uri.startswith("file://"))
+    # Catalog tables read through the request log by default inside measure().
+    result, reads = measure(lambda _: session_two(), lab.settings)
+    total = len(DeltaTable(lab.uri, storage_options=lab.storage_options).file_uris())
     wanted = (pl.col("session_id") == SESSION) & (pl.col("channel") < CHANNELS_BELOW)
     expected = lab.data().filter(wanted)
     grade.expect(
@@ -247,10 +259,8 @@ def check_filtered(lab: Lab02, frame: Any) -> None:
         "session_two has the right number of rows but not the right ones",
         LAZY,
     )
-    grade.expect(
-        scan.files_opened < scan.files_total, f"the scan opened all {scan.files_total} files", PRUNE
-    )
-    passed(f"{result.height} rows; the scan opened {scan.files_opened} of {scan.files_total} files")
+    grade.expect(reads.files_opened < total, f"the scan opened all {total} files", PRUNE)
+    passed(f"{result.height} rows; the scan opened {reads.files_opened} of {total} files")
 
 
 # -- exercise 3: quality checks that catch broken rows ------------------------------------
