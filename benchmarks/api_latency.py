@@ -42,9 +42,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import numpy as np
 import polars as pl
-import requests
 from deltalake import DeltaTable, write_deltalake
 
 import neuralake
@@ -211,11 +211,13 @@ def main() -> None:
             phase("roapi_provider, recent", client.sql, "live", recent, args.provider_queries)
             phase("roapi_provider, whole table", client.sql, "live", history, args.provider_queries)
             # then the FastAPI + Polars service, on the same live table, same queries
-            with baseline(live_uri, "live", s, folder, refresh_s=args.baseline_refresh_s) as base:
-                http = requests.Session()
+            with (
+                baseline(live_uri, "live", s, folder, refresh_s=args.baseline_refresh_s) as base,
+                httpx.Client(timeout=120) as http,  # one connection kept open, as ROAPI's client
+            ):
 
                 def fastapi(sql: str) -> pl.DataFrame:
-                    answer = http.post(f"{base}/sql", data=sql.encode(), timeout=120)
+                    answer = http.post(f"{base}/sql", content=sql.encode())
                     answer.raise_for_status()
                     return pl.read_ipc_stream(answer.content)
 

@@ -74,9 +74,9 @@ import warnings
 from datetime import UTC, datetime, timedelta
 
 import adbc_driver_flightsql.dbapi as flightsql
+import httpx
 import matplotlib.pyplot as plt
 import polars as pl
-import requests
 import yaml
 from deltalake import DeltaTable, write_deltalake
 
@@ -244,11 +244,11 @@ SQL = (
     f"SELECT channel, count(voltage_uv) AS samples, round(avg(voltage_uv), 2) AS mean_uv "
     f"FROM {LIVE} WHERE channel < 4 GROUP BY channel ORDER BY channel"
 )
-as_json = requests.post(f"{HTTP}/api/sql", data=SQL, timeout=30).json()
+as_json = httpx.post(f"{HTTP}/api/sql", content=SQL, timeout=30).json()
 print(json.dumps(as_json))
-graphql = requests.post(
+graphql = httpx.post(
     f"{HTTP}/api/graphql",
-    data=f'{{{LIVE}(filter: {{channel: 3}}, sort: [{{field: "kafka_offset"}}], limit: 2)'
+    content=f'{{{LIVE}(filter: {{channel: 3}}, sort: [{{field: "kafka_offset"}}], limit: 2)'
     "{channel voltage_uv}}",
     timeout=30,
 ).json()
@@ -261,9 +261,9 @@ print(json.dumps(graphql))
 # without parsing. That is the real API under the library's client:
 
 # %%
-answer = requests.post(
+answer = httpx.post(
     f"{HTTP}/api/sql",
-    data=SQL,
+    content=SQL,
     headers={"Accept": "application/vnd.apache.arrow.stream"},
     timeout=30,
 )
@@ -419,11 +419,10 @@ scans["ROAPI memory"] = scanned(MEMORY)
 # engine, Arrow IPC back. We start it in its own process on the compacted table.
 
 # %%
-with baseline(uri[SMALL], SMALL, s, WORK) as base:
-    http = requests.Session()
+with baseline(uri[SMALL], SMALL, s, WORK) as base, httpx.Client(timeout=60) as http:
 
     def fastapi(sql: str) -> pl.DataFrame:
-        response = http.post(f"{base}/sql", data=sql, timeout=60)
+        response = http.post(f"{base}/sql", content=sql)
         response.raise_for_status()
         return pl.read_ipc_stream(response.content)
 

@@ -24,8 +24,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx
 import polars as pl
-import requests
 import yaml
 from deltalake import DeltaTable, write_deltalake
 
@@ -428,7 +428,7 @@ VIEW_TYPES = Hint(
     "column comes back as Int64. Ask for a format that carries the schema.",
     api="ROAPI's response formats: the Accept header (lesson 02, section 10, JSON vs Arrow); "
     "pl.read_ipc_stream(response.content) reads Arrow.",
-    call=f"requests.post(f'http://{{listeners.http}}/api/sql', data='SELECT * FROM {VIEW} "
+    call=f"answer = httpx.post(f'http://{{listeners.http}}/api/sql', content='SELECT * FROM {VIEW} "
     f"ORDER BY session_id', headers={{'Accept': '{ARROW}'}}); served = "
     "pl.read_ipc_stream(answer.content)",
 )
@@ -557,9 +557,9 @@ def serving(config_path: Path | str, settings: Settings) -> Iterator[Callable[[s
 
 def _sql(url: str, query: str) -> pl.DataFrame:
     """``query``'s answer as Arrow (types kept); a refused query fails exercise 5's check."""
-    answer = requests.post(url, data=query, headers={"Accept": ARROW}, timeout=30)
+    answer = httpx.post(url, content=query, headers={"Accept": ARROW}, timeout=30)
     said = " ".join(answer.text.split())[:200]  # one line
     grading("ex5").expect(
-        answer.ok, f"ROAPI answered {answer.status_code} to {query!r}: {said}", VIEW_SERVE
+        answer.is_success, f"ROAPI answered {answer.status_code} to {query!r}: {said}", VIEW_SERVE
     )
     return pl.read_ipc_stream(answer.content)
