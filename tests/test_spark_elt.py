@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import polars as pl
 import pyarrow as pa
 import pytest
-import requests
 import yaml
 from deltalake import DeltaTable, QueryBuilder
 from typer.testing import CliRunner
@@ -191,14 +191,14 @@ def _roapi_rows(s: neuralake.Settings, name: str, uri: str, tmp: Path) -> pa.Tab
         while True:
             assert process.poll() is None, (tmp / f"roapi_{name}.log").read_text()
             try:
-                answer = requests.get(
+                answer = httpx.get(
                     f"http://{http}/api/tables/{name}",
                     headers={"ACCEPT": "application/vnd.apache.arrow.stream"},
                     timeout=30,
                 )
-                if answer.ok:
+                if answer.is_success:
                     return pa.ipc.open_stream(answer.content).read_all()
-            except requests.ConnectionError:
+            except httpx.TransportError:
                 pass
             assert time.monotonic() < deadline, "ROAPI did not answer within 60 s"
             time.sleep(0.3)

@@ -179,6 +179,17 @@ def test_the_producer_sends_what_it_reports(stack_settings, topic):
 
 
 @pytest.mark.stack
+def test_the_producer_splits_the_count_over_sessions(stack_settings, topic):
+    produce.produce(stack_settings, topic=topic, count=1600, sessions=8, seed=5)
+    per_session = Counter(
+        json.loads(m.value())["session_id"] for m in consume_all(stack_settings, topic, 1600)
+    )
+    assert len(per_session) == 8 and set(per_session.values()) == {200}, per_session
+    with pytest.raises(ConfigError, match="sessions=0 must be at least 1"):
+        produce.produce(stack_settings, topic=topic, count=10, sessions=0)
+
+
+@pytest.mark.stack
 def test_the_same_seed_breaks_the_same_messages(stack_settings, topic):
     again = f"{topic}.again"
     try:
