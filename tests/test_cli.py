@@ -107,7 +107,8 @@ def test_writer_status_is_a_table_with_each_topic_below_it(tmp_path, monkeypatch
         processes.stop(pid_file)
     assert result.exit_code == 0, result.output
     assert [line.split() for line in result.output.splitlines()] == [
-        ["TABLE", "PROCESS", "PID", "ALIVE", "METRICS"],
-        ["t_bronze", "ingest", str(tracked.pid), "yes", "http://127.0.0.1:9464/metrics"],
+        ["TABLE", "PROCESS", "PID", "ALIVE", "PARTITIONS", "LAG", "METRICS"],
+        # no metrics answer on the port, so no partitions or lag to show
+        ["t_bronze", "ingest", str(tracked.pid), "yes", "-", "-", "http://127.0.0.1:9464/metrics"],
         ["t_bronze:", "topic", "t.in", "->", config["table_uri"]],
     ]
