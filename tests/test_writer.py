@@ -26,6 +26,7 @@ import pytest
 from confluent_kafka import Producer
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
+from writer_runs import produce_in_background, remove_run
 
 import neuralake
 from neuralake.delta import data_files, drop_table, open_table
@@ -57,27 +58,7 @@ def names(stack_settings):
     topic = f"tests.writer.{uuid.uuid4().hex[:8]}"
     table = f"tests_writer_{uuid.uuid4().hex[:8]}"
     yield topic, table
-    control.down(stack_settings, table, echo=quiet)
-    shutil.rmtree(stack_settings.state_dir / "writer" / table, ignore_errors=True)
-    topics.delete_topic(stack_settings, topic)
-    uri = stack_settings.table_uri(table)
-    for target in (uri, dead_letter_uri(uri)):
-        drop_table(target, stack_settings.storage_options)
-
-
-def produce_in_background(s, **kwargs) -> tuple[threading.Thread, list]:
-    """Run :func:`produce.produce` in a thread; its result (or error) lands in the list."""
-    out: list = []
-
-    def run() -> None:
-        try:
-            out.append(produce.produce(s, **kwargs))
-        except Exception as err:  # re-raised by the test through the list
-            out.append(err)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, out
+    remove_run(stack_settings, topic, table)
 
 
 def result_of(thread: threading.Thread, out: list, timeout: float = 120):

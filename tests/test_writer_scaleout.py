@@ -9,17 +9,16 @@ killed with -9 gives its partitions up within the test's time.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import threading
 import time
 import uuid
 
 import polars as pl
 import psutil
 import pytest
+from writer_runs import produce_in_background, remove_run
 
-from neuralake.delta import drop_table, open_table
+from neuralake.delta import open_table
 from neuralake.errors import NeuralakeError
 from neuralake.lab.stack.processes import free_port
 from neuralake.lab.writer import binary, control
@@ -43,26 +42,7 @@ def names(stack_settings, monkeypatch):
     table = f"tests_scaleout_{uuid.uuid4().hex[:8]}"
     topics.ensure_topic(stack_settings, topic, partitions=6)
     yield topic, table
-    control.down(stack_settings, table, echo=quiet)
-    shutil.rmtree(stack_settings.state_dir / "writer" / table, ignore_errors=True)
-    topics.delete_topic(stack_settings, topic)
-    uri = stack_settings.table_uri(table)
-    for target in (uri, dead_letter_uri(uri)):
-        drop_table(target, stack_settings.storage_options)
-
-
-def produce_in_background(s, **kwargs) -> tuple[threading.Thread, list]:
-    out: list = []
-
-    def run() -> None:
-        try:
-            out.append(produce.produce(s, **kwargs))
-        except Exception as err:  # re-raised by the test through the list
-            out.append(err)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, out
+    remove_run(stack_settings, topic, table)
 
 
 def wait_caught_up(s, topic: str, table: str, timeout: float) -> None:
