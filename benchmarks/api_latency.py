@@ -61,10 +61,10 @@ from neuralake.streaming import topics
 from neuralake.streaming.produce import produce
 from neuralake.streaming.schemas import PARTITION_BY, dead_letter_uri
 
-#: Issue 16's hot-path targets: p99 under 100 ms per query kind (moonshot 50 ms) on data
-#: at most 5 s old. The report's own targets (:data:`TARGETS`) read the earlier,
-#: whole-table run (``docs/benchmarks/api_latency.json``); its row count is the default.
-TARGET_P99_MS, MOONSHOT_P99_MS, FRESH_S = 100.0, 50.0, 5.0
+#: Issue 16's hot-path targets (:data:`TARGETS`, which the report checks this run against):
+#: p99 under 100 ms per query kind (moonshot 50 ms) on data at most 5 s old.
+TARGET_P99_MS, MOONSHOT_P99_MS = TARGETS["p99_ms"], TARGETS["moonshot_p99_ms"]
+FRESH_S = TARGETS["fresh_s"]
 CHUNK = 1_000_000
 HISTORY_PARTITION = 100  # the filled rows' Kafka partition: no writer key collides
 
@@ -255,7 +255,7 @@ def main() -> None:
                 "met": met(results, fresh, TARGET_P99_MS),
                 "moonshot_met": met(results, fresh, MOONSHOT_P99_MS),
             },
-            "load_average_1m": loads,
+            "load_average_1m_start_end": [loads["start"], loads["end"]],
             "cpus": os.cpu_count(),
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }

@@ -1,89 +1,95 @@
-"""``benchmarks/api_latency.py``: its targets and how the report reads one run."""
+"""``benchmarks/api_latency.py``: its targets and how the report reads one run.
+
+One run serves the same live table (10M rows of history, the writer committing every
+second) along several paths: ROAPI's serving window (the recent rows, in memory), ROAPI's
+provider on the recent rows and on the whole table, and FastAPI + Polars on both. Each path
+is checked on its own: p99 of every query kind under :data:`TARGETS` ``p99_ms`` on data at
+most ``fresh_s`` old. The FastAPI paths are the baseline the issue compares with, shown
+without a verdict; the target is ROAPI's.
+"""
 
 from __future__ import annotations
 
 from neuralake.lab.bench.acceptance import Benchmark, Check, at_least
 
-#: The issue's targets: point and filter queries on a 10M-row live table, p99 under
-#: 50 ms, and ahead of the FastAPI baseline.
-TARGETS = {"rows": 10_000_000, "p99_ms": 50.0}
+#: Issue 16's hot-path targets: p99 under 100 ms for each query kind (moonshot 50 ms) on
+#: data at most 5 s old, on a 10M-row table the writer commits to every second.
+TARGETS = {"rows": 10_000_000, "p99_ms": 100.0, "moonshot_p99_ms": 50.0, "fresh_s": 5.0}
+
+KINDS = ("point", "filter", "aggregate")
+FLOOR = "SELECT 1"  # the latency entry without a table: HTTP + planning, no verdict
 
 
 def _ms(value: float) -> str:
-    """Milliseconds: whole above 100 ms, one decimal below (where 50 ms targets live)."""
+    """Milliseconds: whole above 100 ms, one decimal below."""
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
-SERVERS = {
-    "roapi_provider": "ROAPI provider",
-    "roapi_memory": "ROAPI memory",
-    "roapi_memory_8192_row_batches": "ROAPI memory, 8,192-row batches",
-    "fastapi_polars": "FastAPI + Polars",
-}
-TARGET_KINDS = ("point", "filter")
+def _server(path: str) -> str:
+    """``"roapi_window, recent"`` -> ``"roapi_window"``: the key of its freshness figures."""
+    return path.split(",")[0]
 
 
 def checks(run: dict) -> list[Check]:
-    """``benchmarks/api_latency.py``: query latency of ROAPI's modes and the FastAPI baseline.
+    """``benchmarks/api_latency.py``: each serving path's p99 per query kind and freshness.
 
-    The target holds when one ROAPI mode (the catalog picks the mode per table) answers point
-    and filter queries with p99 under 50 ms on 10M rows, and faster than FastAPI at p99.
+    A ROAPI path meets the target when every kind's p99 is under 100 ms and the newest row
+    it served was never more than 5 s old (the worst of the freshness samples).
     """
     latency: dict[str, dict] = run["latency"]
-    roapi = [name for name in latency if name.startswith("roapi")]
-    fastapi = next((name for name in latency if name.startswith("fastapi")), None)
-    if not roapi:
+    fresh: dict[str, dict] = run["freshness_age_of_newest_row"]
+    paths = [path for path in latency if FLOOR not in path]
+    if not any(path.startswith("roapi") for path in paths):
         raise KeyError("latency.roapi_*")
     commits = run["writer_commits_during_run"]
+    files = run["files"]
     figures = [
-        at_least("rows in the live table", run["rows"], TARGETS["rows"], "{:,}"),
+        at_least("rows in the live table", run["rows_live_at_end"], TARGETS["rows"], "{:,}"),
         Check("writer commits during the run", f"{commits:,}", "> 0 (kept fresh)", commits > 0),
+        Check("files: live table / window", f"{files['live_table']:,} / {files['window']:,}"),
     ]
-    for name, kinds in latency.items():
-        shown = " / ".join(_ms(kinds[kind]["p99_ms"]) for kind in kinds)
-        figures.append(Check(f"{SERVERS.get(name, name)}: p99 {' / '.join(kinds)}", f"{shown} ms"))
-
-    def p99(name: str) -> list[float]:
-        return [latency[name][kind]["p99_ms"] for kind in TARGET_KINDS]
-
-    def ahead(name: str) -> bool:
-        return fastapi is not None and all(
-            r < f for r, f in zip(p99(name), p99(fastapi), strict=True)
-        )
-
-    def under(name: str) -> bool:
-        return max(p99(name)) < TARGETS["p99_ms"]
-
-    best = min(roapi, key=lambda name: (-(under(name) + ahead(name)), max(p99(name))))
-    label = SERVERS.get(best, best)
-    shown = " / ".join(_ms(ms) for ms in p99(best))
-    figures.append(
-        Check(
-            "best ROAPI mode: p99 point / filter",
-            f"{label}: {shown} ms",
-            f"< {TARGETS['p99_ms']:.0f} ms each",
-            under(best),
-        )
-    )
-    if fastapi is None:
-        figures.append(
-            Check("ROAPI ahead of FastAPI", "FastAPI not measured", "faster at p99", False)
-        )
-    else:
-        versus = " / ".join(
-            f"{_ms(r)} vs {_ms(f)}" for r, f in zip(p99(best), p99(fastapi), strict=True)
-        )
+    p99_target = f"< {TARGETS['p99_ms']:.0f} ms each"
+    fresh_target = f"<= {TARGETS['fresh_s']:.0f} s"
+    for server in dict.fromkeys(_server(path) for path in paths):
+        age = fresh[server]["max_s"]
         figures.append(
             Check(
-                "ahead of FastAPI: p99 point / filter", f"{versus} ms", "faster at p99", ahead(best)
+                f"{server}: newest row's age, max",
+                f"{age:.2f} s",
+                fresh_target if server.startswith("roapi") else "baseline",
+                age <= TARGETS["fresh_s"] if server.startswith("roapi") else None,
             )
         )
+    best: tuple[float, str] | None = None
+    for path in paths:
+        p99 = [latency[path][kind]["p99_ms"] for kind in KINDS]
+        shown = " / ".join(_ms(ms) for ms in p99)
+        roapi = path.startswith("roapi")
+        met = max(p99) < TARGETS["p99_ms"] if roapi else None
+        figures.append(
+            Check(
+                f"{path}: p99 point / filter / aggregate",
+                f"{shown} ms",
+                p99_target if roapi else "baseline",
+                met,
+            )
+        )
+        if roapi and (best is None or max(p99) < best[0]):
+            best = (max(p99), path)
+    assert best is not None  # a ROAPI path exists (checked above)
+    figures.append(
+        Check(
+            "moonshot: best ROAPI path's worst p99",
+            f"{_ms(best[0])} ms ({best[1]})",
+            f"< {TARGETS['moonshot_p99_ms']:.0f} ms",
+        )
+    )
     return figures
 
 
 BENCHMARK = Benchmark(
-    "ROAPI: hot-path query latency on 10M rows, against FastAPI + Polars",
-    "api_latency",
+    "ROAPI: fresh hot path on a 10M-row live table, against FastAPI + Polars",
+    "api_latency_fresh",
     "benchmarks/api_latency.py --rows 10000000",
     checks,
 )
