@@ -292,27 +292,28 @@ RESUME_FROM_THE_TABLE = Hint(
     concept="The table itself records, for each Kafka partition, the last offset "
     "it holds, in the same commit as the rows.",
     api="The txn actions of the Delta log, appId '<app>/<topic>/<partition>', and "
-    "DeltaTable.transaction_version(app_id) (lesson 03, section 7).",
+    "DeltaTable.transaction_version(app_id) (lesson 03, section 3).",
     call="{p: DeltaTable(lab.ex1.uri, storage_options=s.storage_options)"
     ".transaction_version(app_id('neuralake-writer', lab.ex1.topic, p)) + 1 "
     "for p in range(3)}",
 )
 EVERY_PARTITION = Hint(
     concept="Every partition of a topic has its own offsets.",
-    api="topics.describe(s, lab.ex1.topic) lists them (lesson 03, section 7).",
+    api="topics.group_lag(s, lab.ex1.group, lab.ex1.topic) has one row per partition "
+    "(lesson 03, sections 0 and 3).",
     call="build the dict with one entry for each partition in range(3)",
 )
 RESUME_AFTER_TXN = Hint(
     concept="On start the writer seeks each partition to the table's txn "
     "version + 1; Kafka's group offsets are only for monitoring.",
-    api="DeltaTable.transaction_version(app_id) (lesson 03, section 7).",
+    api="DeltaTable.transaction_version(app_id) (lesson 03, section 3).",
     call="resume_at = {p: table.transaction_version(app_id('neuralake-writer', "
     "lab.ex1.topic, p)) + 1 for p in range(3)}",
 )
 REPLAYED = Hint(
     concept="What lies between where the table says to resume and where the "
     "consumer group says is what a group-trusting consumer writes twice.",
-    api="AdminClient.list_consumer_group_offsets (lesson 03, section 7) or "
+    api="AdminClient.list_consumer_group_offsets (lesson 03, section 0) or "
     "neuralake.streaming.topics.group_lag.",
     call="replayed = sum(resume_at[p] - committed[p] for p in resume_at), with "
     "committed from topics.group_lag(s, lab.ex1.group, lab.ex1.topic)",
@@ -519,7 +520,7 @@ ROWS_KEPT = Hint(
 HOT_COMPACTED = Hint(
     concept="Compaction bin-packs a partition's small files into files of about a target size.",
     api="control.run_once(s, 'compact', table=..., target_size=..., min_files=...): one pass "
-    "(lesson 03, section 3).",
+    "(lesson 03, section 4).",
     call="control.run_once(s, 'compact', table=lab.ex3.table, target_size=TARGET_SIZE, "
     "min_files=4), with a TARGET_SIZE that fewer than 4 of yesterday's files are smaller "
     "than, and today's bytes fill only a few times",
@@ -528,7 +529,7 @@ COLD_UNTOUCHED = Hint(
     concept="A partition whose files are already big enough should be left alone: "
     "rewriting it costs I/O and buys little.",
     api="Only files smaller than --target-size are candidates, and a partition needs "
-    "--min-files of them (lesson 03, section 3).",
+    "--min-files of them (lesson 03, section 4).",
     call="lab.reset('ex3'); then choose target_size and min_files so that fewer "
     "than min_files of yesterday's files are smaller than the target (see the "
     "sizes above), while today's partition still fits in a few files",
@@ -604,7 +605,7 @@ KEEP_VERSION = Hint(
     concept="Vacuum deletes a removed file once its removal is older than the retention, "
     "whatever version still reads it.",
     api="The deletionTimestamp of the remove actions in _delta_log (lesson 03, "
-    "section 3) and control.run_once(s, 'vacuum', retention_hours=...) (section 4).",
+    "section 4) and control.run_once(s, 'vacuum', retention_hours=...) (section 5).",
     call="lab.reset('ex4'); then retention_hours = more than the age of the second "
     "compaction's removes, less than the age of the first one's",
 )
@@ -612,7 +613,7 @@ GARBAGE_GONE = Hint(
     concept="Files removed long enough ago are garbage: vacuum deletes them once "
     "their removal is older than the retention.",
     api="control.run_once(s, 'vacuum', table=..., retention_hours=HOURS), a float "
-    "(lesson 03, section 4).",
+    "(lesson 03, section 5).",
     call="control.run_once(s, 'vacuum', table=lab.ex4.table, retention_hours=hours) with "
     "hours between the ages of the two compactions' removes",
 )
@@ -696,7 +697,7 @@ LIVE_COMPACTION = Hint(
     concept="To show that compaction is safe under ingestion, both must commit to "
     "the table during the same seconds.",
     api="control.up(..., compact_interval_s=..., min_files=...) with a short flush "
-    "(lesson 03, section 5).",
+    "(lesson 03, section 6).",
     call="control.up(s, topic=lab.ex5.topic, table=lab.ex5.table, flush_ms=200, "
     "compact_interval_s=2, min_files=2); produce(...) for about 10 s; wait for lag "
     "0; control.down(s, lab.ex5.table)",
@@ -704,12 +705,12 @@ LIVE_COMPACTION = Hint(
 ONLY_THE_WRITER_ADDS = Hint(
     concept="A compaction keeps every row; only the writer adds rows.",
     api="DeltaTable(uri, version=v).count() across versions (time travel: lesson 01, "
-    "section 4); lesson 03, section 6 checks that no row was lost or doubled.",
+    "section 4); lesson 03, section 7 checks that no row was lost or doubled.",
     call="lab.reset('ex5'), and let only the writer's processes commit to the table",
 )
 EXACTLY_ONCE = Hint(
     concept="Exactly once means each (kafka_partition, kafka_offset) once.",
-    api="The txn actions of the writer's commits (lesson 03, section 7).",
+    api="The txn actions of the writer's commits (lesson 03, section 3).",
     call="lab.reset('ex5') and run the writer again; never append to its table yourself",
 )
 ALL_COMMITTED = Hint(

@@ -565,7 +565,7 @@ WHICH_COMMIT = Hint(
     concept="Each Kafka message is one (partition, offset): a row whose pair an earlier "
     "commit already added is a copy, and the log says which commit added it.",
     api="delta.read_commit(uri, version) lists a commit's add and txn actions (lesson 03, "
-    "section 7); pl.read_parquet reads the files a commit added.",
+    "section 3); pl.read_parquet reads the files a commit added.",
     call="for each version v: keys of the files read_commit(uri, v) added, joined (how="
     "'semi') with the keys of every earlier version; doubled_version = the v that finds some",
 )
@@ -577,7 +577,7 @@ PER_PARTITION = Hint(
 WHY_DOUBLED = Hint(
     concept="A commit's actions say which process made it and what it promised: compare "
     "the doubling commit with the writer's own commits.",
-    api="The txn actions delta.read_commit(uri, version) lists (lesson 03, section 7), and "
+    api="The txn actions delta.read_commit(uri, version) lists (lesson 03, section 3), and "
     "the commitInfo beside them.",
     call="cause = 'append_without_txn' when the doubling commit has no txn action",
 )
@@ -945,7 +945,7 @@ COMMIT_FRESHNESS = Hint(
     "the time from Kafka receiving it to that commit.",
     api="delta.history gives each commit's time (lesson 01, section 4); delta.read_commit "
     "lists a commit's add actions (lesson 01, section 2), compaction's with dataChange "
-    "false (lesson 03, section 3); pl.read_parquet reads the added files.",
+    "false (lesson 03, section 4); pl.read_parquet reads the added files.",
     call="for each version: files = [add['path'] for adds with dataChange]; "
     "(commit_ts - pl.read_parquet(files)['kafka_timestamp']), then .quantile(0.99)",
 )
