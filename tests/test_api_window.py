@@ -123,11 +123,26 @@ def test_serve_s_window_process_writes_the_window_and_stops_by_pid(
     """What ``serve()`` does for a windowed table, without touching the stack's ROAPI."""
     import dataclasses
 
-    from neuralake.lab.api.serve import start_window, stop_windows
+    from neuralake.lab.api.serve import restart_windows, start_window, stop_windows
 
     uri, out, options = live
     settings = dataclasses.replace(stack_settings, state_dir=tmp_path)
     start_window({"name": "t_recent", "live_uri": uri, "uri": out, "seconds": 60}, settings)
     assert pl.read_parquet(out, storage_options=options).height == 2_000
+    assert restart_windows(settings, echo=lambda _: None) == []  # it runs: nothing to do
+    # `stack down` (or a machine restart) stops it; `stack up` starts it again
+    assert stop_windows(settings, forget=False) == ["t_recent"]
+    delta.drop_table(out.rsplit("/", 1)[0], options)  # so the restart must write it anew
+    assert restart_windows(settings, echo=lambda _: None) == ["t_recent"]
+    assert pl.read_parquet(out, storage_options=options).height == 2_000
     assert stop_windows(settings) == ["t_recent"]
     assert stop_windows(settings) == []  # stopped and forgotten
+    assert restart_windows(settings, echo=lambda _: None) == []
+    # a window whose live table is gone does not stop `stack up`: one line, then forgotten
+    start_window({"name": "t_recent", "live_uri": uri, "uri": out, "seconds": 60}, settings)
+    stop_windows(settings, forget=False)
+    delta.drop_table(uri, options)
+    said: list[str] = []
+    assert restart_windows(settings, echo=said.append) == []
+    assert len(said) == 1 and "not restarted, forgotten" in said[0], said
+    assert restart_windows(settings, echo=said.append) == [] and len(said) == 1
