@@ -7,23 +7,26 @@ the Rust writer for real.
 
 from __future__ import annotations
 
+import ast
 import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import nbformat
 import polars as pl
 import pytest
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from lab_runs import assert_solution_passes_every_check, assert_student_fails_every_check
 
 from neuralake.errors import CheckFailed
-from neuralake.lab.graders import lab03
+from neuralake.lab.graders import build_lab, lab03
 from neuralake.streaming.schemas import app_id
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB03 = ROOT / "labs" / "03_writer" / "03_writer.ipynb"
+LAB04 = ROOT / "labs" / "04_kafka" / "04_kafka.ipynb"
 
 # What each check found when its exercise was not done.
 HINTS = [
@@ -147,3 +150,31 @@ def test_solution_passes_every_check(tmp_path, lab_prefix):
 @pytest.mark.notebook
 def test_student_version_fails_every_check_with_its_hint(tmp_path, lab_prefix):
     assert_student_fails_every_check(LAB03, lab_prefix, tmp_path, HINTS)
+
+
+def _chosen_numbers(code: str) -> set[int | float]:
+    """The numbers a solution writes down itself (100 and up: settings, not indices)."""
+    return {
+        node.value
+        for node in ast.walk(ast.parse(code))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, int | float)
+        and not isinstance(node.value, bool)
+        and node.value >= 100
+    }
+
+
+@pytest.mark.parametrize("lab", [LAB03, LAB04], ids=["lab03", "lab04"])
+def test_student_stubs_keep_the_task_not_the_numbers_the_solution_chose(tmp_path, lab):
+    """A solution's leading comments are kept for the student: they must say what to do,
+    never the value chosen (lab 03's flush of 800 ms once leaked this way)."""
+    source = nbformat.read(lab, as_version=4)
+    solutions = [c.source for c in source.cells if "solution" in c.metadata.get("tags", [])]
+    student = nbformat.read(build_lab(lab, tmp_path / "student.ipynb"), as_version=4)
+    stubs = [c.source for c in student.cells if "exercise" in c.metadata.get("tags", [])]
+    assert len(stubs) == len(solutions) >= 5
+    for solution, stub in zip(solutions, stubs, strict=True):
+        for number in _chosen_numbers(solution):
+            spellings = {f"{number}", f"{number:_}", f"{number:,}"}
+            found = [s for s in spellings if re.search(rf"(?<![\w.]){re.escape(s)}(?![\w])", stub)]
+            assert not found, f"the student's stub gives the solution's {number}:\n{stub}"

@@ -136,9 +136,9 @@ print(
 # %% tags=["solution"]
 # Run the writer for lab.ex2.table on lab.ex2.topic with a flush of your choice while
 # produce(...) sends RATE messages a second for SECONDS seconds; then stop it.
+FLUSH_MS = 800
 # 800 ms: <= 60 s / (0.8 s + a commit) = 75 files/min; freshness ~0.8 s + a commit;
 # about 25 s / (0.8 s + a commit) = 20-30 commits, enough for a p90.
-FLUSH_MS = 800
 control.up(s, topic=lab.ex2.topic, table=lab.ex2.table, flush_ms=FLUSH_MS)
 produce(s, topic=lab.ex2.topic, count=RATE * SECONDS, rate=RATE)
 while topics.group_lag(s, f"neuralake-writer.{lab.ex2.table}", lab.ex2.topic)["lag"].sum():
@@ -176,11 +176,11 @@ by_day
 # %% tags=["solution"]
 # Run one compaction pass on lab.ex3.table with a target_size (and min_files) that
 # fits today's partition in a few files and leaves yesterday's alone.
+yesterday = files.filter(pl.col("partition.date") == lab.ex3.cold_day)["size_bytes"].sort()
+today = files.filter(pl.col("partition.date") == lab.ex3.hot_day)["size_bytes"]
 # A partition is compacted only if at least --min-files of its files are smaller than
 # --target-size. With the target at yesterday's second-smallest file, one of yesterday's
 # files is a candidate, fewer than 4; today's bytes fit in a couple of targets.
-yesterday = files.filter(pl.col("partition.date") == lab.ex3.cold_day)["size_bytes"].sort()
-today = files.filter(pl.col("partition.date") == lab.ex3.hot_day)["size_bytes"]
 TARGET_SIZE = yesterday[1]
 print(f"target {TARGET_SIZE:,} bytes; today holds {today.sum() / TARGET_SIZE:.1f} targets")
 print(control.run_once(s, "compact", table=lab.ex3.table, target_size=TARGET_SIZE, min_files=4))
