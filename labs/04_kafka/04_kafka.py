@@ -34,8 +34,9 @@
 #    table measures.
 #
 # **Time:** about 60 minutes, plus 20 for the stretch exercise (the notebook itself
-# runs in under a minute). **Prerequisites:** lesson 04 (`notebooks/04_kafka_exactly_once`):
-# every API you need is shown there. The stack running (`make up`) and the Rust writer
+# runs in under a minute). **Prerequisites:** lessons 03 and 04
+# (`notebooks/03_low_latency_writer`, `notebooks/04_kafka_exactly_once`): every API you
+# need is shown there. The stack running (`make up`) and the Rust writer
 # built (`make setup`).
 #
 # **How it is graded.** After each exercise, run its **check** cell. The check never
@@ -168,7 +169,8 @@ lab04.check_lag(lab, lag, lag_from_table)
 # you who wrote it. The fix (and the post-mortem) depend on which process it was.
 
 # %%
-print(json.dumps(lab04.CAUSES, indent=2))
+for key, meaning in lab04.CAUSES.items():  # the causes to choose from
+    print(f"{key:>20}: {meaning}")
 delta.history(lab.ex3.uri, opts).select("version", "timestamp", "operation").sort("version")
 
 # %% tags=["solution"]
@@ -264,9 +266,8 @@ lab04.check_replayed(lab)
 # `lab.ex5`'s topic has `lab04.SCALE_PARTITIONS` partitions and one ingest worker that
 # reads them all. Traffic is about to grow: start a stream
 # (`lab.ex5.start_stream(40_000, rate=5_000)`, about 8 s) and, while it runs, add a
-# second worker to the writer's consumer group with the writer's control:
-# `control.up(s, topic=..., table=..., workers=2, only=["ingest"])` (the number of
-# workers you want in all; `only=["ingest"]`: this writer runs no compactor). Look at
+# second worker to the writer's consumer group with the writer's control (lesson 04,
+# section 9; this writer runs ingest only, no compactor and no vacuum). Then look at
 # `control.status(s, lab.ex5.table)`: which partitions does each worker own now?
 #
 # Then prove, from the topic and the tables, that the rebalance lost and doubled
