@@ -208,11 +208,11 @@ lab05.check_layout(lab)
 # ## Exercise 5 · Stretch: within budget
 #
 # The dashboard's objective for "spikes per channel of a session": over 300 calls, p50
-# under 30 ms and p95 under 100 ms, on this machine as busy as it is. Choose a table to serve and how ROAPI holds it
-# (`fast_table`, a `DeltalakeTable`), and write `channel_spikes(client, session_id)`:
-# given a `RoapiClient` connected to a ROAPI serving `fast_table`, it returns a Polars
-# DataFrame with columns `channel` and `spikes`, ordered by channel, typed as the table
-# stores them.
+# under 30 ms and p95 under 100 ms, on this machine as busy as it is. Choose a table to
+# serve and how ROAPI holds it (`fast_table`, a `DeltalakeTable`), and write
+# `channel_spikes(client, session_id)`: given a `RoapiClient` connected to a ROAPI
+# serving `fast_table`, it returns a Polars DataFrame with columns `channel` and
+# `spikes`, ordered by channel, typed as the table stores them.
 #
 # The check serves `fast_table` as you declared it, compares one answer with bronze,
 # then times 300 calls over every session and prints what it measured.

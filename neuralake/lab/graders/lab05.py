@@ -364,8 +364,9 @@ def check_modes(lab: Lab05, declared: Any) -> None:
 # --- exercise 3: a question over the PostgreSQL wire ----------------------------------
 
 RATE = Hint(
-    concept="A rate is a ratio of two counts: think about the type SQL gives the result "
-    "of an operation on two integer columns. And psql prints text, not numbers.",
+    concept="Work out one channel's rate by hand from the summary's spikes and samples, "
+    "and compare it with what your query returns for that channel. And psql prints text, "
+    "not numbers.",
     api="psql with a connection string (host, port, user=roapi, dbname=roapi, "
     "sslmode=disable) and -At -F, for bare comma-separated rows, run with subprocess.run "
     "(lesson 05, section 3); CAST(x AS DOUBLE) in DataFusion's SQL.",
