@@ -37,8 +37,10 @@
 #
 # **Day 2's order.** Kafka first (section 0), then exactly once, then operating the
 # writer. This lesson: Kafka's words, the writer and the price of its freshness
-# (sections 1-2), the one mechanism that makes it exactly once (section 3), then the
-# two processes that keep its table healthy, compaction and vacuum (sections 4-8).
+# (sections 1-2), the one mechanism that makes it exactly once (section 3), then
+# operating it: compaction and vacuum (sections 4-5), all three processes live and the
+# count that proves nothing was lost (6-7), and why their commits never overwrite each
+# other (8).
 # Lesson 04 breaks exactly once on purpose (`kill -9` at the worst moment), then
 # operates the writer at scale: freshness, catch-up speed, several workers.
 #
@@ -869,9 +871,10 @@ pl.DataFrame(
 #    of the two reads: which part of the read grows with the file count?
 # 3. In section 6, give compaction `min_files=20`. How does the timeline change, and
 #    what is the most files a reader meets?
-# 4. Stop the writer with `control.down` in the middle of `stream(...)` (a second
-#    notebook cell, or `neuralake writer down --table l03_bronze` in a shell), start it
-#    again, and check section 7: is anything lost or doubled?
+# 4. While `stream(...)` runs (the kernel is busy, so from a terminal), stop the writer
+#    with `neuralake writer down --table l03_bronze`, start it again with `neuralake
+#    writer up --topic l03_signals --table l03_bronze --flush-ms 100`, and check
+#    section 7: is anything lost or doubled?
 #
 # The graded version of these skills is lab 03 (`labs/03_writer/`).
 #
