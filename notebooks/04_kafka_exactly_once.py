@@ -248,8 +248,8 @@ def sample_lag(since: float) -> dict:
 # needs). Once `KILL_AFTER` stream commits have landed, at the first moment the table
 # holds offsets that Kafka's committed offsets do not show yet (section 4: that is
 # most of the time), we kill ingest with `SIGKILL`: no cleanup, no last commit,
-# exactly like a power cut. Compact and vacuum
-# keep running. We keep sampling for a moment while ingest is dead.
+# exactly like a power cut. Compact and vacuum keep running. We keep sampling for a
+# moment while ingest is dead.
 
 
 # %%
@@ -325,10 +325,10 @@ assert 0 < behind <= 2.5 * RATE, "not one batch or two behind: see the text belo
 # during a stream Kafka is about one batch behind most of the time, and "the process
 # dies in between" is not a rare accident but the usual case. The notebook killed ingest
 # at such a moment (on a very busy machine commits are slow and the moment is short, so
-# it waited for one): `kafka_behind_by` is how many messages per
-# partition the table holds that Kafka does not know about: the last batch, the
-# messages of about one flush interval (the line above adds them up and converts them
-# to seconds; the cell asserts at most two and a half).
+# it waited for one): `kafka_behind_by` is how many messages per partition the table
+# holds that Kafka does not know about: the last batch, the messages of about one
+# flush interval (the line above adds them up and converts them to seconds of
+# messages; the cell asserts more than 0 and at most 2.5 s).
 #
 # Which record wins? **The table's.** The restarted writer opens the table, reads each
 # partition's `txn` version and seeks to `version + 1`; it never asks Kafka where to
