@@ -110,7 +110,7 @@ lab06.check_duplicates(lab, duplicates)
 try:
     guard.write_delta(sp.range(1), lab.bronze_uri, s)
 except guard.WriterOwnedTableError as error:
-    print(str(error)[:160], "...")
+    print(error)
 
 # %% tags=["solution"]
 # Write silver to lab.silver_uri with Spark: deduplicated, typed, checked, partitioned by date.

@@ -27,6 +27,7 @@ import re
 import shutil
 import socket
 import sys
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -137,6 +138,12 @@ def session(
     """
     from pyspark.sql import SparkSession
 
+    # pyspark 4.2 warns, once per process, that it does not support pandas 3 yet; the
+    # lab's Spark code uses no pandas (rows cross to Python as Arrow), so the warning
+    # would only clutter every notebook's output.
+    warnings.filterwarnings(
+        "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+    )
     active = SparkSession.getActiveSession()
     if active is not None and not extra:
         return active

@@ -286,8 +286,8 @@ DUPLICATES = Hint(
     "values.",
     api="spark.read.format('delta').load(path), then count() and dropDuplicates([...]).count() "
     "(lesson 06, sections 2 and 3).",
-    call="bronze = sp.read.format('delta').load(guard.spark_path(lab.bronze_uri)); duplicates "
-    "= bronze.count() - bronze.dropDuplicates(['kafka_partition', 'kafka_offset']).count()",
+    call="bronze = sp.read.format('delta').load(bronze_path); duplicates = bronze.count() "
+    "- bronze.dropDuplicates(['kafka_partition', 'kafka_offset']).count()",
 )
 
 
