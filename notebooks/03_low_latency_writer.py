@@ -516,8 +516,8 @@ print(f"version 1's txn action: appId {txn['appId']}, version {txn['version']}")
 # %% [markdown]
 # ## 4 · Compaction: one partition, before and after
 #
-# Back to the small files of section 2. `compact` bin-packs each partition's small files into files of about `--target-size`
-# (128 MiB by default) and commits, per partition, `remove` actions for the old files
+# Back to the small files of section 2. `compact` bin-packs each partition's small
+# files into files of about `--target-size` (128 MiB by default) and commits, per partition, `remove` actions for the old files
 # and `add` actions for the new ones. A partition is compacted only when it has at least
 # `--min-files` (default 4) files smaller than the target; files already at the target
 # are never rewritten. After its commit it writes a checkpoint of the new version, so
@@ -625,7 +625,7 @@ pl.DataFrame(
     ]
 ).group_by("action", "dataChange").agg(
     files=pl.len(), deletionTimestamp=pl.from_epoch(pl.col("at_ms").max(), time_unit="ms")
-)
+).sort("action")
 
 # %% [markdown]
 # ## 5 · Vacuum: the small files are still in storage
@@ -634,16 +634,19 @@ pl.DataFrame(
 # that opened the table a second ago may be reading it right now. `vacuum` deletes the
 # files whose **removal is older than the retention** (`--retention-hours`, 168 by
 # default: a week of time travel); the `deletionTimestamp` above is the clock it reads.
-# By default it deletes only files the log removed (delta-rs's *lite* mode). Parquet
-# files no version ever committed (a writer killed between writing a file and committing
-# it leaves those) are deleted only with `--mode full`, which refuses a retention below
-# 1 hour: a file uploaded a moment ago looks exactly like an orphan while its commit is
-# still in flight, and the writer gives up on a commit attempt after at most 10 minutes
-# (the compactor after 50). Lite mode needs no such floor: a file the log removed is
-# never added again, so no commit in flight can need it, whatever the retention. That
-# is why the writer's vacuum defaults to lite, and why this lesson may pass retention 0.
-# Readers are the other limit: a query still reading an old version needs its files
-# (Check yourself, question 3), so production keeps days, not seconds.
+# It has two modes (`--mode`), and they differ in what the retention must protect:
+#
+# - **lite** (the default, delta-rs's *lite* mode) deletes only files that a `remove`
+#   action names. A file the log removed is never added again, so no commit in flight
+#   can need it, whatever the retention: that is why this lesson may pass retention 0.
+# - **full** also deletes Parquet files that no version ever committed (a writer killed
+#   between uploading a file and committing it leaves those). A file uploaded a moment
+#   ago looks exactly like such an orphan while its commit is still in flight, so full
+#   mode refuses a retention below 1 hour: the writer gives up on a commit attempt after
+#   at most 10 minutes (the compactor after 50), and the rest is margin.
+#
+# In both modes readers set the real limit: a query still reading an old version needs
+# its files (Check yourself, question 3), so production keeps days, not seconds.
 # Each pass also deletes the log's own expired commit files (`log_files_deleted`), those
 # older than the table's `logRetentionDuration` (30 days by default) and behind a
 # checkpoint, so the `_delta_log/` folder of a writer that commits every second stops
