@@ -77,7 +77,7 @@ def up(
                 processes.stop(_pid_file(s, svc.name))
             raise
     if any(svc.name == "roapi" for svc in services):
-        from neuralake.lab.api.serve import restart_windows  # serve imports this module
+        from neuralake.lab.api.windows import restart_windows
 
         restart_windows(s, echo)  # the serving windows serve() started, after a restart
     _write_marker(s, mode)
@@ -98,7 +98,7 @@ def down(s: Settings | None = None, *, echo: Callable[[str], None] = print) -> l
         for name in _tracked_names(s):
             if processes.stop(_pid_file(s, name)):
                 stopped.append(name)
-    from neuralake.lab.api.serve import stop_windows
+    from neuralake.lab.api.windows import stop_windows
 
     stopped += stop_windows(s, forget=False)  # kept: the next `up` starts them again
     stack_marker(s.state_dir).unlink(missing_ok=True)
