@@ -13,7 +13,8 @@ as a breach: a writer that serves no metrics is not healthy, it is silent.
 
 :func:`evaluate` runs every rule over a frame of samples (:class:`~.watch.Watch`'s, or any
 frame with a ``t_s`` column) and returns one row per rule: did it fire, first when, is it
-still firing at the last sample, and the worst value seen. The rules are plain
+still firing at the last sample, and the worst value seen (none for a rule on absence,
+which watches no value). The rules are plain
 dataclasses, so they can live in code review like the catalog's tables do.
 """
 
@@ -104,7 +105,8 @@ def evaluate(rules: Sequence[Rule], samples: pl.DataFrame) -> pl.DataFrame:
                 "fired": bool(fired_at),
                 "first_fired_s": fired_at[0] if fired_at else None,
                 "firing_at_end": bool(states and states[-1]),
-                "worst": max(present) if present else None,
+                # A rule on absence watches no value: its column's values say nothing.
+                "worst": max(present) if present and rule.above != math.inf else None,
                 "why": rule.why,
             }
         )

@@ -8,7 +8,8 @@ A dashboard is a list of samples taken at intervals. :class:`Watch` takes one ea
 - the broker (``broker_lag``): high watermark minus the group's committed offset. It keeps
   counting while the writer is down, when the writer's own gauge has no process to serve it;
 - a reader (``newest_served``): the newest ``kafka_timestamp`` a query sees, e.g. through
-  ROAPI. ``served_age_s = sampled_at - newest`` is freshness as a user meets it;
+  ROAPI. ``served_age_s``, the time it answered minus ``newest``, is freshness as a user
+  meets it;
 - the table (``files``): how many data files its current version has, the backlog that
   compaction works down.
 
@@ -132,8 +133,10 @@ class Watch:
         row.update(writer_columns(self._probe("writer", down, self._writer) or {}))
         row["broker_lag"] = self._probe("broker", down, self.broker_lag)
         newest = self._probe("reader", down, self.newest_served)
+        # Age when the reader answered: measured from sampled_at, a row that arrived while
+        # the other probes ran came out a fraction of a second "from the future".
         row["served_age_s"] = (
-            (row["sampled_at"] - newest).total_seconds() if newest is not None else None
+            (datetime.now(UTC) - newest).total_seconds() if newest is not None else None
         )
         row["files"] = self._probe("table", down, self.files)
         row["down"] = ",".join(down)
