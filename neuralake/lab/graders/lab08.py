@@ -78,8 +78,8 @@ INCIDENTS = ("writer down", "poison burst")
 
 # The incident: a steady stream, the fault at ONSET_S, sampled every SAMPLE_S.
 RATE = 500  # messages per second
-STREAM_S = 26  # how long the steady stream runs
-ONSET_S = 8.0  # seconds into the stream
+STREAM_S = 20  # how long the steady stream runs
+ONSET_S = 6.0  # seconds into the stream
 DOWN_S = 8.0  # how long the killed writer stays down
 POISON_S = 4.0  # how long the broken producer sends (at half the stream's rate)
 SAMPLE_S = 0.5
@@ -823,9 +823,12 @@ WHAT = Hint(
     "audit.commits(uri) of bronze and its dead letters (lesson 08, section 5), and "
     "evaluate(lab08.RULES, samples) (lesson 08, section 4).",
     call="what = 'writer down' if recording['down'].str.contains('writer').any() else "
-    "'poison burst'; started_at = the last bronze commit before the gap, or the first "
-    "dead-letter commit; first_alert = evaluate(lab08.RULES, recording).filter('fired')"
-    ".sort('first_fired_s')['alert'][0]",
+    "'poison burst'; commits = audit.commits(lab.incident_uri, opts).filter(pl.col("
+    "'rows_added') > 0).with_columns(gap=pl.col('committed_at').diff().shift(-1)); "
+    "started_at = commits.sort('gap', descending=True, nulls_last=True)['committed_at'][0] "
+    "if what == 'writer down' else audit.commits(lab.incident_dead_uri, opts).filter("
+    "pl.col('rows_added') > 0)['committed_at'].min(); first_alert = evaluate(lab08.RULES, "
+    "recording).filter('fired').sort('first_fired_s')['alert'][0]",
 )
 
 
