@@ -16,15 +16,13 @@
 # %% [markdown]
 # # 05 · The hot path: serving live tables with ROAPI
 #
-# **Time:** about 75 minutes to read and try. Running every cell took 102 s on the
-# lab's 2-core machine at a load of 10-11 (other jobs sharing its 2 cores), and 89 s
-# at load 2-3 before the provider queries were cut from 100 to `PROVIDER_QUERIES` and
-# the window from 20 s to `WINDOW_S`. The slow cells: section 2's `serve()` (it starts
-# the window's process and restarts ROAPI: 2 s at load 2-3, 10-39 s at load 10-17),
-# section 5's first two timing cells, and section 7's first two (the window's fill,
-# `WINDOW_S` + 2 s, then the provider's queries). **Behind schedule?** Set
-# `QUERIES = 30` and `PROVIDER_QUERIES = 10` in the parameters cell; skip section 4
-# (nothing after it reads it); section 6 reads what section 5 measured.
+# **Time:** about 75 minutes to read and try. Running every cell took 60 s on the
+# lab's 2-core machine at a load of 9-11 (other jobs sharing its 2 cores). The slow
+# cells: section 5's first two timing cells (7 and 9 s) and section 7's first two
+# (16 s: the window's fill, `WINDOW_S` + 2 s, and its freshness samples; then 10 s of
+# queries). **Behind schedule?** Set `QUERIES = 30` and `PROVIDER_QUERIES = 10` in the
+# parameters cell; skip section 4 (nothing after it reads it); section 6 reads what
+# section 5 measured.
 # **Prerequisites:** lesson 02 (the catalog), lesson 04 (the Rust writer fills a bronze
 # table from Kafka); the stack up (`make up`) and the Rust writer built (`make setup`
 # builds it).
@@ -533,7 +531,7 @@ pl.DataFrame(
 probe = latency.queries("filter", MEMORY, ROWS, 1)[0]
 answer = client.sql(f"EXPLAIN ANALYZE {probe}")  # columns plan_type and plan
 plan_text = answer["plan"][0]  # explain.plan(client, probe) does this
-print(plan_text.splitlines()[-1][:160], "...")  # the scan, the last line of the plan
+print("the scan, the plan's last line:", plan_text.splitlines()[-1].strip())
 floor = latency.percentiles(latency.measure(client.sql, ["SELECT 1"] * 50))
 print(f"SELECT 1 (HTTP, planning, Arrow answer; no table): p50 {floor['p50_ms']} ms")
 read = {(server, kind): m for server, by_kind in scans.items() for kind, m in by_kind.items()}
