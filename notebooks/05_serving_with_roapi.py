@@ -508,9 +508,9 @@ pl.DataFrame(
 #   reload re-reads the whole table, so it suits small tables that change rarely (a
 #   materialized view, a serving copy).
 # - **ROAPI vs FastAPI + Polars**: the hand-written service also answers from memory,
-#   so compare it with ROAPI's memory mode. Both answer within a few milliseconds at
-#   the median (asserted: under 50 ms), close enough that either can have the lower
-#   p50 from one run to the next (the last table above names this run's). They differ
+#   so compare it with ROAPI's memory mode. Both answer at a median under 50 ms
+#   (asserted), and close enough that either can have the lower p50 from one run to
+#   the next (the last table above gives this run's p50s and names the lower). They differ
 #   in fixed costs: Polars runs the SQL on one DataFrame, while every ROAPI query is
 #   planned and optimised by DataFusion and spread over threads (exercise 2 scales the
 #   table up; `docs/api.md` compares them at 10 million rows). What the hand-written
