@@ -422,8 +422,8 @@ async fn rewrite(table: &DeltaTable, files: &[&LogicalFileView], target: f64) ->
         })
         .unwrap_or_default();
     let store = table.object_store();
-    let mut writer =
-        RecordBatchWriter::for_table(table)?.with_writer_properties(commit::writer_properties());
+    let mut writer = RecordBatchWriter::for_table(table)?
+        .with_writer_properties(commit::writer_properties(commit::Job::Compact));
     let mut adds: Vec<Add> = Vec::new();
     let mut progress = Progress {
         read: 0.0,

@@ -164,6 +164,9 @@ pub struct IngestArgs {
     /// Write a Delta checkpoint every this many commits.
     #[arg(long, env = "NEURALAKE_WRITER_CHECKPOINT_EVERY", default_value_t = 20)]
     pub checkpoint_every: u64,
+    /// Threads decoding messages beside the one consuming them [default (0): one per core].
+    #[arg(long, env = "NEURALAKE_WRITER_DECODERS", default_value_t = 0)]
+    pub decoders: usize,
     /// Seconds a failure that retrying cannot fix (permission denied, table deleted, schema
     /// changed) is retried before `ingest` exits 1 with one line naming the fix.
     #[arg(long, env = "NEURALAKE_WRITER_GIVE_UP_S", default_value_t = 60)]
@@ -171,6 +174,16 @@ pub struct IngestArgs {
     /// Exit once every partition is committed up to the high watermark seen at start.
     #[arg(long)]
     pub stop_at_end: bool,
+}
+
+impl IngestArgs {
+    /// `--decoders`, with 0 meaning one per core.
+    pub fn decoder_threads(&self) -> usize {
+        match self.decoders {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 /// Where a partition without txn version in the table starts.

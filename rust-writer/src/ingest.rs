@@ -1,14 +1,15 @@
 //! `ingest`: Kafka -> bronze Delta table, exactly once.
 //!
 //! Two halves, each in its own module, run as a pipeline:
-//! 1. the [`reader`] **fills** a batch: it consumes messages into Arrow builders (valid rows)
-//!    and a dead-letter list until the flush rule says the batch is due (messages, payload
-//!    bytes or age);
+//! 1. the [`reader`] **fills** a batch: it consumes messages and copies them, a chunk of a few
+//!    thousand at a time, to the [`decoders`] (`--decoders` threads that turn chunks into Arrow
+//!    record batches and dead letters), until the flush rule says the batch is due (messages,
+//!    payload bytes or age);
 //! 2. the [`committer`], on a task of its own, **commits** the previous batch meanwhile: its
 //!    malformed messages to the dead-letter table, then one Parquet file per date whose `add`
 //!    actions go into ONE Delta commit together with one txn action per partition
-//!    (`version` = last offset of the batch), then a checkpoint every `--checkpoint-every`
-//!    commits;
+//!    (`version` = last offset of the batch), then starts a checkpoint every
+//!    `--checkpoint-every` commits in the background;
 //! 3. once that commit is done the reader **acknowledges** it (Kafka offsets for lag tools,
 //!    the lag gauge) and the batch just filled goes to the committer. When the stream stops,
 //!    the reader returns an empty batch after 100 ms without messages, so the last commit is
@@ -35,7 +36,9 @@
 //! waits for its commit longer than `vacuum --mode full`'s retention floor. A panic on the
 //! commit task ends the process with one line naming the batch (see [`Slot::free`]).
 
+mod checkpointer;
 mod committer;
+mod decoders;
 mod group;
 mod reader;
 
@@ -59,6 +62,7 @@ use crate::metrics::IngestMetrics;
 use crate::offsets;
 use crate::schema;
 use crate::startup::{open_table, shutdown_signal};
+use checkpointer::Checkpointer;
 use committer::{Committer, Outcome, Tracked};
 use group::{Change, GroupContext, Lookup};
 use reader::{Pending, Reader};
@@ -204,10 +208,12 @@ async fn start(args: IngestArgs, metrics: IngestMetrics) -> Result<(Reader, Comm
         max_bytes: args.flush_bytes,
         max_age: Duration::from_millis(args.flush_ms),
     };
+    let decoders = decoders::Pool::start(args.decoder_threads(), bronze_schema.clone())?;
     let reader = Reader::new(
         consumer,
         topic.clone(),
         policy,
+        decoders,
         metrics.clone(),
         targets,
         args.offset_reset,
@@ -221,14 +227,15 @@ async fn start(args: IngestArgs, metrics: IngestMetrics) -> Result<(Reader, Comm
         group: group_id,
         owned: BTreeSet::new(),
         bronze: Tracked::new(bronze, table_offsets.clone()),
-        bronze_schema,
         dead: Tracked::new(dead, dead_offsets.clone()),
         dead_schema,
         held: table_offsets,
         dead_offsets,
         metrics,
-        checkpoint_every: args.checkpoint_every,
-        checkpointed: (version, dead_version),
+        checkpoints: (
+            Checkpointer::new("bronze", args.checkpoint_every, version),
+            Checkpointer::new("dead letters", args.checkpoint_every, dead_version),
+        ),
         give_up: Duration::from_secs(args.give_up_s),
         summary: Summary {
             version,
@@ -507,6 +514,7 @@ async fn finish(
     }
     info!("stopped after committing the last batch");
     committer.summary.seconds = started.elapsed().as_secs_f64();
+    committer.settle_checkpoints(SHUTDOWN_GRACE).await;
     committer.summary.version = commit::version_of(&committer.bronze.table);
     Ok(std::mem::take(&mut committer.summary))
 }

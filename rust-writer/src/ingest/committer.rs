@@ -2,7 +2,7 @@
 //!
 //! The committer owns both tables. For one batch it commits the malformed messages to the
 //! dead-letter table, then writes the rows' Parquet files and commits their `add` actions
-//! with one txn action per partition in ONE commit, then checkpoints every
+//! with one txn action per partition in ONE commit, then starts a checkpoint (in the background) every
 //! `--checkpoint-every` commits. It runs on a task of its own while the reader fills the next
 //! batch, and only one batch is ever committing, so commits stay in offset order.
 //!
@@ -32,6 +32,8 @@ use indexmap::IndexMap;
 use tracing::{error, info, warn};
 
 use super::Summary;
+use super::checkpointer::Checkpointer;
+use super::decoders::{self, Decoded};
 use super::group::Change;
 use super::reader::Pending;
 use crate::commit::{self, Committed, PartitionValues};
@@ -136,7 +138,6 @@ pub struct Committer {
     /// The partitions this worker owns (its group's assignment).
     pub owned: BTreeSet<i32>,
     pub bronze: Tracked,
-    pub bronze_schema: SchemaRef,
     pub dead: Tracked,
     pub dead_schema: SchemaRef,
     /// Per partition, the bronze txn version this writer expects: its own last commit, or what
@@ -146,9 +147,8 @@ pub struct Committer {
     /// The same for the dead-letter table (what it already holds).
     pub dead_offsets: TableOffsets,
     pub metrics: IngestMetrics,
-    pub checkpoint_every: u64,
-    /// The table versions of the last checkpoints (or of the start).
-    pub checkpointed: (i64, i64),
+    /// Checkpoints of bronze and of the dead-letter table, written in the background.
+    pub checkpoints: (Checkpointer, Checkpointer),
     /// How long a permanent failure is retried before the process gives up (`--give-up-s`).
     pub give_up: std::time::Duration,
     pub summary: Summary,
@@ -159,18 +159,21 @@ impl Committer {
     pub async fn commit_batch(&mut self, pending: Pending) -> Result<Outcome> {
         let started = Instant::now();
         let Pending {
-            rows,
-            dead,
+            chunks,
             offsets,
             messages,
             oldest_kafka_ts_us,
             ..
         } = pending;
         self.summary.messages += messages as u64;
-        let row_count = rows.len();
+        // The decoders finish the batch's last chunks while the previous commit lands.
+        let Decoded {
+            batches,
+            dead,
+            rows: row_count,
+        } = decoders::gather(chunks).await?;
         let dead_count = dead.len();
-        let parts: Vec<(PartitionValues, RecordBatch)> = rows
-            .finish(&self.bronze_schema)?
+        let parts: Vec<(PartitionValues, RecordBatch)> = batches
             .into_iter()
             .map(|(date, batch)| {
                 let values: PartitionValues =
@@ -199,7 +202,7 @@ impl Committer {
                         dead_letters = dead_count,
                         "committed dead letters"
                     );
-                    self.maybe_checkpoint(Which::DeadLetters).await;
+                    self.maybe_checkpoint(Which::DeadLetters);
                 }
             }
         }
@@ -226,7 +229,7 @@ impl Committer {
                     files, bytes, seconds, conflicts = commit.conflicts_resolved,
                     offsets = %describe(&offsets), "committed batch"
                 );
-                self.maybe_checkpoint(Which::Bronze).await;
+                self.maybe_checkpoint(Which::Bronze);
                 self.metrics.health.committed(now_ms(), true);
                 Ok(Outcome::Committed(offsets))
             }
@@ -476,7 +479,13 @@ impl Committer {
                 let adds = if parts.is_empty() {
                     Vec::new()
                 } else {
-                    commit::write_files(&tracked.table, parts.iter().cloned(), None).await?
+                    commit::write_files(
+                        &tracked.table,
+                        parts.iter().cloned(),
+                        None,
+                        commit::Job::Ingest,
+                    )
+                    .await?
                 };
                 let files = adds.len();
                 let bytes: u64 = adds.iter().map(|a| a.size.max(0) as u64).sum();
@@ -564,40 +573,25 @@ impl Committer {
     }
 
     /// A checkpoint of `which` once `--checkpoint-every` versions have passed since the last
-    /// one, written only by the worker owning the topic's first partition: one owner per
-    /// table, whatever the number of workers (during a rebalance two may overlap, which is
-    /// harmless: a checkpoint of a version is the same file whoever writes it).
-    async fn maybe_checkpoint(&mut self, which: Which) {
-        let every = self.checkpoint_every as i64;
+    /// one, written in the background (see `checkpointer.rs`) and only by the worker owning
+    /// the topic's first partition: one owner per table, whatever the number of workers
+    /// (during a rebalance two may overlap, which is harmless: a checkpoint of a version is
+    /// the same file whoever writes it).
+    fn maybe_checkpoint(&mut self, which: Which) {
         let first = self.partitions.first().copied();
-        if every == 0 || !first.is_some_and(|p| self.owned.contains(&p)) {
+        if !first.is_some_and(|p| self.owned.contains(&p)) {
             return;
         }
-        let (table, last) = match which {
-            Which::Bronze => (&self.bronze.table, &mut self.checkpointed.0),
-            Which::DeadLetters => (&self.dead.table, &mut self.checkpointed.1),
-        };
-        let version = commit::version_of(table);
-        if version - *last < every {
-            return;
+        match which {
+            Which::Bronze => self.checkpoints.0.after_commit(&self.bronze.table),
+            Which::DeadLetters => self.checkpoints.1.after_commit(&self.dead.table),
         }
-        let started = Instant::now();
-        match commit::checkpoint(table).await {
-            Ok(()) => {
-                *last = version;
-                info!(
-                    table = which.name(),
-                    version,
-                    seconds = started.elapsed().as_secs_f64(),
-                    "checkpoint written"
-                );
-            }
-            Err(e) => warn!(
-                table = which.name(),
-                error = format!("{e:#}"),
-                "checkpoint failed; will try again after the next commit"
-            ),
-        }
+    }
+
+    /// At exit: let checkpoints in flight finish, waiting at most `limit` for each.
+    pub async fn settle_checkpoints(&mut self, limit: std::time::Duration) {
+        self.checkpoints.0.settle(limit).await;
+        self.checkpoints.1.settle(limit).await;
     }
 }
 
@@ -722,37 +716,45 @@ mod tests {
         let dead_offsets = offsets::read_table_offsets(&dead, "app", "t", &partitions)
             .await
             .unwrap();
-        let versions = (commit::version_of(&bronze), commit::version_of(&dead));
+        let checkpoints = (
+            Checkpointer::new("bronze", 0, commit::version_of(&bronze)),
+            Checkpointer::new("dead letters", 0, commit::version_of(&dead)),
+        );
         Committer {
             app: "app".into(),
             topic: "t".into(),
             partitions,
             group: group.into(),
             owned: BTreeSet::from([0, 1]),
-            bronze_schema: RecordBatchWriter::for_table(&bronze)
-                .unwrap()
-                .arrow_schema(),
             dead_schema: RecordBatchWriter::for_table(&dead).unwrap().arrow_schema(),
             bronze: Tracked::new(bronze, held.clone()),
             dead: Tracked::new(dead, dead_offsets.clone()),
             held,
             dead_offsets,
             metrics: IngestMetrics::register(&mut Registry::default()),
-            checkpoint_every: 0,
-            checkpointed: versions,
+            checkpoints,
             give_up: std::time::Duration::from_secs(1),
             summary: Summary::default(),
         }
     }
 
+    /// The bronze table's Arrow schema (what the decoders build record batches with).
+    fn schema_of(c: &Committer) -> SchemaRef {
+        RecordBatchWriter::for_table(&c.bronze.table)
+            .unwrap()
+            .arrow_schema()
+    }
+
     /// Offsets `first..=last` of `partition`; those in `bad` are malformed.
-    fn batch(partition: i32, first: i64, last: i64, bad: &[i64]) -> Pending {
-        let mut p = Pending::new(16);
+    fn batch(partition: i32, first: i64, last: i64, bad: &[i64], schema: &SchemaRef) -> Pending {
+        let mut p = Pending::new();
+        let mut rows = crate::batch::BronzeRows::new(16);
+        let mut dead = Vec::new();
         for offset in first..=last {
             p.offsets.record(partition, offset);
             p.messages += 1;
             if bad.contains(&offset) {
-                p.dead.push(dead_letters::DeadLetter {
+                dead.push(dead_letters::DeadLetter {
                     partition,
                     offset,
                     payload: b"{".to_vec(),
@@ -761,9 +763,16 @@ mod tests {
                 });
             } else {
                 let signal = decode(GOOD.as_bytes()).unwrap();
-                p.rows.append(&signal, partition, offset, None);
+                rows.append(&signal, partition, offset, None);
             }
         }
+        let decoded = Decoded {
+            rows: rows.len(),
+            batches: rows.finish(schema).unwrap(),
+            dead,
+        };
+        p.chunks
+            .push(decoders::Ticket::Ready(Box::new(Ok(decoded))));
         p
     }
 
@@ -790,14 +799,20 @@ mod tests {
         let scratch = Scratch::new("once");
         let uri = scratch.uri();
         let mut c = committer(&uri, "g").await;
-        let outcome = c.commit_batch(batch(0, 0, 9, &[3])).await.unwrap();
+        let outcome = c
+            .commit_batch(batch(0, 0, 9, &[3], &schema_of(&c)))
+            .await
+            .unwrap();
         assert!(matches!(outcome, Outcome::Committed(_)));
         assert_eq!(c.held.get(&0), Some(&Some(9)));
         assert_eq!(c.dead_offsets.get(&0), Some(&Some(9)));
         assert_eq!(rows(&uri).await, 9);
         assert_eq!(rows(&format!("{uri}_dead_letters")).await, 1);
         // The next batch of the partition goes on from there.
-        let outcome = c.commit_batch(batch(0, 10, 14, &[])).await.unwrap();
+        let outcome = c
+            .commit_batch(batch(0, 10, 14, &[], &schema_of(&c)))
+            .await
+            .unwrap();
         assert!(matches!(outcome, Outcome::Committed(_)));
         assert_eq!(rows(&uri).await, 14);
     }
@@ -810,8 +825,8 @@ mod tests {
             let (mut a, mut b) = (committer(&uri, "g").await, committer(&uri, "g").await);
             let first = round * 10;
             let (ra, rb) = tokio::join!(
-                a.commit_batch(batch(0, first, first + 9, &[first + 1])),
-                b.commit_batch(batch(0, first, first + 9, &[first + 1]))
+                a.commit_batch(batch(0, first, first + 9, &[first + 1], &schema_of(&a))),
+                b.commit_batch(batch(0, first, first + 9, &[first + 1], &schema_of(&b)))
             );
             let committed = [ra.unwrap(), rb.unwrap()]
                 .iter()
@@ -829,17 +844,23 @@ mod tests {
         let uri = scratch.uri();
         let (mut a, mut b) = (committer(&uri, "g").await, committer(&uri, "g").await);
         assert!(matches!(
-            a.commit_batch(batch(1, 0, 4, &[])).await.unwrap(),
+            a.commit_batch(batch(1, 0, 4, &[], &schema_of(&a)))
+                .await
+                .unwrap(),
             Outcome::Committed(_)
         ));
         // b still expects partition 1 empty: its batch is dropped, nothing duplicated.
         assert!(matches!(
-            b.commit_batch(batch(1, 0, 7, &[])).await.unwrap(),
+            b.commit_batch(batch(1, 0, 7, &[], &schema_of(&b)))
+                .await
+                .unwrap(),
             Outcome::Superseded
         ));
         assert_eq!(b.held.get(&1), Some(&Some(4)));
         assert!(matches!(
-            b.commit_batch(batch(1, 5, 7, &[])).await.unwrap(),
+            b.commit_batch(batch(1, 5, 7, &[], &schema_of(&b)))
+                .await
+                .unwrap(),
             Outcome::Committed(_)
         ));
         assert_eq!(rows(&uri).await, 8);
@@ -850,8 +871,10 @@ mod tests {
         let scratch = Scratch::new("fence");
         let uri = scratch.uri();
         let (mut a, mut b) = (committer(&uri, "g1").await, committer(&uri, "g2").await);
-        a.commit_batch(batch(0, 0, 4, &[])).await.unwrap();
-        let err = match b.commit_batch(batch(0, 0, 4, &[])).await {
+        a.commit_batch(batch(0, 0, 4, &[], &schema_of(&a)))
+            .await
+            .unwrap();
+        let err = match b.commit_batch(batch(0, 0, 4, &[], &schema_of(&b))).await {
             Err(e) => format!("{e:#}"),
             Ok(_) => panic!("the second group's batch must not be accepted"),
         };
@@ -859,5 +882,32 @@ mod tests {
         assert!(err.contains("--group-id g1"), "{err}");
         assert!(!err.contains('\n'));
         assert_eq!(rows(&uri).await, 5);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_tables_are_checkpointed_in_the_background() {
+        let scratch = Scratch::new("checkpoint");
+        let uri = scratch.uri();
+        let mut c = committer(&uri, "g").await;
+        c.checkpoints = (
+            Checkpointer::new("bronze", 2, commit::version_of(&c.bronze.table)),
+            Checkpointer::new("dead letters", 2, commit::version_of(&c.dead.table)),
+        );
+        for round in 0..3 {
+            let first = round * 10;
+            let batch = batch(0, first, first + 9, &[first], &schema_of(&c));
+            c.commit_batch(batch).await.unwrap();
+        }
+        c.settle_checkpoints(std::time::Duration::from_secs(60))
+            .await;
+        // Versions 1..=3 in both tables; a checkpoint is due every 2 versions: at version 2.
+        assert_eq!((c.checkpoints.0.last(), c.checkpoints.1.last()), (2, 2));
+        for table in ["t", "t_dead_letters"] {
+            let file = scratch
+                .0
+                .join(table)
+                .join("_delta_log/00000000000000000002.checkpoint.parquet");
+            assert!(file.exists(), "{} has no checkpoint at version 2", table);
+        }
     }
 }

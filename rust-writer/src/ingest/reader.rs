@@ -8,14 +8,17 @@
 //! new partitions' start positions at once and returns the batch early, so that the pipeline
 //! can drop it if it holds a revoked partition.
 //!
-//! Consuming is a plain blocking loop: [`kafka::poll_next`] on a `BaseConsumer`, decoding on
-//! the same thread, the clock and the shutdown signal looked at every [`CHECK_EVERY`] messages
-//! or whenever the queue runs dry. It runs on the thread that drives the pipeline (through
-//! `block_in_place`), while the committer encodes and uploads on the runtime's workers.
+//! Consuming is a plain blocking loop: [`kafka::poll_next`] on a `BaseConsumer`, the clock and
+//! the shutdown signal looked at every [`CHECK_EVERY`] messages or whenever the queue runs dry.
+//! It runs on the thread that drives the pipeline (through `block_in_place`). The reader does
+//! not decode: it copies each payload into a chunk, and full chunks go to the decoder threads
+//! (see `decoders.rs`), while the committer encodes and uploads on the runtime's workers.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::decoders::{self, Chunk, Ticket};
 use super::group::{Change, GroupContext};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -24,10 +27,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tracing::warn;
 
-use crate::batch::{BronzeRows, FlushPolicy, backdate};
+use crate::batch::{FlushPolicy, backdate};
 use crate::config::OffsetReset;
-use crate::dead_letters::{self, DeadLetter};
-use crate::decode::decode;
 use crate::kafka;
 use crate::metrics::{IngestMetrics, PartitionLabel};
 use crate::offsets::{self, BatchOffsets, TableOffsets};
@@ -50,8 +51,10 @@ const CHECK_EVERY: usize = 1024;
 
 /// One batch being filled.
 pub struct Pending {
-    pub rows: BronzeRows,
-    pub dead: Vec<DeadLetter>,
+    /// Its messages, decoded (or being decoded) chunk by chunk, in the order consumed.
+    pub chunks: Vec<Ticket>,
+    /// The chunk being copied into; handed to a decoder when full or when the batch is due.
+    filling: Chunk,
     pub offsets: BatchOffsets,
     pub messages: usize,
     pub bytes: usize,
@@ -64,10 +67,10 @@ pub struct Pending {
 }
 
 impl Pending {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new() -> Self {
         Self {
-            rows: BronzeRows::new(capacity),
-            dead: Vec::new(),
+            chunks: Vec::new(),
+            filling: Chunk::default(),
             offsets: BatchOffsets::default(),
             messages: 0,
             bytes: 0,
@@ -85,8 +88,8 @@ pub struct Reader {
     consumer: BaseConsumer<GroupContext>,
     topic: String,
     policy: FlushPolicy,
-    /// Builder capacity of a new batch.
-    capacity: usize,
+    /// The decoder threads the batch's chunks go to.
+    decoders: decoders::Pool,
     metrics: IngestMetrics,
     /// With `--stop-at-end`: per partition, (low, high) watermarks seen at start.
     targets: Option<BTreeMap<i32, (i64, i64)>>,
@@ -104,8 +107,9 @@ pub struct Reader {
     changes: Vec<Change>,
     /// A reason to stop that the pipeline picks up after `fill` ([`Reader::take_fatal`]).
     fatal: Option<anyhow::Error>,
-    /// The dead-letter table's txn versions: messages at or below them are already stored.
-    dead_offsets: TableOffsets,
+    /// The dead-letter table's txn versions: messages at or below them are already stored
+    /// (shared with the decoders, which skip those).
+    dead_offsets: Arc<TableOffsets>,
     watermarks: kafka::Watermarks,
     /// When the lag gauge was last recomputed.
     lag_updated: Instant,
@@ -117,10 +121,12 @@ pub struct Reader {
 impl Reader {
     /// A reader whose consumer has subscribed to the topic; it owns no partition until the
     /// group assigns some (inside the first polls).
+    #[allow(clippy::too_many_arguments)] // each part is one the reader owns or reports to
     pub fn new(
         consumer: BaseConsumer<GroupContext>,
         topic: String,
         policy: FlushPolicy,
+        decoders: decoders::Pool,
         metrics: IngestMetrics,
         targets: Option<BTreeMap<i32, (i64, i64)>>,
         reset: OffsetReset,
@@ -129,8 +135,8 @@ impl Reader {
         Self {
             consumer,
             topic,
-            capacity: policy.max_messages.min(1 << 20),
             policy,
+            decoders,
             metrics,
             targets,
             position: BTreeMap::new(),
@@ -139,7 +145,7 @@ impl Reader {
             assigned_once: false,
             changes: Vec::new(),
             fatal: None,
-            dead_offsets: TableOffsets::new(),
+            dead_offsets: Arc::new(TableOffsets::new()),
             watermarks,
             lag_updated: Instant::now(),
             paused_at: None,
@@ -184,7 +190,7 @@ impl Reader {
 struct Owned<'a> {
     position: &'a mut BTreeMap<i32, Option<i64>>,
     committed: &'a mut BTreeMap<i32, Option<i64>>,
-    dead_offsets: &'a mut TableOffsets,
+    dead_offsets: &'a mut Arc<TableOffsets>,
 }
 
 impl Owned<'_> {
@@ -198,7 +204,7 @@ impl Owned<'_> {
                         let next = offsets::resume_at(start.bronze);
                         self.position.insert(*p, next);
                         self.committed.insert(*p, next);
-                        self.dead_offsets.insert(*p, start.dead);
+                        Arc::make_mut(self.dead_offsets).insert(*p, start.dead);
                         let label = PartitionLabel::new(*p);
                         metrics.assigned_partitions.get_or_create(&label).set(1);
                     }
@@ -229,9 +235,21 @@ impl Reader {
         shutdown: &watch::Receiver<bool>,
         committer_busy: bool,
     ) -> (Pending, bool) {
-        let filled = self.fill_until_due(shutdown, committer_busy);
+        let (mut pending, stop) = self.fill_until_due(shutdown, committer_busy);
+        self.hand_over(&mut pending);
         self.paused_at = Some(Instant::now());
-        filled
+        (pending, stop)
+    }
+
+    /// Send the chunk being filled to a decoder.
+    fn hand_over(&self, pending: &mut Pending) {
+        if pending.filling.is_empty() {
+            return;
+        }
+        let chunk = std::mem::take(&mut pending.filling);
+        self.metrics.messages.inc_by(chunk.len() as u64);
+        let ticket = self.decoders.submit(chunk, self.dead_offsets.clone());
+        pending.chunks.push(ticket);
     }
 
     fn fill_until_due(
@@ -240,7 +258,7 @@ impl Reader {
         committer_busy: bool,
     ) -> (Pending, bool) {
         let began = Instant::now();
-        let mut pending = Pending::new(self.capacity);
+        let mut pending = Pending::new();
         // Messages left before the next look at the clock and the signal; 0: look now.
         let mut unchecked = 0;
         loop {
@@ -336,7 +354,7 @@ impl Reader {
         }
     }
 
-    /// Decode one message into the batch: a row, a dead letter, or nothing (already stored).
+    /// Copy one message into the batch's chunk (a decoder makes it a row or a dead letter).
     fn add(&self, pending: &mut Pending, message: &BorrowedMessage<'_>) {
         let partition = message.partition();
         let offset = message.offset();
@@ -358,24 +376,9 @@ impl Reader {
         if let Some(ts) = kafka_ts {
             pending.oldest_kafka_ts_us = Some(pending.oldest_kafka_ts_us.map_or(ts, |o| o.min(ts)));
         }
-        self.metrics.messages.inc();
-        let decoded = match payload {
-            Some(bytes) => decode(bytes),
-            None => Err("message has no value (null payload)".to_string()),
-        };
-        match decoded {
-            Ok(signal) => pending.rows.append(&signal, partition, offset, kafka_ts),
-            Err(reason) => {
-                if !dead_letters::already_dead_lettered(&self.dead_offsets, partition, offset) {
-                    pending.dead.push(DeadLetter {
-                        partition,
-                        offset,
-                        payload: payload.unwrap_or_default().to_vec(),
-                        reason,
-                        received_at_us: chrono::Utc::now().timestamp_micros(),
-                    });
-                }
-            }
+        pending.filling.push(partition, offset, kafka_ts, payload);
+        if pending.filling.is_full() {
+            self.hand_over(pending);
         }
     }
 
@@ -426,7 +429,7 @@ impl Reader {
             .collect();
         self.position = next.clone();
         self.committed = next;
-        self.dead_offsets = dead_offsets;
+        self.dead_offsets = Arc::new(dead_offsets);
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
         while let Err(e) = kafka::seek(&self.consumer, &self.topic, &self.position, self.reset) {
             warn!(error = %e, attempt = backoff.attempts(), "re-seeking partitions failed; retrying");
@@ -436,7 +439,9 @@ impl Reader {
 
     /// The dead-letter table grew (the committer stored a batch's dead letters).
     pub fn dead_lettered(&mut self, dead_offsets: &TableOffsets) {
-        self.dead_offsets.clone_from(dead_offsets);
+        if *self.dead_offsets != *dead_offsets {
+            self.dead_offsets = Arc::new(dead_offsets.clone());
+        }
     }
 }
 
