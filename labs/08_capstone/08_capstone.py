@@ -234,7 +234,9 @@ worst = client.sql(
 )
 client.close()
 worst_channel = int(worst["channel"][0])
-print(served, worst)
+print(
+    f"ROAPI serves {', '.join(served.values())}; worst in the last minute: channel {worst_channel}"
+)
 
 # %%
 lab08.check_served(lab, catalog, worst_channel)
@@ -254,7 +256,8 @@ lab08.check_served(lab, catalog, worst_channel)
 # %%
 served_gold = pl.read_delta(lab.uri("health_served"), storage_options=opts)
 served_gold.group_by("channel").agg(
-    median_kohm=pl.col("impedance_kohm").median(), max_kohm=pl.col("impedance_kohm").max()
+    median_kohm=pl.col("impedance_kohm").median().round(1),
+    max_kohm=pl.col("impedance_kohm").max().round(1),
 ).sort("max_kohm", descending=True).head(5)
 
 # %% tags=["solution"]
@@ -300,7 +303,8 @@ lab08.check_rule(lab, rule)
 recording = lab.recording()
 columns = ["t_s", "phase", "down", "broker_lag", "served_age_s", "messages_total"]
 with pl.Config(tbl_rows=40):
-    display(recording.select(*columns, "dead_letter_ratio").gather_every(2))
+    shown = recording.select(*columns, "dead_letter_ratio").gather_every(2)
+    display(shown.with_columns(pl.col("t_s", "served_age_s", "dead_letter_ratio").round(2)))
 
 # %% tags=["solution"]
 # Store what (one of lab08.INCIDENTS), started_at (a UTC datetime) and first_alert (a rule name).
