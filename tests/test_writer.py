@@ -26,7 +26,7 @@ import pytest
 from confluent_kafka import Producer
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
-from writer_runs import produce_in_background, remove_run
+from writer_runs import produce_in_background, remove_run, start_ingest
 
 import neuralake
 from neuralake.delta import data_files, drop_table, open_table
@@ -146,18 +146,9 @@ def send(s, topic: str, values: list[bytes], partition: int | None = None) -> No
 
 def run_to_end(s, topic: str, table: str, *args: str, group: str | None = None) -> subprocess.Popen:
     """``ingest --stop-at-end`` on ``table``, as a process of its own."""
-    env = {
-        **control.process_env(s, topic=topic, table_uri=s.table_uri(table)),
-        "NEURALAKE_WRITER_METRICS_ADDR": f"127.0.0.1:{free_port()}",
-        "NEURALAKE_WRITER_GROUP_ID": group or f"tests.writer.{uuid.uuid4().hex[:8]}",
-    }
-    return subprocess.Popen(
-        [str(binary.find()), "ingest", "--stop-at-end", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    group = group or f"tests.writer.{uuid.uuid4().hex[:8]}"
+    env = {"NEURALAKE_WRITER_GROUP_ID": group}
+    return start_ingest(s, topic, table, "--stop-at-end", *args, env=env)
 
 
 def finished(process: subprocess.Popen, timeout: float = 120) -> tuple[dict, str]:
@@ -245,11 +236,12 @@ def test_compact_and_vacuum_beside_ingest_keep_every_version_readable(
         compact_interval_s=5,
         target_size=2 * 2**20,
         min_files=4,
-        vacuum_interval_s=10,
-        retention_hours=0.005,  # 18 s
+        vacuum_interval_s=5,
+        retention_hours=0.003,  # 10.8 s: files compaction removed early in the run expire in it
         echo=quiet,
     )
-    thread, out = produce_in_background(s, topic=topic, count=130_000, rate=2000, seed=5)
+    # 30 s of stream: compaction passes about 6 times, vacuum deletes what the first ones removed
+    thread, out = produce_in_background(s, topic=topic, count=60_000, rate=2000, seed=5)
     table_now = _wait_for_table(uri, s)
     walker = DeltaTable(uri, version=0, storage_options=s.storage_options)
     rows_at: dict[int, int] = {}  # version -> rows, from the log
@@ -270,7 +262,7 @@ def test_compact_and_vacuum_beside_ingest_keep_every_version_readable(
         # The latest version always reads, however busy vacuum is.
         assert table_now.to_pyarrow_dataset().count_rows() == rows_at[table_now.version()]
         read_latest += 1
-        time.sleep(1.0)
+        time.sleep(0.5)
     sent = result_of(thread, out)
     wait_caught_up(s, topic, table)
     ingest = metrics.values(_metrics_url(s, table, "ingest"))
@@ -283,7 +275,7 @@ def test_compact_and_vacuum_beside_ingest_keep_every_version_readable(
 
     counts = [rows_at[v] for v in sorted(rows_at)]
     assert all(a <= b for a, b in itertools.pairwise(counts)), "rows dropped"
-    assert read_latest >= 20  # the run lasted about a minute: many reads mid-run
+    assert read_latest >= 20  # the run lasted about 30 s: many reads mid-run
 
     stored = {name for name in data_files(uri, s.storage_options)["name"].to_list()}
     intact = [v for v, files in files_at.items() if files and files <= stored]

@@ -18,11 +18,10 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions
 from deltalake import write_deltalake
+from writer_runs import start_ingest
 
 from neuralake.delta import drop_table, open_table
 from neuralake.errors import NeuralakeError
-from neuralake.lab.stack.processes import free_port
-from neuralake.lab.writer import binary, control
 from neuralake.streaming import produce, topics
 from neuralake.streaming.schemas import DEFAULT_APP, app_id, dead_letter_uri
 
@@ -42,18 +41,7 @@ def names(stack_settings):
 
 
 def ingest(s, topic: str, table: str, *args: str) -> subprocess.Popen:
-    env = {
-        **control.process_env(s, topic=topic, table_uri=s.table_uri(table)),
-        "NEURALAKE_WRITER_METRICS_ADDR": f"127.0.0.1:{free_port()}",
-        "NEURALAKE_WRITER_FLUSH_MS": "200",
-    }
-    return subprocess.Popen(
-        [str(binary.find()), "ingest", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_ingest(s, topic, table, *args, env={"NEURALAKE_WRITER_FLUSH_MS": "200"})
 
 
 def txn_versions(s, topic: str, table: str, partitions: int) -> list[int | None]:

@@ -16,12 +16,11 @@ import uuid
 import polars as pl
 import psutil
 import pytest
-from writer_runs import produce_in_background, remove_run
+from writer_runs import produce_in_background, remove_run, start_ingest
 
 from neuralake.delta import open_table
 from neuralake.errors import NeuralakeError
-from neuralake.lab.stack.processes import free_port
-from neuralake.lab.writer import binary, control
+from neuralake.lab.writer import control
 from neuralake.streaming import produce, topics
 from neuralake.streaming.schemas import DEFAULT_APP, app_id, dead_letter_uri
 
@@ -121,18 +120,7 @@ def test_workers_killed_added_and_stopped_store_every_message_once(stack_setting
 
 
 def run_ingest(s, topic: str, table: str, group: str, *args: str) -> subprocess.Popen:
-    env = {
-        **control.process_env(s, topic=topic, table_uri=s.table_uri(table)),
-        "NEURALAKE_WRITER_METRICS_ADDR": f"127.0.0.1:{free_port()}",
-        "NEURALAKE_WRITER_GROUP_ID": group,
-    }
-    return subprocess.Popen(
-        [str(binary.find()), "ingest", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_ingest(s, topic, table, *args, env={"NEURALAKE_WRITER_GROUP_ID": group})
 
 
 def error_lines(stderr: str) -> list[str]:

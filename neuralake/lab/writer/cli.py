@@ -37,6 +37,16 @@ def up(
         int | None, typer.Option(help="Checkpoint every N commits.")
     ] = None,
     app_id: Annotated[str | None, typer.Option(help="App id of the txn actions.")] = None,
+    offset_reset: Annotated[
+        str | None,
+        typer.Option(help="Where a partition the table holds nothing of starts: earliest, latest."),
+    ] = None,
+    give_up_s: Annotated[
+        int | None, typer.Option(help="Seconds a permanent failure is retried before exit 1.")
+    ] = None,
+    decoders: Annotated[
+        int | None, typer.Option(help="Ingest's decoder threads (default: one per core).")
+    ] = None,
     compact_interval_s: Annotated[int | None, typer.Option(help="Seconds between passes.")] = None,
     target_size: Annotated[int | None, typer.Option(help="Compacted file size, bytes.")] = None,
     min_files: Annotated[int | None, typer.Option(help="Small files that trigger it.")] = None,
@@ -52,6 +62,8 @@ def up(
     ] = None,
 ) -> None:
     """Start ingest, compact and vacuum for a table; return once each one is ready."""
+    if offset_reset not in (None, "earliest", "latest"):
+        raise typer.BadParameter("use earliest or latest", param_hint="--offset-reset")
     options = {k: v for k, v in locals().items() if k in control.OPTION_VARS}
     control.up(
         settings(),

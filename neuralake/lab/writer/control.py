@@ -3,8 +3,9 @@
 ``up`` starts them as pid-tracked processes (:mod:`neuralake.lab.stack.processes`), with the
 S3 and Kafka settings handed over as the ``NEURALAKE_*`` variables the binary reads, and
 returns only once each one serves its ``/metrics`` (ingest: once it reports
-``neuralake_writer_ready 1``, i.e. its table is open and its partitions assigned). A
-process that dies on the way fails fast with its own ``error:`` line and its log file.
+``neuralake_writer_ready 1``, i.e. its tables are open and it has joined its consumer group;
+the group hands it partitions right after). A process that dies on the way fails fast with
+its own ``error:`` line and its log file.
 
 Everything about one table lives in ``.state/writer/<table>/``: the pid files, the logs
 and ``writer.json`` (topic, URIs, metrics ports). The default table uses the ports
@@ -56,6 +57,9 @@ OPTION_VARS = {
     "flush_bytes": "NEURALAKE_WRITER_FLUSH_BYTES",
     "checkpoint_every": "NEURALAKE_WRITER_CHECKPOINT_EVERY",
     "app_id": "NEURALAKE_WRITER_APP_ID",
+    "offset_reset": "NEURALAKE_WRITER_OFFSET_RESET",
+    "give_up_s": "NEURALAKE_WRITER_GIVE_UP_S",
+    "decoders": "NEURALAKE_WRITER_DECODERS",
     "compact_interval_s": "NEURALAKE_COMPACT_INTERVAL_S",
     "target_size": "NEURALAKE_COMPACT_TARGET_SIZE",
     "min_files": "NEURALAKE_COMPACT_MIN_FILES",
@@ -162,7 +166,8 @@ def up(
             cwd=project_dir(),
         )
         _wait_healthy(s, table, name, config)
-        echo(f"writer {name:<8} healthy at {_metrics_url(config, name)} (log: {log})")
+        shown = os.path.relpath(log, project_dir())  # no absolute path in lesson outputs
+        echo(f"writer {name:<8} healthy at {_metrics_url(config, name)} (log: {shown})")
     return status(s, table)
 
 
