@@ -7,7 +7,7 @@ One module per job:
 - :mod:`neuralake.lab.bench.engines`  one small adapter per engine: register, run, close.
 - :mod:`neuralake.lab.bench.verify`   every engine's answer checked against the others.
 - :mod:`neuralake.lab.bench.run`      warm-up, repeated runs, median and spread, machine info.
-- :mod:`neuralake.lab.bench.plain_read` a plain pyarrow read of Q1's columns: the reference rate.
+- :mod:`neuralake.lab.bench.ceiling` each query's columns read by pyarrow alone: the ceiling.
 - :mod:`neuralake.lab.bench.report`   TPC-H results as JSON, a Markdown table, plots as PNG.
 - :mod:`neuralake.lab.bench.targets`  the writer's and ROAPI's benchmarks, each with its targets.
 - :mod:`neuralake.lab.bench.acceptance` their runs against the targets, as the report's section.

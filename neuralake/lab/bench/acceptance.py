@@ -183,13 +183,17 @@ def section(benchmarks: Sequence[Benchmark], folder: Path, linked_from: Path | N
     return "\n".join(summary + details)
 
 
-def update_section(readme: Path, section: str) -> None:
-    """Replace the text between :data:`MARK_START` and :data:`MARK_END` in ``readme``."""
+def update_section(
+    readme: Path, section: str, marks: tuple[str, str] = (MARK_START, MARK_END)
+) -> None:
+    """Replace the text between the two ``marks`` (by default :data:`MARK_START` and
+    :data:`MARK_END`) in ``readme``."""
+    mark_start, mark_end = marks
     text = readme.read_text() if readme.exists() else ""
-    start, end = text.find(MARK_START), text.find(MARK_END)
+    start, end = text.find(mark_start), text.find(mark_end)
     if start < 0 or end < start:
         raise ConfigError(
-            f"{readme} has no generated section: add the lines {MARK_START} and {MARK_END}"
+            f"{readme} has no generated section: add the lines {mark_start} and {mark_end}"
         )
-    head, tail = text[: start + len(MARK_START)], text[end:]
+    head, tail = text[: start + len(mark_start)], text[end:]
     readme.write_text(f"{head}\n\n{section}\n\n{tail}")

@@ -1,10 +1,12 @@
 """``neuralake bench``: run a suite, write results and plots; ``bench compare`` two runs;
-``bench report`` puts the writer's and ROAPI's figures into the TPC-H report.
+``bench project`` fits two scales and projects a third; ``bench report`` puts the
+writer's and ROAPI's figures into the TPC-H report.
 
 Examples::
 
     neuralake bench --suite tpch --scale 0.01 --engines polars,duckdb --runs 3 --out build/bench
     neuralake bench compare docs/benchmarks/tpch-sf1/results.json build/bench/results.json
+    neuralake bench project build/sf0_1/results.json docs/benchmarks/tpch-sf1/results.json
     neuralake bench report --out docs/benchmarks
 """
 
@@ -38,7 +40,10 @@ def bench(
     ] = 0.01,
     engines: Annotated[
         str,
-        typer.Option(help="Comma-separated: polars,datafusion,duckdb,spark (or roapi)."),
+        typer.Option(
+            help="Comma-separated: polars,datafusion,duckdb,spark (or duckdb_arrow, "
+            "spark_cluster, roapi)."
+        ),
     ] = "polars,datafusion,duckdb,spark",
     runs: Annotated[
         int, typer.Option(min=0, help="Timed runs after one warm-up (0: check answers only).")
@@ -49,8 +54,9 @@ def bench(
     out: Annotated[Path, typer.Option(help="Folder for results.json and the plots.")] = Path(
         "build/bench"
     ),
-    plain_read: Annotated[
-        bool, typer.Option(help="Also time a plain pyarrow read of Q1's columns (tpch only).")
+    ceiling: Annotated[
+        bool,
+        typer.Option(help="Also time the ceiling: each query's columns read by pyarrow alone."),
     ] = True,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -63,7 +69,7 @@ def bench(
         raise ConfigError(f"unknown suite {suite!r}: choose tpch or neural")
     numbers = _query_numbers(queries)
     path = run_and_report(
-        suite, scale, engines, runs, out, numbers, plain_read, progress, echo=typer.echo
+        suite, scale, engines, runs, out, numbers, ceiling, progress, echo=typer.echo
     )
     document = compare_mod.load(path)
     typer.echo(report.markdown_table(document))
@@ -130,3 +136,23 @@ def report_command(
     acceptance.update_section(target, section)
     typer.echo(section.split("\n\n", 1)[0])  # the summary table
     typer.echo(f"updated: {target}")
+
+
+@app.command("project")
+def project_command(
+    small: Annotated[Path, typer.Argument(help="results.json of the smaller scale.")],
+    large: Annotated[Path, typer.Argument(help="results.json of the larger scale.")],
+    scale: Annotated[float, typer.Option(help="The scale factor to project to.")] = 10,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the projection here as JSON (default: print).")
+    ] = None,
+) -> None:
+    """Project a larger scale from two measured ones: fixed + per-row cost, per query."""
+    import json
+
+    from neuralake.lab.bench import projection
+
+    result = projection.project(compare_mod.load(small), compare_mod.load(large), scale)
+    if out:
+        out.write_text(json.dumps(result, indent=1) + "\n")
+    typer.echo(projection.markdown(result))

@@ -88,8 +88,10 @@ def run_suite(
     answers: dict[str, dict[str, pl.DataFrame]] = {q.name: {} for q in queries}
     rows: list[dict] = []
     setup: dict[str, float] = {}
+    load_by_engine: dict[str, list[float]] = {}  # 1-minute load when each engine began and ended
     bar = tqdm(total=len(engines) * len(queries), disable=not progress, unit="query")
     for name in engines:
+        load_by_engine[name] = [round(os.getloadavg()[0], 2)]
         started = time.perf_counter()
         engine = ENGINES[name](settings, **(engine_options or {}).get(name, {}))
         engine.register(tables)
@@ -117,10 +119,12 @@ def run_suite(
                 bar.update()
         finally:
             engine.close()
+            load_by_engine[name].append(round(os.getloadavg()[0], 2))
     bar.close()
     machine = machine_info()
     machine["load_average_before"] = load_before
     machine["load_average_after"] = machine.pop("load_average")
+    machine["load_average_by_engine"] = load_by_engine
     return {
         "suite": suite,
         "scale": scale,
