@@ -93,6 +93,9 @@ pub struct Summary {
     pub batches: u64,
     pub seconds: f64,
     pub version: i64,
+    /// Seconds the reader spent waiting for the committer with a full batch in hand (a
+    /// pipeline bound by uploads and commits shows here; one bound by consuming does not).
+    pub waited_for_commits_s: f64,
 }
 
 /// Run `ingest` until a signal, or until the end of the topic with `--stop-at-end`.
@@ -386,9 +389,13 @@ async fn pipeline(reader: &mut Reader, committer: Committer) -> Result<Summary> 
             }
             (Some(pending).filter(|p| p.messages > 0), signalled)
         };
+        let waiting = Instant::now();
         let Some((mut committer, outcome)) = slot.free_within(grace(signalled)).await? else {
             return Ok(abandoned(started));
         };
+        if filled.is_some() {
+            committer.summary.waited_for_commits_s += waiting.elapsed().as_secs_f64();
+        }
         // A rebalance seen while filling: the committer learns the new partitions' txn
         // versions before any batch of theirs reaches it.
         let changes = reader.take_changes();

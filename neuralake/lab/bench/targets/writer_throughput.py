@@ -44,6 +44,10 @@ def checks(run: dict) -> list[Check]:
             figures.append(Check(f"peak memory, {side.capitalize()} (VmHWM)", f"{rss:,.0f} MiB"))
     if "decoders" in run:
         figures.append(Check("decoder threads (Rust)", str(run["decoders"])))
+    waited = run["rust"].get("waited_for_commits_s")
+    if waited is not None:  # a pipeline bound by uploads and commits shows here
+        seconds = run["rust"]["seconds"]
+        figures.append(Check("Rust reader waiting for commits", f"{waited:.2f} of {seconds:.2f} s"))
     return figures
 
 
