@@ -522,6 +522,8 @@ print(f"version 1's txn action: appId {txn['appId']}, version {txn['version']}")
 # `--min-files` (default 4) files smaller than the target; files already at the target
 # are never rewritten. After its commit it writes a checkpoint of the new version, so
 # the next reader that opens the table reads one small checkpoint instead of the log.
+# The same pass then does the same to the dead-letter table, which gets a small file at
+# every flush that held a malformed message (its report is in brackets below).
 # Here we run **one pass** of the same binary with `control.run_once` (in a shell:
 # `neuralake writer run compact --once --table l03_bronze`; it runs `neuralake-writer
 # compact --once` and returns the JSON line it prints) and measure the one-partition read
@@ -566,8 +568,11 @@ def measure_read(stage: str) -> dict:
 
 
 def one_line(report: dict) -> str:
-    """A pass's JSON report as one line: field value, ..."""
-    return ", ".join(f"{field} {value:,}" for field, value in report.items())
+    """A pass's JSON report as one line: field value, ... (the dead-letter table's pass, which
+    the same command runs, in brackets)."""
+    fields = ", ".join(f"{k} {v:,}" for k, v in report.items() if k != "dead_letters")
+    dead = report.get("dead_letters")
+    return f"{fields} (dead letters: {one_line(dead)})" if dead else fields
 
 
 before = measure_read("small files")

@@ -515,15 +515,26 @@ def test_only_ingest_then_one_shot_compact_and_vacuum_then_forget(
     files = len(DeltaTable(uri, storage_options=s.storage_options).file_uris())
     assert files > 3, "expected several small commits at flush_ms=100"
 
+    dead_uri = dead_letter_uri(uri)
+    dead_files = len(DeltaTable(dead_uri, storage_options=s.storage_options).file_uris())
+    assert dead_files >= 2, "expected the malformed messages in several small commits"
+
     compacted = control.run_once(s, "compact", table=table, min_files=2)
     assert compacted["files_removed"] >= files - 3 and compacted["files_added"] >= 1
+    # The same pass compacts the dead-letter table: one file, every dead letter kept.
+    assert compacted["dead_letters"]["files_removed"] == dead_files
+    assert len(DeltaTable(dead_uri, storage_options=s.storage_options).file_uris()) == 1
     after = DeltaTable(uri, storage_options=s.storage_options)
     assert len(after.file_uris()) < files
     rows = pl.read_delta(uri, storage_options=s.storage_options).height
     assert rows == sent.sent - sent.malformed, "compaction changed the rows"
+    dead = pl.read_delta(dead_uri, storage_options=s.storage_options)
+    assert dead.height == dead.select("kafka_partition", "kafka_offset").n_unique() == sent.malformed
     vacuumed = control.run_once(s, "vacuum", table=table, retention_hours=0)
     assert vacuumed["files_deleted"] == compacted["files_removed"]
-    assert set(vacuumed) == {"files_deleted", "log_files_deleted", "version"}
+    assert vacuumed["dead_letters"]["files_deleted"] == dead_files
+    assert set(vacuumed) == {"files_deleted", "log_files_deleted", "version", "dead_letters"}
+    assert data_files(dead_uri, s.storage_options).height == 1, "vacuum left one live file"
     with pytest.raises(neuralake.errors.ConfigError, match="choose one of compact, vacuum"):
         control.run_once(s, "ingest", table=table)
 

@@ -37,7 +37,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::commit::{self, PartitionValues};
-use crate::config::{CompactArgs, table_name};
+use crate::config::{CompactArgs, dead_letter_uri, table_name};
 use crate::metrics::CompactMetrics;
 use crate::schema;
 use crate::startup::{open_table, shutdown_signal};
@@ -170,30 +170,56 @@ pub struct PassReport {
     pub version: i64,
 }
 
-/// Run `compact`: a pass every `--interval-s`, or one pass with `--once`.
+/// What `compact --once` prints: the table's pass, and its dead-letter table's beside it.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Report {
+    #[serde(flatten)]
+    pub table: PassReport,
+    pub dead_letters: PassReport,
+}
+
+/// Run `compact`: a pass every `--interval-s`, or one pass with `--once`. Each pass compacts
+/// the table, then its dead-letter table (the same plan: malformed messages arrive one small
+/// file per flush too); the metrics count both.
 pub async fn run(args: CompactArgs) -> Result<()> {
     let uri = args.common.table_uri()?;
     if args.target_size == 0 {
         return crate::errors::startup("--target-size must be greater than 0");
     }
     let mut table = open_table(&uri, &args.common.s3, &schema::bronze(), table_name(&uri)).await?;
+    let dead_uri = dead_letter_uri(&uri, args.dead_letter_uri.as_deref());
+    let mut dead = open_table(
+        &dead_uri,
+        &args.common.s3,
+        &schema::dead_letters(),
+        table_name(&dead_uri),
+    )
+    .await?;
     let mut registry = Registry::default();
     let metrics = CompactMetrics::register(&mut registry);
     if args.once {
-        let report = pass(&mut table, &args, &metrics).await?;
+        let report = Report {
+            table: pass(&mut table, &args, &metrics).await?,
+            dead_letters: pass(&mut dead, &args, &metrics)
+                .await
+                .context("compacting the dead-letter table")?,
+        };
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }
     crate::metrics::serve(args.common.metrics_addr_or(METRICS_PORT), registry).await?;
-    info!(table = %uri, interval_s = args.interval_s, target_size = args.target_size, "compactor ready");
+    info!(table = %uri, dead_letters = %dead_uri, interval_s = args.interval_s, target_size = args.target_size, "compactor ready");
     let mut shutdown = shutdown_signal();
     loop {
-        match pass(&mut table, &args, &metrics).await {
-            Ok(report) => info!(?report, "compaction pass done"),
-            Err(e) => warn!(
-                error = format!("{e:#}"),
-                "compaction pass failed; next pass retries"
-            ),
+        for (name, table) in [("table", &mut table), ("dead letters", &mut dead)] {
+            match pass(table, &args, &metrics).await {
+                Ok(report) => info!(of = name, ?report, "compaction pass done"),
+                Err(e) => warn!(
+                    of = name,
+                    error = format!("{e:#}"),
+                    "compaction pass failed; next pass retries"
+                ),
+            }
         }
         tokio::select! {
             _ = shutdown.changed() => return Ok(()),

@@ -216,6 +216,9 @@ pub struct CompactArgs {
     /// Re-plans after commit conflicts before a pass gives up (the next pass starts afresh).
     #[arg(long, default_value_t = 10)]
     pub max_retries: u32,
+    /// Dead-letter table URI, maintained beside the table [default: <table_uri>_dead_letters]
+    #[arg(long, env = "NEURALAKE_WRITER_DEAD_LETTER_URI")]
+    pub dead_letter_uri: Option<String>,
     /// Run one pass, print one JSON line and exit.
     #[arg(long)]
     pub once: bool,
@@ -241,6 +244,9 @@ pub struct VacuumArgs {
     /// at least one hour, longer than any write of this binary takes to commit.
     #[arg(long, env = "NEURALAKE_VACUUM_MODE", value_enum, default_value_t = VacuumModeArg::Lite)]
     pub mode: VacuumModeArg,
+    /// Dead-letter table URI, maintained beside the table [default: <table_uri>_dead_letters]
+    #[arg(long, env = "NEURALAKE_WRITER_DEAD_LETTER_URI")]
+    pub dead_letter_uri: Option<String>,
     /// Run one pass, print one JSON line and exit.
     #[arg(long)]
     pub once: bool,
@@ -302,6 +308,15 @@ impl CommonArgs {
     pub fn metrics_addr_or(&self, default_port: u16) -> SocketAddr {
         self.metrics_addr
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port)))
+    }
+}
+
+/// The dead-letter table of `table_uri`: `flag` when given and not empty, else
+/// `<table_uri>_dead_letters` (ingest writes it; compact and vacuum maintain it too).
+pub fn dead_letter_uri(table_uri: &str, flag: Option<&str>) -> String {
+    match flag {
+        Some(uri) if !uri.is_empty() => uri.to_string(),
+        _ => format!("{table_uri}_dead_letters"),
     }
 }
 
@@ -403,6 +418,19 @@ mod tests {
         );
         let err = common(Some("/tmp/x")).table_uri().unwrap_err();
         assert!(err.0.contains("--table-uri"), "{}", err.0);
+    }
+
+    #[test]
+    fn dead_letter_uri_defaults_beside_the_table() {
+        assert_eq!(
+            dead_letter_uri("s3://b/w/t", None),
+            "s3://b/w/t_dead_letters"
+        );
+        assert_eq!(
+            dead_letter_uri("s3://b/w/t", Some("")),
+            "s3://b/w/t_dead_letters"
+        );
+        assert_eq!(dead_letter_uri("s3://b/w/t", Some("s3://b/x")), "s3://b/x");
     }
 
     #[test]

@@ -55,7 +55,7 @@ use tracing::{error, info, warn};
 
 use crate::batch::FlushPolicy;
 use crate::commit;
-use crate::config::{IngestArgs, table_name};
+use crate::config::{IngestArgs, dead_letter_uri, table_name};
 use crate::errors::startup;
 use crate::kafka;
 use crate::metrics::IngestMetrics;
@@ -121,11 +121,7 @@ pub async fn run(args: IngestArgs) -> Result<()> {
 async fn start(args: IngestArgs, metrics: IngestMetrics) -> Result<(Reader, Committer)> {
     let table_uri = args.common.table_uri()?;
     let name = table_name(&table_uri).to_string();
-    let dead_uri = args
-        .dead_letter_uri
-        .clone()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| format!("{table_uri}_dead_letters"));
+    let dead_uri = dead_letter_uri(&table_uri, args.dead_letter_uri.as_deref());
     let group_id = args
         .group_id
         .clone()

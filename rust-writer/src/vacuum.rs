@@ -33,7 +33,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::commit;
-use crate::config::{VacuumArgs, VacuumModeArg, table_name};
+use crate::config::{VacuumArgs, VacuumModeArg, dead_letter_uri, table_name};
 use crate::errors::startup;
 use crate::metrics::VacuumMetrics;
 use crate::schema;
@@ -50,6 +50,14 @@ pub struct PassReport {
     /// table's `logRetentionDuration` (30 days by default) and before the last checkpoint.
     pub log_files_deleted: u64,
     pub version: i64,
+}
+
+/// What `vacuum --once` prints: the table's pass, and its dead-letter table's beside it.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Report {
+    #[serde(flatten)]
+    pub table: PassReport,
+    pub dead_letters: PassReport,
 }
 
 /// The shortest retention FULL mode accepts, in hours. A file of this binary is never left
@@ -79,7 +87,8 @@ pub fn retention(hours: f64) -> Option<chrono::Duration> {
         .then(|| chrono::Duration::milliseconds((hours * 3_600_000.0).round() as i64))
 }
 
-/// Run `vacuum`: a pass every `--interval-s`, or one pass with `--once`.
+/// Run `vacuum`: a pass every `--interval-s`, or one pass with `--once`, on the table and
+/// then on its dead-letter table.
 pub async fn run(args: VacuumArgs) -> Result<()> {
     let Some(retention) = retention(args.retention_hours) else {
         return startup(format!(
@@ -96,23 +105,39 @@ pub async fn run(args: VacuumArgs) -> Result<()> {
     };
     let uri = args.common.table_uri()?;
     let mut table = open_table(&uri, &args.common.s3, &schema::bronze(), table_name(&uri)).await?;
+    let dead_uri = dead_letter_uri(&uri, args.dead_letter_uri.as_deref());
+    let mut dead = open_table(
+        &dead_uri,
+        &args.common.s3,
+        &schema::dead_letters(),
+        table_name(&dead_uri),
+    )
+    .await?;
     let mut registry = Registry::default();
     let metrics = VacuumMetrics::register(&mut registry);
     if args.once {
-        let report = pass(&mut table, retention, mode.clone(), &metrics).await?;
+        let report = Report {
+            table: pass(&mut table, retention, mode.clone(), &metrics).await?,
+            dead_letters: pass(&mut dead, retention, mode.clone(), &metrics)
+                .await
+                .context("vacuuming the dead-letter table")?,
+        };
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }
     crate::metrics::serve(args.common.metrics_addr_or(METRICS_PORT), registry).await?;
-    info!(table = %uri, retention_hours = args.retention_hours, mode = ?args.mode, interval_s = args.interval_s, "vacuum ready");
+    info!(table = %uri, dead_letters = %dead_uri, retention_hours = args.retention_hours, mode = ?args.mode, interval_s = args.interval_s, "vacuum ready");
     let mut shutdown = shutdown_signal();
     loop {
-        match pass(&mut table, retention, mode.clone(), &metrics).await {
-            Ok(report) => info!(?report, "vacuum pass done"),
-            Err(e) => warn!(
-                error = format!("{e:#}"),
-                "vacuum pass failed; next pass retries"
-            ),
+        for (name, table) in [("table", &mut table), ("dead letters", &mut dead)] {
+            match pass(table, retention, mode.clone(), &metrics).await {
+                Ok(report) => info!(of = name, ?report, "vacuum pass done"),
+                Err(e) => warn!(
+                    of = name,
+                    error = format!("{e:#}"),
+                    "vacuum pass failed; next pass retries"
+                ),
+            }
         }
         tokio::select! {
             _ = shutdown.changed() => return Ok(()),

@@ -184,7 +184,9 @@ def run_once(
 
     The same binary and settings as the background processes (``neuralake-writer compact
     --once``): ``{"files_removed": ..., "files_added": ..., "version": ...}`` for compact,
-    ``{"files_deleted": ..., "log_files_deleted": ..., "version": ...}`` for vacuum. Options
+    ``{"files_deleted": ..., "log_files_deleted": ..., "version": ...}`` for vacuum, each with
+    ``"dead_letters"``: the same report for the table's dead-letter table, which the pass
+    maintains too. Options
     left at None take the ones recorded by ``up`` for this table, else the binary's defaults.
     """
     if name not in ONE_SHOT:
