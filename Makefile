@@ -60,7 +60,7 @@ run: up  ## Execute every notebook headless into build/notebooks/
 labs: setup  ## The student bundle: labs without solutions, a README, a zip (build/classroom/)
 	$(NL) labs bundle
 
-bench: up  ## Regenerate the TPC-H SF1 report in docs/benchmarks/tpch-sf1 (about 10 minutes)
+bench: up  ## Regenerate the TPC-H SF1 report in docs/benchmarks/tpch-sf1 (about 11 minutes on a quiet machine)
 	$(RUN) python benchmarks/tpch.py
 	$(NL) bench report --out docs/benchmarks
 
