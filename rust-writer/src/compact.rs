@@ -37,10 +37,9 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::commit::{self, PartitionValues};
-use crate::config::{CompactArgs, dead_letter_uri, table_name};
+use crate::config::{CompactArgs, dead_letter_uri};
 use crate::metrics::CompactMetrics;
-use crate::schema;
-use crate::startup::{open_table, shutdown_signal};
+use crate::startup::{open_with_dead_letters, shutdown_signal};
 
 /// Default metrics port of `compact`.
 pub const METRICS_PORT: u16 = 9465;
@@ -186,15 +185,8 @@ pub async fn run(args: CompactArgs) -> Result<()> {
     if args.target_size == 0 {
         return crate::errors::startup("--target-size must be greater than 0");
     }
-    let mut table = open_table(&uri, &args.common.s3, &schema::bronze(), table_name(&uri)).await?;
     let dead_uri = dead_letter_uri(&uri, args.dead_letter_uri.as_deref());
-    let mut dead = open_table(
-        &dead_uri,
-        &args.common.s3,
-        &schema::dead_letters(),
-        table_name(&dead_uri),
-    )
-    .await?;
+    let (mut table, mut dead) = open_with_dead_letters(&uri, &dead_uri, &args.common.s3).await?;
     let mut registry = Registry::default();
     let metrics = CompactMetrics::register(&mut registry);
     if args.once {

@@ -60,8 +60,7 @@ use crate::errors::startup;
 use crate::kafka;
 use crate::metrics::IngestMetrics;
 use crate::offsets;
-use crate::schema;
-use crate::startup::{open_table, shutdown_signal};
+use crate::startup::{open_with_dead_letters, shutdown_signal};
 use checkpointer::Checkpointer;
 use committer::{Committer, Outcome, Tracked};
 use group::{Change, GroupContext, Lookup};
@@ -137,15 +136,7 @@ async fn start(args: IngestArgs, metrics: IngestMetrics) -> Result<(Reader, Comm
     let probe: BaseConsumer = kafka::create(&args.kafka, &group_id)?;
     let partitions = tokio::task::block_in_place(|| kafka::partitions(&probe, &bootstrap, &topic))?;
 
-    let bronze = open_table(&table_uri, &args.common.s3, &schema::bronze(), &name).await?;
-    let dead_name = format!("{name}_dead_letters");
-    let dead = open_table(
-        &dead_uri,
-        &args.common.s3,
-        &schema::dead_letters(),
-        &dead_name,
-    )
-    .await?;
+    let (bronze, dead) = open_with_dead_letters(&table_uri, &dead_uri, &args.common.s3).await?;
     refuse_another_group(&bronze, &probe, &group_id, &table_uri).await?;
     let bronze_schema = RecordBatchWriter::for_table(&bronze)?.arrow_schema();
     let dead_schema = RecordBatchWriter::for_table(&dead)?.arrow_schema();

@@ -45,6 +45,20 @@ pub async fn open_table(
     }
 }
 
+/// Open (or create) a table and its dead-letter table, as [`open_table`] does each; the
+/// dead-letter table is created under the name `<table name>_dead_letters`.
+pub async fn open_with_dead_letters(
+    uri: &str,
+    dead_uri: &str,
+    s3: &S3Args,
+) -> Result<(DeltaTable, DeltaTable)> {
+    let name = crate::config::table_name(uri);
+    let table = open_table(uri, s3, &schema::bronze(), name).await?;
+    let dead_name = format!("{name}_dead_letters");
+    let dead = open_table(dead_uri, s3, &schema::dead_letters(), &dead_name).await?;
+    Ok((table, dead))
+}
+
 /// Map the text of an S3 / Delta error to a message that names the fix.
 pub fn explain_open_error(uri: &str, endpoint: &str, error: &str) -> String {
     let error = error.replace('\n', " ");

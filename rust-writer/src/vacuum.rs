@@ -33,11 +33,10 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::commit;
-use crate::config::{VacuumArgs, VacuumModeArg, dead_letter_uri, table_name};
+use crate::config::{VacuumArgs, VacuumModeArg, dead_letter_uri};
 use crate::errors::startup;
 use crate::metrics::VacuumMetrics;
-use crate::schema;
-use crate::startup::{open_table, shutdown_signal};
+use crate::startup::{open_with_dead_letters, shutdown_signal};
 
 /// Default metrics port of `vacuum`.
 pub const METRICS_PORT: u16 = 9466;
@@ -104,15 +103,8 @@ pub async fn run(args: VacuumArgs) -> Result<()> {
         VacuumModeArg::Full => VacuumMode::Full,
     };
     let uri = args.common.table_uri()?;
-    let mut table = open_table(&uri, &args.common.s3, &schema::bronze(), table_name(&uri)).await?;
     let dead_uri = dead_letter_uri(&uri, args.dead_letter_uri.as_deref());
-    let mut dead = open_table(
-        &dead_uri,
-        &args.common.s3,
-        &schema::dead_letters(),
-        table_name(&dead_uri),
-    )
-    .await?;
+    let (mut table, mut dead) = open_with_dead_letters(&uri, &dead_uri, &args.common.s3).await?;
     let mut registry = Registry::default();
     let metrics = VacuumMetrics::register(&mut registry);
     if args.once {
